@@ -1,0 +1,130 @@
+"""`hyperalign`: serve the app and administer it. Every command reads the same settings as the app.
+
+Commands (each is documented in README; a test checks):
+  hyperalign serve [--host HOST] [--port PORT]
+  hyperalign users add NAME [--operator] [--password-stdin]
+  hyperalign users list
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from assistant.config import ConfigError, Settings, load_or_create_auth_secret, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHAINLIT_APP = PROJECT_ROOT / "assistant" / "ui" / "app.py"
+
+
+class CommandError(Exception):
+    """A command could not do what was asked; the message says why."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(load_settings(), args) or 0
+    except (ConfigError, CommandError) as exc:
+        print(f"hyperalign: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperalign", description="A chat assistant that gets to know you.")
+    commands = parser.add_subparsers(title="commands")
+
+    serve_cmd = commands.add_parser("serve", help="start the chat app")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve_cmd.set_defaults(run=serve)
+
+    users_cmd = commands.add_parser("users", help="manage accounts").add_subparsers(title="users commands")
+    add = users_cmd.add_parser("add", help="create an account (the way to add users when registration is closed)")
+    add.add_argument("name")
+    add.add_argument("--operator", action="store_true", help="give the account the operator role")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=users_add)
+    listing = users_cmd.add_parser("list", help="list accounts with their role and creation date")
+    listing.set_defaults(run=users_list)
+    return parser
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Replace this process with Chainlit serving our app, configured from our settings."""
+    if not (PROJECT_ROOT / ".chainlit" / "config.toml").exists():
+        raise CommandError(f"{PROJECT_ROOT} has no .chainlit/config.toml: run hyperalign from its source checkout")
+    env = dict(os.environ)
+    env.update(
+        CHAINLIT_AUTH_SECRET=load_or_create_auth_secret(settings),
+        # Chainlit reads its config, translations and public/ from here, whatever the cwd is.
+        CHAINLIT_APP_ROOT=str(PROJECT_ROOT),
+        CHAINLIT_HOST=args.host,
+        CHAINLIT_PORT=str(args.port),
+    )
+    mode = "offline mode (no OPENAI_API_KEY or OPENAI_BASE_URL set)" if settings.offline else settings.chat_model
+    database = "PostgreSQL" if settings.database_url and "postgresql" in settings.database_url else "SQLite"
+    print(f"hyperalign: http://{args.host}:{args.port}  model: {mode}  database: {database}", flush=True)
+    command = [sys.executable, "-m", "chainlit", "run", str(CHAINLIT_APP), "--headless",
+               "--host", args.host, "--port", str(args.port)]
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
+def _open_engine(settings: Settings):
+    from assistant.wiring import build_engine  # deferred: `--help` should not touch the database
+
+    return build_engine(settings)
+
+
+def users_add(settings: Settings, args: argparse.Namespace) -> int:
+    from memory import store
+    from memory.db import write
+    from memory.models import Role
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _ask_password()
+    engine = _open_engine(settings)
+    role = Role.OPERATOR if args.operator else Role.USER
+    try:
+        user = write(engine, lambda s: store.create_user(s, identifier=args.name, password=password, role=role))
+    except store.InvalidInput as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print(f"created {user.identifier} ({user.role})")
+    return 0
+
+
+def _ask_password() -> str:
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to ask for a password: pipe it in with --password-stdin")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise CommandError("the two passwords differ")
+    return first
+
+
+def users_list(settings: Settings, args: argparse.Namespace) -> int:
+    from memory import store
+    from memory.db import read
+
+    engine = _open_engine(settings)
+    try:
+        users = read(engine, store.list_users)
+    finally:
+        engine.dispose()
+    print(f"{'name':<32} {'role':<9} created")
+    for user in users:
+        print(f"{user.identifier:<32} {user.role!s:<9} {user.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

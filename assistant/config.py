@@ -1,0 +1,173 @@
+"""Settings: read once from the environment and `.env`, validated, then passed down.
+
+Nothing here runs at import time. `load_settings()` is called by the composition root
+(`assistant.wiring`) and by the CLI, so the app and every `hyperalign` command read the same
+values and therefore the same data directory and database.
+
+Our own settings carry the prefix `HYPERALIGN_`; the ecosystem's standard names
+(`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `DATABASE_URL`, `CHAINLIT_AUTH_SECRET`) keep their names.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+class Registration(StrEnum):
+    OPEN = "open"  # a new username with a password creates the account
+    CLOSED = "closed"  # accounts are created by an operator: `hyperalign users add`
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "hyperalign"
+
+
+class Settings(BaseSettings):
+    """Every setting of the app. README's configuration table lists each one (a test checks it)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HYPERALIGN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the SQLite database and the generated auth secret live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="SQLAlchemy URL; empty means a SQLite file in the data directory. "
+        "postgresql://user:pass@host/db selects PostgreSQL.",
+    )
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY"),
+        description="Key for OpenAI or a compatible server. Without it and without "
+        "OPENAI_BASE_URL the app runs in offline mode.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio).",
+    )
+    auth_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHAINLIT_AUTH_SECRET"),
+        description="Signs login tokens; generated once and kept in the data directory when unset.",
+    )
+    chat_model: str = Field(default="gpt-4o-mini", description="Model that writes replies.")
+    safety_model: str = Field(default="gpt-4o-mini", description="Model that deliberates over the safety spec.")
+    hypotheses_model: str = Field(default="gpt-4o-mini", description="Model that infers hypotheses about users.")
+    request_timeout: float = Field(default=60.0, gt=0, description="Seconds before a model request is abandoned.")
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed model request (429, 5xx, timeouts).")
+    registration: Registration = Field(
+        default=Registration.OPEN,
+        description="open: signing in with a new username creates the account (the first becomes "
+        "operator); closed: only `hyperalign users add` creates accounts.",
+    )
+    max_message_chars: int = Field(
+        default=20_000, ge=100, description="Longest message sent to the model; longer ones are kept but not sent."
+    )
+    history_messages: int = Field(
+        default=20, ge=0, le=200, description="How many recent messages of the thread each reply sees."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return normalise_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @property
+    def offline(self) -> bool:
+        """No model configured: replies come from the built-in offline model."""
+        return not (self.openai_api_key or self.openai_base_url)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hyperalign.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the usual spellings to the drivers we ship (psycopg 3), and refuse anything else."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if url.startswith(("postgresql+psycopg://", "sqlite://")):
+        return url
+    raise ValueError("must start with sqlite:// or postgresql:// (other databases are not supported)")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings once; raise ConfigError naming each faulty variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = ["Invalid configuration:"]
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        lines.append(f"  {env_name(field)}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"HYPERALIGN_{field.upper()}"
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the app reads, in declaration order."""
+    return [env_name(name) for name in Settings.model_fields]
+
+
+def load_or_create_auth_secret(settings: Settings) -> str:
+    """The JWT secret: the configured one, else one generated once and kept in the data dir.
+
+    Keeping it means sign-ins survive restarts; a new secret would sign everybody out.
+    """
+    if settings.auth_secret:
+        return settings.auth_secret
+    path = settings.data_dir / "auth_secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

@@ -1,0 +1,184 @@
+"""The one LLM gateway: the only importer of `openai`, and the built-in offline model.
+
+Every call names its purpose (chat, safety, hypotheses): the purpose picks the model from the
+settings and travels as the `X-Assistant-Purpose` header, so logs and test servers can tell
+calls apart without reading prompts. Provider errors leave this module only as `LLMError`
+subclasses whose `user_message` is safe to show in the chat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from enum import StrEnum
+from typing import Protocol
+
+import httpx2
+import openai
+
+logger = logging.getLogger(__name__)
+
+Messages = Sequence[dict[str, str]]
+
+
+class Purpose(StrEnum):
+    CHAT = "chat"
+    SAFETY = "safety"
+    HYPOTHESES = "hypotheses"
+
+
+class LLMError(Exception):
+    """A model call failed. `user_message` says what happened in words fit for the chat."""
+
+    user_message = "The language model failed to answer."
+
+    def __init__(self, detail: str = "", *, partial: str = "") -> None:
+        super().__init__(detail or self.user_message)
+        self.partial = partial  # text already streamed when the failure happened
+
+
+class ModelUnavailable(LLMError):
+    user_message = "The language model could not be reached or failed on its side. Please try again in a moment."
+
+
+class ModelTimeout(LLMError):
+    user_message = "The language model took too long to answer and the request was abandoned."
+
+
+class ModelRateLimited(LLMError):
+    user_message = "The language model is rate-limiting requests right now. Please wait a little and try again."
+
+
+class ModelMisconfigured(LLMError):
+    user_message = (
+        "The language model rejected the app's credentials or model name. An administrator needs to check "
+        "OPENAI_API_KEY, OPENAI_BASE_URL and the model settings."
+    )
+
+
+class ModelRefused(LLMError):
+    user_message = "The model provider's content filter stopped this reply."
+
+
+class ModelBadResponse(LLMError):
+    user_message = "The language model returned something that is not a usable reply."
+
+
+class StreamBroken(LLMError):
+    user_message = "The connection to the language model broke while the reply was being written."
+
+
+class Gateway(Protocol):
+    label: str  # shown with every reply: which model wrote it
+    offline: bool
+
+    def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]: ...
+
+    async def close(self) -> None: ...
+
+
+class OpenAIGateway:
+    """Any OpenAI-compatible server through the official async client."""
+
+    offline = False
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        models: dict[Purpose, str],
+        timeout: float,
+        max_retries: int,
+    ) -> None:
+        # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the client insists on one.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+        self._models = dict(models)
+        self.label = self._models[Purpose.CHAT]
+
+    async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives; raise an LLMError carrying any partial text."""
+        model = self._models[purpose]
+        started, received = time.perf_counter(), []
+        try:
+            response = await self._client.chat.completions.create(
+                model=model,
+                messages=list(messages),
+                stream=True,
+                extra_headers={"X-Assistant-Purpose": str(purpose)},
+            )
+            async for chunk in response:
+                if not chunk.choices:
+                    continue  # e.g. the usage chunk
+                choice = chunk.choices[0]
+                if choice.finish_reason == "content_filter":
+                    raise ModelRefused("finish_reason=content_filter", partial="".join(received))
+                if choice.delta and choice.delta.content:
+                    received.append(choice.delta.content)
+                    yield choice.delta.content
+        except LLMError:
+            raise
+        except Exception as exc:  # mapped, never swallowed: the caller gets a typed error
+            raise _map_error(exc, partial="".join(received)) from exc
+        finally:
+            logger.info(
+                "llm purpose=%s model=%s chunks=%d chars=%d ms=%.0f",
+                purpose, model, len(received), sum(map(len, received)), (time.perf_counter() - started) * 1000,
+            )
+        if not received:
+            raise ModelBadResponse("the stream ended without any text")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _map_error(exc: Exception, *, partial: str) -> LLMError:
+    detail = f"{type(exc).__name__}: {getattr(exc, 'status_code', '') or ''}".strip()
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeout(detail, partial=partial)
+    if isinstance(exc, openai.RateLimitError):
+        return ModelRateLimited(detail, partial=partial)
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
+        return ModelMisconfigured(detail, partial=partial)
+    if isinstance(exc, openai.APIConnectionError):
+        return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
+    if isinstance(exc, openai.InternalServerError):
+        return ModelUnavailable(detail, partial=partial)
+    if isinstance(exc, (openai.APIResponseValidationError, openai.BadRequestError, ValueError)):
+        return ModelBadResponse(detail, partial=partial)
+    if isinstance(exc, (httpx2.TransportError, openai.APIError)):
+        return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
+    return ModelBadResponse(detail, partial=partial)
+
+
+OFFLINE_LABEL = "offline model"
+
+OFFLINE_REPLY = """\
+**Offline mode: no language model is connected**, so I can't write a real reply, and I won't pretend to.
+
+What already works: your message is saved, this conversation is in the sidebar and can be resumed \
+tomorrow, and everything you write here stays in your own account.
+
+To connect a model, stop the app and start it again with one of:
+- OpenAI: `OPENAI_API_KEY=sk-...`
+- any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio): \
+`OPENAI_BASE_URL=http://localhost:11434/v1` and `HYPERALIGN_CHAT_MODEL=<model name>`
+
+_(This reply comes from the built-in offline model, not from a language model.)_"""
+
+
+class OfflineModel:
+    """The gateway used when no model is configured: honest, fixed text, streamed like a model's."""
+
+    offline = True
+    label = OFFLINE_LABEL
+
+    async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
+        for line in OFFLINE_REPLY.splitlines(keepends=True):
+            yield line
+
+    async def close(self) -> None:
+        return None

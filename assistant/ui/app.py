@@ -1,0 +1,102 @@
+"""The Chainlit app. Handlers stay thin: read the signed-in user, call one application function.
+
+Run it with `hyperalign serve` (which sets the auth secret and Chainlit's app root), not with
+`chainlit run` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import chainlit as cl
+from chainlit.config import config as chainlit_config
+from chainlit.server import app as fastapi_app
+from chainlit.types import ThreadDict
+from chainlit.user import PersistedUser
+
+from assistant.accounts import SignInRefused, sign_in
+from assistant.llm import OFFLINE_LABEL
+from assistant.turn import TurnRequest
+from assistant.ui import runtime
+from assistant.ui.datalayer import OurDataLayer, persisted_user
+from assistant.ui.routes import install_routes
+from memory.store import NotOwner
+
+logger = logging.getLogger(__name__)
+
+
+@cl.on_app_startup
+async def startup() -> None:
+    app = runtime.app()
+    install_routes(fastapi_app, app.engine, _sign_in)
+    if app.gateway.offline:
+        # The header and tab title say it before the first reply does.
+        chainlit_config.ui.name = f"hyperalign ({OFFLINE_LABEL})"
+
+
+@cl.on_app_shutdown
+async def shutdown() -> None:
+    await runtime.close()
+
+
+@cl.data_layer
+def data_layer() -> OurDataLayer:
+    return OurDataLayer(runtime.app().engine)
+
+
+async def _sign_in(username: str, password: str) -> PersistedUser:
+    app = runtime.app()
+    user = await asyncio.to_thread(
+        sign_in, app.engine, registration=app.settings.registration, username=username, password=password
+    )
+    return persisted_user(user)
+
+
+@cl.password_auth_callback
+async def password_auth(username: str, password: str) -> cl.User | None:
+    # Our POST /login (assistant/ui/routes.py) answers first and says why a sign-in failed;
+    # registering this callback is what switches on Chainlit's password login.
+    try:
+        return await _sign_in(username, password)
+    except SignInRefused:
+        return None
+
+
+@cl.on_chat_start
+async def on_chat_start() -> None:
+    return None  # everything a turn needs is read from the database, keyed by the session's ids
+
+
+@cl.on_chat_resume
+async def on_chat_resume(thread: ThreadDict) -> None:
+    # Chainlit has checked that the thread is this user's and restores its messages itself.
+    logger.info("thread %s resumed with %d steps", thread["id"], len(thread.get("steps") or []))
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    user = cl.user_session.get("user")
+    if not isinstance(user, PersistedUser):
+        await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
+        return
+    app = runtime.app()
+    author = "hyperalign" + (f" ({OFFLINE_LABEL})" if app.gateway.offline else "")
+    reply = cl.Message(content="", author=author)
+    request = TurnRequest(
+        user_id=int(user.id), thread_id=cl.context.session.thread_id,
+        message_id=message.id, reply_id=reply.id, text=message.content,
+    )
+    try:
+        result = await app.turns.run(request, reply.stream_token)
+    except NotOwner:
+        await cl.ErrorMessage(content="This conversation belongs to another account.").send()
+        return
+    except Exception:
+        logger.exception("turn failed in thread %s", request.thread_id)
+        await cl.ErrorMessage(content="Something went wrong on the server while answering. Please try again.").send()
+        return
+    if result.reply:
+        await reply.send()
+    if result.notice:
+        await cl.ErrorMessage(content=result.notice, author="hyperalign").send()

@@ -1,0 +1,349 @@
+"""Chainlit's `BaseDataLayer` over our own tables: one source of truth for message text.
+
+User and assistant messages become `message` rows (the same rows the chat turn writes; both
+writers upsert by Chainlit's step id). Every other step (Chainlit's "run" wrappers, error
+notices, tool panels) is a display-only `step` row. Errors are logged and raised, never swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from chainlit.context import context
+from chainlit.data.base import BaseDataLayer
+from chainlit.session import WebsocketSession
+from chainlit.types import Feedback as FeedbackDict
+from chainlit.types import PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
+from chainlit.user import PersistedUser, User as ChainlitUser
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from memory import store
+from memory.db import read, write
+from memory.models import Author, Element, Message, Step, Thread, User
+from memory.text import clean_text
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
+
+
+def _logged(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def wrapper(self: OurDataLayer, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except Exception:
+            logger.exception("data layer %s failed", method.__name__)
+            raise
+
+    return wrapper
+
+
+def iso(moment: datetime) -> str:
+    """Chainlit's timestamp format; SQLite hands datetimes back without their zone, so add UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def persisted_user(user: User) -> PersistedUser:
+    return PersistedUser(
+        id=str(user.id),
+        identifier=user.identifier,
+        display_name=user.display_name or user.identifier,
+        metadata={"role": str(user.role)},
+        createdAt=iso(user.created_at),
+    )
+
+
+def _session_user_id() -> int | None:
+    """The signed-in user of the current websocket session, if any."""
+    try:
+        session = context.session
+    except Exception:  # no Chainlit context: called from an HTTP route or a test
+        return None
+    user = getattr(session, "user", None) if isinstance(session, WebsocketSession) else None
+    return int(user.id) if isinstance(user, PersistedUser) else None
+
+
+class OurDataLayer(BaseDataLayer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def _write(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(write, self._engine, work)
+
+    async def _read(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(read, self._engine, work)
+
+    # --- users ------------------------------------------------------------------------------
+
+    @_logged
+    async def get_user(self, identifier: str) -> PersistedUser | None:
+        user = await self._read(lambda s: store.get_user(s, identifier=identifier))
+        return persisted_user(user) if user else None
+
+    @_logged
+    async def create_user(self, user: ChainlitUser) -> PersistedUser | None:
+        # Accounts are created by the password callback (or `hyperalign users add`), never here:
+        # a user Chainlit does not find has no password and must not be invented.
+        return await self.get_user(user.identifier)
+
+    # --- threads ----------------------------------------------------------------------------
+
+    @_logged
+    async def get_thread_author(self, thread_id: str) -> str:
+        def author(session: Session) -> str:
+            thread = store.get_thread(session, thread_id=thread_id)
+            owner = store.get_user_by_id(session, user_id=thread.user_id) if thread else None
+            return owner.identifier if owner else ""
+
+        return await self._read(author)
+
+    @_logged
+    async def list_threads(self, pagination: Pagination, filters: ThreadFilter) -> PaginatedResponse[ThreadDict]:
+        if not filters.userId:
+            raise PermissionError("list_threads needs the signed-in user's id")
+        user_id = int(filters.userId)
+        first = max(1, min(pagination.first, 100))
+
+        def page(session: Session) -> tuple[list[ThreadDict], bool]:
+            owner = store.get_user_by_id(session, user_id=user_id)
+            threads, more = store.list_threads(
+                session, user_id=user_id, first=first, cursor=pagination.cursor,
+                search=filters.search, feedback=filters.feedback,
+            )
+            return [_thread_dict(t, owner, steps=[], elements=[]) for t in threads], more
+
+        rows, more = await self._read(page)
+        return PaginatedResponse(
+            pageInfo=PageInfo(
+                hasNextPage=more,
+                startCursor=rows[0]["id"] if rows else None,
+                endCursor=rows[-1]["id"] if rows else None,
+            ),
+            data=rows,
+        )
+
+    @_logged
+    async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        def load(session: Session) -> ThreadDict | None:
+            thread = store.get_thread(session, thread_id=thread_id)
+            if thread is None:
+                return None
+            owner = store.get_user_by_id(session, user_id=thread.user_id)
+            feedback = store.thread_feedback(session, thread_id=thread_id)
+            steps = [_message_step(m, feedback.get(m.id)) for m in store.thread_messages(session, thread_id=thread_id)]
+            steps += [_display_step(s) for s in store.thread_steps(session, thread_id=thread_id)]
+            steps.sort(key=lambda step: step["createdAt"] or "")
+            elements = [_element_dict(e) for e in store.thread_elements(session, thread_id=thread_id)]
+            return _thread_dict(thread, owner, steps=steps, elements=elements)
+
+        return await self._read(load)
+
+    @_logged
+    async def update_thread(
+        self,
+        thread_id: str,
+        name: str | None = None,
+        user_id: str | None = None,
+        metadata: dict | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        owner = int(user_id) if user_id else _session_user_id()
+        await self._write(lambda s: store.upsert_thread(
+            s, thread_id=thread_id, user_id=owner, name=name, metadata=metadata, tags=tags
+        ))
+
+    @_logged
+    async def delete_thread(self, thread_id: str) -> None:
+        def delete(session: Session) -> None:
+            thread = store.get_thread(session, thread_id=thread_id)
+            if thread is not None:
+                store.delete_thread(session, thread=thread)
+
+        await self._write(delete)
+        logger.info("thread %s deleted", thread_id)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    @_logged
+    async def create_step(self, step_dict: dict) -> None:
+        await self._save_step(step_dict)
+
+    @_logged
+    async def update_step(self, step_dict: dict) -> None:
+        await self._save_step(step_dict)
+
+    async def _save_step(self, step_dict: dict) -> None:
+        thread_id, user_id = step_dict.get("threadId"), _session_user_id()
+        if not thread_id or user_id is None:
+            raise PermissionError("steps are only saved for a signed-in user's thread")
+        author = _MESSAGE_TYPES.get(step_dict.get("type", ""))
+
+        def save(session: Session) -> None:
+            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
+            if author is not None and not step_dict.get("isError"):
+                store.save_message(
+                    session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,
+                    content=step_dict.get("output") or "", name=(step_dict.get("name") or "")[:64] or None,
+                    parent_step_id=step_dict.get("parentId"), created_at=_parse_time(step_dict.get("createdAt")),
+                )
+            else:
+                store.save_step(session, step=_step_row(step_dict, thread_id))
+
+        await self._write(save)
+
+    @_logged
+    async def delete_step(self, step_id: str) -> None:
+        user_id = _session_user_id()
+
+        def delete(session: Session) -> None:
+            message = store.get_message(session, step_id=step_id)
+            if message is not None and message.user_id == user_id:
+                store.delete_message(session, message=message)
+                return
+            step = session.get(Step, step_id)
+            if step is not None and store.owned_thread(session, thread_id=step.thread_id, user_id=user_id or -1):
+                session.delete(step)
+
+        await self._write(delete)
+
+    @_logged
+    async def get_favorite_steps(self, user_id: str) -> list[dict]:
+        return []  # the favourites feature is switched off in .chainlit/config.toml
+
+    # --- feedback ---------------------------------------------------------------------------
+
+    @_logged
+    async def upsert_feedback(self, feedback: FeedbackDict) -> str:
+        """Thumbs up/down. Ownership is checked by our /feedback route before this is called."""
+        feedback_id = feedback.id or str(uuid.uuid4())
+
+        def save(session: Session) -> str:
+            message = store.get_message(session, step_id=feedback.forId)
+            if message is None:
+                raise LookupError("feedback for an unknown message")
+            return store.save_feedback(
+                session, feedback_id=feedback_id, message=message, value=int(feedback.value), comment=feedback.comment
+            ).id
+
+        return await self._write(save)
+
+    @_logged
+    async def delete_feedback(self, feedback_id: str) -> bool:
+        return await self._write(lambda s: store.delete_feedback(s, feedback_id=feedback_id))
+
+    # --- elements ---------------------------------------------------------------------------
+
+    @_logged
+    async def create_element(self, element: Any) -> None:
+        element_dict = element.to_dict()
+        thread_id = element_dict.get("threadId")
+        user_id = _session_user_id()
+        if not thread_id or user_id is None:
+            raise PermissionError("elements are only saved for a signed-in user's thread")
+
+        def save(session: Session) -> None:
+            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
+            store.save_element(session, element=Element(
+                id=element_dict["id"], thread_id=thread_id, for_step_id=element_dict.get("forId"),
+                type=element_dict.get("type") or "custom", name=element_dict.get("name") or "",
+                display=element_dict.get("display") or "inline", mime=element_dict.get("mime"),
+                url=element_dict.get("url"), props_json=json.dumps(element_dict.get("props") or {}),
+            ))
+
+        await self._write(save)
+
+    @_logged
+    async def get_element(self, thread_id: str, element_id: str) -> dict | None:
+        def load(session: Session) -> dict | None:
+            row = session.get(Element, element_id)
+            return _element_dict(row) if row and row.thread_id == thread_id else None
+
+        return await self._read(load)
+
+    @_logged
+    async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
+        await self._write(lambda s: store.delete_element(s, element_id=element_id))
+
+    async def build_debug_url(self) -> str:
+        return ""
+
+    async def close(self) -> None:
+        return None  # the engine belongs to the composition root, which closes it
+
+
+# --- row <-> dict ---------------------------------------------------------------------------
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _thread_dict(thread: Thread, owner: User | None, *, steps: list, elements: list) -> ThreadDict:
+    return ThreadDict(
+        id=thread.id,
+        createdAt=iso(thread.created_at),
+        name=thread.name,
+        userId=str(thread.user_id),
+        userIdentifier=owner.identifier if owner else None,
+        tags=json.loads(thread.tags_json),
+        metadata=json.loads(thread.metadata_json),
+        steps=steps,
+        elements=elements,
+    )
+
+
+def _message_step(message: Message, feedback: Any) -> dict:
+    kind = "user_message" if message.author == Author.USER else "assistant_message"
+    when = iso(message.created_at)
+    step = {
+        "id": message.step_id, "threadId": message.thread_id, "parentId": message.parent_step_id,
+        "type": kind, "name": message.name or ("User" if kind == "user_message" else "Assistant"),
+        "output": message.content, "input": "", "createdAt": when, "start": when, "end": when,
+        "streaming": False, "isError": False,
+        "metadata": {"status": str(message.status), "model": message.model},
+    }
+    if feedback is not None:
+        step["feedback"] = {"id": feedback.id, "forId": message.step_id, "value": feedback.value,
+                            "comment": feedback.comment}
+    return step
+
+
+def _step_row(step_dict: dict, thread_id: str) -> Step:
+    extra = {k: v for k, v in step_dict.items() if k not in {"input", "output", "id", "threadId"}}
+    return Step(
+        id=step_dict["id"], thread_id=thread_id, type=(step_dict.get("type") or "undefined")[:32],
+        name=clean_text(step_dict.get("name") or "")[:255], parent_step_id=step_dict.get("parentId"),
+        input=clean_text(str(step_dict.get("input") or "")), output=clean_text(str(step_dict.get("output") or "")),
+        extra_json=json.dumps(extra, default=str),
+        created_at=_parse_time(step_dict.get("createdAt")) or datetime.now(UTC),
+    )
+
+
+def _display_step(step: Step) -> dict:
+    return {**json.loads(step.extra_json), "id": step.id, "threadId": step.thread_id, "input": step.input,
+            "output": step.output, "createdAt": iso(step.created_at)}
+
+
+def _element_dict(element: Element) -> dict:
+    return {
+        "id": element.id, "threadId": element.thread_id, "forId": element.for_step_id, "type": element.type,
+        "name": element.name, "display": element.display, "mime": element.mime, "url": element.url,
+        "props": json.loads(element.props_json), "chainlitKey": None, "objectKey": None,
+    }

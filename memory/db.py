@@ -1,0 +1,128 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and ordered, recorded migrations.
+
+Migrations are named functions applied in list order; each name is recorded in `_migrations`
+so a database is only ever moved forward. Append new migrations; never edit or reorder old ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from memory import models
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings each backend needs to be safe under concurrent use."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the app and a `hyperalign` command read while the other writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+def m001_initial(conn: Connection) -> None:
+    tables = [
+        models.User, models.Thread, models.Message, models.Step, models.Feedback, models.Element,
+    ]
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in tables])
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("m001_initial", m001_initial),
+]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        _lock_for_migration(conn)
+        models.AppliedMigration.__table__.create(conn, checkfirst=True)
+        done = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
+        applied = []
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(
+                models.AppliedMigration.__table__.insert().values(name=name, applied_at=models.utcnow())
+            )
+            applied.append(name)
+    if applied:
+        logger.info("applied %d migrations in %.0f ms", len(applied), (time.perf_counter() - started) * 1000)
+    return applied
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    # Two app processes sharing one PostgreSQL database must not both create tables. (SQLite is
+    # one machine's file: create_all is idempotent and the _migrations primary key stops a race.)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7242317)"))
+
+
+def applied_migrations(engine: Engine) -> list[str]:
+    if not inspect(engine).has_table("_migrations"):
+        return []
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT name FROM _migrations ORDER BY applied_at, name")).scalars())
+
+
+def open_session(engine: Engine) -> Session:
+    # expire_on_commit=False: rows stay readable after the caller commits (we hand them to the UI).
+    return Session(engine, expire_on_commit=False)
+
+
+def write(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction and commit it.
+
+    Chainlit's data layer and the chat turn may insert the same row (a thread, the user's message)
+    at the same moment; the loser of that race hits a unique key. Running the work once more then
+    takes the update path, so both writers succeed and the row is written once.
+    """
+    for attempt in (1, 2):
+        with open_session(engine) as session:
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except IntegrityError:
+                session.rollback()
+                if attempt == 2:
+                    raise
+    raise AssertionError("unreachable")
+
+
+def read(engine: Engine, work: Callable[[Session], T]) -> T:
+    with open_session(engine) as session:
+        return work(session)

@@ -1,0 +1,138 @@
+"""SQLModel tables. SQL is the source of truth for everything the app remembers.
+
+Chainlit's "steps" are split by what they are: the user's and the assistant's messages are rows of
+`message` (the one copy of message text, later also the evidence for recall and hypotheses); any
+other step (a "Recalled" or "Deliberation" panel) is a display-only row of `step`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(**kwargs: object) -> Column:
+    return Column(DateTime(timezone=True), nullable=False, **kwargs)
+
+
+class Role(StrEnum):
+    USER = "user"
+    OPERATOR = "operator"
+
+
+class Author(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageStatus(StrEnum):
+    COMPLETE = "complete"
+    # The reply was cut off (model failed mid-stream, timed out, or the user pressed stop).
+    # The partial text is kept, so the thread reads back exactly as the user saw it, and is
+    # marked so that later recall and inference can leave it out.
+    INCOMPLETE = "incomplete"
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    identifier: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    display_name: str | None = Field(default=None, max_length=64)
+    password_hash: str | None = Field(default=None, max_length=256)
+    role: Role = Field(default=Role.USER, sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Thread(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str | None = Field(default=None, max_length=255)
+    metadata_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    tags_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (Index("ix_message_thread_created", "thread_id", "created_at"),)
+
+    # Integer ids: later the FAISS indexes use them as vector ids.
+    id: int | None = Field(default=None, primary_key=True)
+    step_id: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    thread_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("thread.id", ondelete="CASCADE"), nullable=False)
+    )
+    # Denormalised owner: every memory query is scoped by it without a join.
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    author: Author = Field(sa_column=Column(String(16), nullable=False))
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: MessageStatus = Field(
+        default=MessageStatus.COMPLETE, sa_column=Column(String(16), nullable=False)
+    )
+    status_reason: str | None = Field(default=None, max_length=255)
+    model: str | None = Field(default=None, max_length=128)  # who wrote a reply
+    name: str | None = Field(default=None, max_length=64)  # the author name the UI shows
+    parent_step_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Step(SQLModel, table=True):
+    """A display-only step (tool, retrieval, ...) shown in the thread; never evidence."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    thread_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("thread.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    type: str = Field(max_length=32)
+    name: str = Field(default="", max_length=255)
+    parent_step_id: str | None = Field(default=None, max_length=64)
+    input: str = Field(default="", sa_column=Column(Text, nullable=False))
+    output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Feedback(SQLModel, table=True):
+    """A thumbs up (1) or down (0) on one message, with an optional comment."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("message.id", ondelete="CASCADE"), nullable=False, unique=True)
+    )
+    value: int = Field(ge=0, le=1)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Element(SQLModel, table=True):
+    """A Chainlit element attached to a thread; custom elements keep their props as JSON."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    thread_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("thread.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    for_step_id: str | None = Field(default=None, max_length=64)
+    type: str = Field(max_length=32)
+    name: str = Field(default="", max_length=255)
+    display: str = Field(default="inline", max_length=16)
+    mime: str | None = Field(default=None, max_length=128)
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    props_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class AppliedMigration(SQLModel, table=True):
+    __tablename__ = "_migrations"
+
+    name: str = Field(primary_key=True, max_length=128)
+    applied_at: datetime = Field(default_factory=utcnow, sa_column=_when())

@@ -1,0 +1,325 @@
+"""Users, threads and messages. Every function takes the session keyword-only; the caller commits.
+
+Ownership is enforced here, not only in the UI: a thread belongs to exactly one user, and any
+write that names a thread owned by someone else raises `NotOwner`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, delete, select
+
+from memory.models import (
+    Author, Element, Feedback, Message, MessageStatus, Role, Step, Thread, User, utcnow,
+)
+from memory.passwords import hash_password, verify_password
+from memory.text import clean_text
+
+
+class StoreError(Exception):
+    """Base class for refusals of the store; the message is safe to show the user."""
+
+
+class InvalidInput(StoreError):
+    pass
+
+
+class NotOwner(StoreError):
+    """The object exists but belongs to another user. Callers answer as if it did not exist."""
+
+
+USERNAME_RULE = "3 to 32 characters: letters, digits, '.', '_', '-' or '@', starting with a letter or digit"
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,31}")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+# --- users ------------------------------------------------------------------------------------
+
+def check_username(username: str) -> str:
+    """The username as stored, or InvalidInput saying what a valid one looks like."""
+    name = username.strip()
+    if not _USERNAME.fullmatch(name):
+        raise InvalidInput(f"A username is {USERNAME_RULE}.")
+    return name
+
+
+def check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"A password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
+
+
+def create_user(session: Session, *, identifier: str, password: str, role: Role | None = None) -> User:
+    """A new account. Without an explicit role the first account becomes the operator."""
+    name = check_username(identifier)
+    check_password(password)
+    if get_user(session, identifier=name):
+        raise InvalidInput(f"The username {name!r} is taken.")
+    if role is None:
+        role = Role.OPERATOR if count_users(session) == 0 else Role.USER
+    user = User(identifier=name, password_hash=hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, *, identifier: str) -> User | None:
+    return session.exec(select(User).where(User.identifier == identifier)).first()
+
+
+def get_user_by_id(session: Session, *, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def authenticate(session: Session, *, identifier: str, password: str) -> User | None:
+    user = get_user(session, identifier=identifier.strip())
+    ok = verify_password(password, user.password_hash if user else None)
+    return user if ok and user else None
+
+
+def count_users(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(User)).one()
+
+
+def list_users(session: Session) -> Sequence[User]:
+    return session.exec(select(User).order_by(User.id)).all()
+
+
+def set_role(session: Session, *, user: User, role: Role) -> None:
+    user.role = role
+    session.add(user)
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+def upsert_thread(
+    session: Session,
+    *,
+    thread_id: str,
+    user_id: int | None,
+    name: str | None = None,
+    metadata: dict | None = None,
+    tags: list[str] | None = None,
+) -> Thread | None:
+    """Create the thread for `user_id`, or update the fields given. None if unknown and ownerless."""
+    thread = session.get(Thread, thread_id)
+    if thread is None:
+        if user_id is None:
+            return None
+        thread = Thread(id=thread_id, user_id=user_id)
+    elif user_id is not None and thread.user_id != user_id:
+        raise NotOwner("thread belongs to another user")
+    if name is not None:
+        thread.name = clean_text(name).strip()[:255] or None
+    if metadata is not None:
+        thread.metadata_json = json.dumps(metadata, default=str)
+    if tags is not None:
+        thread.tags_json = json.dumps(list(tags))
+    thread.updated_at = utcnow()
+    session.add(thread)
+    session.flush()
+    return thread
+
+
+def get_thread(session: Session, *, thread_id: str) -> Thread | None:
+    return session.get(Thread, thread_id)
+
+
+def owned_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
+    thread = session.get(Thread, thread_id)
+    return thread if thread and thread.user_id == user_id else None
+
+
+def list_threads(
+    session: Session,
+    *,
+    user_id: int,
+    first: int,
+    cursor: str | None = None,
+    search: str | None = None,
+    feedback: int | None = None,
+) -> tuple[list[Thread], bool]:
+    """One page of the user's threads, newest activity first, and whether more follow.
+
+    The cursor is the id of the last thread of the previous page.
+    """
+    query = select(Thread).where(Thread.user_id == user_id)
+    if search and search.strip():
+        pattern = f"%{_escape_like(search.strip())}%"
+        in_messages = select(Message.thread_id).where(
+            Message.user_id == user_id, col(Message.content).ilike(pattern, escape="\\")
+        )
+        query = query.where(or_(col(Thread.name).ilike(pattern, escape="\\"), col(Thread.id).in_(in_messages)))
+    if feedback is not None:
+        rated = (
+            select(Message.thread_id)
+            .join(Feedback, col(Feedback.message_id) == Message.id)
+            .where(Message.user_id == user_id, Feedback.value == feedback)
+        )
+        query = query.where(col(Thread.id).in_(rated))
+    if cursor:
+        after = owned_thread(session, thread_id=cursor, user_id=user_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    Thread.updated_at < after.updated_at,
+                    (Thread.updated_at == after.updated_at) & (Thread.id < after.id),
+                )
+            )
+    query = query.order_by(col(Thread.updated_at).desc(), col(Thread.id).desc()).limit(first + 1)
+    rows = list(session.exec(query).all())
+    return rows[:first], len(rows) > first
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def delete_thread(session: Session, *, thread: Thread) -> None:
+    # Explicit deletes, children first: SQLite only cascades when foreign keys are on, and we do
+    # not want correctness to hang on a pragma.
+    message_ids = select(Message.id).where(Message.thread_id == thread.id)
+    session.exec(delete(Feedback).where(col(Feedback.message_id).in_(message_ids)))
+    for table in (Message, Step, Element):
+        session.exec(delete(table).where(table.thread_id == thread.id))
+    session.delete(thread)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+def save_message(
+    session: Session,
+    *,
+    step_id: str,
+    thread_id: str,
+    user_id: int,
+    author: Author,
+    content: str,
+    status: MessageStatus | None = None,
+    status_reason: str | None = None,
+    model: str | None = None,
+    name: str | None = None,
+    parent_step_id: str | None = None,
+    created_at: datetime | None = None,
+) -> Message:
+    """Insert the message or update its text, and each other field given. Idempotent on step_id."""
+    thread = session.get(Thread, thread_id)
+    if thread is None or thread.user_id != user_id:
+        raise NotOwner("thread belongs to another user") if thread else InvalidInput("unknown thread")
+    message = session.exec(select(Message).where(Message.step_id == step_id)).first()
+    if message is None:
+        message = Message(
+            step_id=step_id, thread_id=thread_id, user_id=user_id, author=author, created_at=created_at or utcnow()
+        )
+    elif message.user_id != user_id:
+        raise NotOwner("message belongs to another user")
+    message.content = clean_text(content)
+    if status is not None:
+        message.status, message.status_reason = status, status_reason
+    for field, value in (("model", model), ("name", name), ("parent_step_id", parent_step_id)):
+        if value is not None:
+            setattr(message, field, value)
+    thread.updated_at = utcnow()
+    session.add_all([message, thread])
+    session.flush()
+    return message
+
+
+def get_message(session: Session, *, step_id: str) -> Message | None:
+    return session.exec(select(Message).where(Message.step_id == step_id)).first()
+
+
+def thread_messages(session: Session, *, thread_id: str) -> Sequence[Message]:
+    return session.exec(
+        select(Message).where(Message.thread_id == thread_id).order_by(Message.created_at, Message.id)
+    ).all()
+
+
+def recent_window(session: Session, *, thread_id: str, limit: int, before_step_id: str | None = None) -> list[Message]:
+    """The last `limit` messages of the thread, oldest first, optionally ending before a message."""
+    query = select(Message).where(Message.thread_id == thread_id)
+    if before_step_id:
+        anchor = get_message(session, step_id=before_step_id)
+        if anchor is not None:
+            query = query.where(Message.id < anchor.id)
+    rows = session.exec(query.order_by(col(Message.id).desc()).limit(limit)).all()
+    return list(reversed(rows))
+
+
+def delete_message(session: Session, *, message: Message) -> None:
+    session.exec(delete(Feedback).where(Feedback.message_id == message.id))
+    session.delete(message)
+
+
+# --- display steps, feedback and elements ----------------------------------------------------
+
+def save_step(session: Session, *, step: Step) -> Step:
+    existing = session.get(Step, step.id)
+    if existing is not None:
+        for field in ("name", "input", "output", "extra_json", "parent_step_id"):
+            setattr(existing, field, getattr(step, field))
+        step = existing
+    session.add(step)
+    session.flush()
+    return step
+
+
+def thread_steps(session: Session, *, thread_id: str) -> Sequence[Step]:
+    return session.exec(select(Step).where(Step.thread_id == thread_id).order_by(Step.created_at)).all()
+
+
+def thread_feedback(session: Session, *, thread_id: str) -> dict[int, Feedback]:
+    rows = session.exec(
+        select(Feedback).join(Message, col(Message.id) == Feedback.message_id).where(Message.thread_id == thread_id)
+    ).all()
+    return {row.message_id: row for row in rows}
+
+
+def save_feedback(session: Session, *, feedback_id: str, message: Message, value: int, comment: str | None) -> Feedback:
+    """One feedback per message: a new vote replaces the previous one."""
+    row = session.exec(select(Feedback).where(Feedback.message_id == message.id)).first()
+    if row is None:
+        row = Feedback(id=feedback_id, message_id=message.id, value=value)
+    row.value, row.comment = value, clean_text(comment) if comment else None
+    session.add(row)
+    session.flush()
+    return row
+
+
+def feedback_owner(session: Session, *, feedback_id: str) -> int | None:
+    return session.exec(
+        select(Message.user_id).join(Feedback, col(Feedback.message_id) == Message.id).where(Feedback.id == feedback_id)
+    ).first()
+
+
+def delete_feedback(session: Session, *, feedback_id: str) -> bool:
+    row = session.get(Feedback, feedback_id)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def save_element(session: Session, *, element: Element) -> Element:
+    existing = session.get(Element, element.id)
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    session.add(element)
+    session.flush()
+    return element
+
+
+def thread_elements(session: Session, *, thread_id: str) -> Sequence[Element]:
+    return session.exec(select(Element).where(Element.thread_id == thread_id).order_by(Element.created_at)).all()
+
+
+def delete_element(session: Session, *, element_id: str) -> None:
+    row = session.get(Element, element_id)
+    if row is not None:
+        session.delete(row)
