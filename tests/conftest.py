@@ -1,0 +1,104 @@
+"""Shared fixtures: clean environment, databases (SQLite and PostgreSQL), the fake LLM server.
+
+Under CI=true nothing is skipped for a missing database or browser: the test fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Chainlit writes .chainlit/ and .files/ into its app root when first imported; keep them out of
+# the checkout. This must happen before any test module imports chainlit.
+os.environ["CHAINLIT_APP_ROOT"] = tempfile.mkdtemp(prefix="hyperalign-chainlit-")
+
+from tests.fakellm import FakeLLM  # noqa: E402
+from tests.pgserver import TempCluster, create_database, drop_database, find_bindir  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Variables that would point tests at real services or real data.
+_SCRUBBED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATABASE_URL", "CHAINLIT_AUTH_SECRET")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; fail in CI, where every part must be present."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: missing parts fail the run instead of skipping)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name in _SCRUBBED or name.startswith("HYPERALIGN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HYPERALIGN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    """Admin URL of a PostgreSQL server for this session, or None when there is none."""
+    given = os.environ.get("HYPERALIGN_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        yield None
+        return
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="hyperalign-pg-"))
+    cluster = TempCluster(base, bindir)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    if admin is None:
+        unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
+    url = create_database(admin)
+    try:
+        yield url
+    finally:
+        drop_database(admin, url)
+
+
+@pytest.fixture
+def engine(database_url: str):
+    from memory.db import make_engine, migrate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLM]:
+    fake = FakeLLM()
+    try:
+        yield fake
+        assert not fake.unscripted, f"unscripted model calls: {[r.purpose for r in fake.unscripted]}"
+    finally:
+        fake.close()

@@ -1,0 +1,188 @@
+"""A loopback OpenAI-compatible server for tests: scripted per purpose, recording every request.
+
+The real `openai` client talks to it over HTTP, so serialisation, streaming (SSE), retries,
+timeouts and our error mapping all run for real. Replies are scripted per purpose (the
+`X-Assistant-Purpose` header the gateway sends); a call with nothing scripted is answered with
+HTTP 500 and remembered in `unscripted`, and the `fake_llm` fixture fails the test because of it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    text: str = ""
+    status: int = 200
+    delay: float = 0.0  # seconds before answering at all (longer than the client timeout = timeout)
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    break_after: int | None = None  # close the connection after this many content chunks
+    finish_reason: str = "stop"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[str] | None = None  # how the text is split when streamed; default: by words
+
+    def pieces(self) -> list[str]:
+        if self.chunks is not None:
+            return self.chunks
+        words = self.text.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)] if self.text else []
+
+
+@dataclass
+class Recorded:
+    purpose: str
+    path: str
+    body: dict
+    headers: dict[str, str]
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self.requests: list[Recorded] = []
+        self.unscripted: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def script(self, purpose: str, *replies: Reply | str) -> None:
+        with self._lock:
+            for reply in replies:
+                self._scripts[purpose].append(Reply(text=reply) if isinstance(reply, str) else reply)
+
+    def requests_for(self, purpose: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.purpose == purpose]
+
+    def pending(self) -> dict[str, int]:
+        with self._lock:
+            return {k: len(v) for k, v in self._scripts.items() if v}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+            self.unscripted.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self, record: Recorded) -> Reply | None:
+        with self._lock:
+            self.requests.append(record)
+            queue = self._scripts.get(record.purpose)
+            if queue:
+                return queue.popleft()
+            self.unscripted.append(record)
+            return None
+
+
+def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            return None
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "tests"}]})
+            else:
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            purpose = self.headers.get("x-assistant-purpose", "unknown")
+            record = Recorded(purpose, self.path, body, {k.lower(): v for k, v in self.headers.items()})
+            if not self.path.endswith("/chat/completions"):
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            reply = fake._next(record)
+            if reply is None:
+                self._json(500, {"error": {"message": f"fake LLM: nothing scripted for purpose {purpose!r}"}})
+                return
+            if reply.delay:
+                time.sleep(reply.delay)
+            try:
+                if reply.status != 200:
+                    self._json(reply.status, {"error": {"message": f"scripted {reply.status}"}}, reply.headers)
+                elif body.get("stream"):
+                    self._stream(reply, body)
+                else:
+                    self._json(200, _completion(reply, body))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (e.g. its timeout): nothing left to say
+
+        def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _stream(self, reply: Reply, body: dict) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            model = body.get("model", "fake-model")
+            self._event(_chunk(model, {"role": "assistant", "content": ""}))
+            for index, piece in enumerate(reply.pieces()):
+                if reply.break_after is not None and index >= reply.break_after:
+                    # Vanish mid-stream: no final chunk, no [DONE], no chunked terminator.
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if reply.chunk_delay:
+                    time.sleep(reply.chunk_delay)
+                self._event(_chunk(model, {"content": piece}))
+            self._event(_chunk(model, {}, finish=reply.finish_reason))
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write_chunk(b"")
+
+        def _event(self, payload: dict) -> None:
+            self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+        def _write_chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+def _chunk(model: str, delta: dict, finish: str | None = None) -> dict:
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _completion(reply: Reply, body: dict) -> dict:
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
+                     "message": {"role": "assistant", "content": reply.text, "refusal": None}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }

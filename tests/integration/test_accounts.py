@@ -1,0 +1,46 @@
+import pytest
+
+from assistant.accounts import SignInRefused, sign_in
+from assistant.config import Registration
+from memory import store
+from memory.db import read, write
+from memory.models import Role
+
+
+def attempt(engine, name, password, registration=Registration.OPEN):
+    return sign_in(engine, registration=registration, username=name, password=password)
+
+
+def test_open_registration_creates_then_signs_in(engine):
+    created = attempt(engine, "alice", "password1")
+    assert created.role is Role.OPERATOR
+    assert attempt(engine, " alice ", "password1").id == created.id
+    assert attempt(engine, "bob", "password2").role is Role.USER
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "code"),
+    [("x" * 500, "password1", "usernameinvalid"), (" " * 30, "password1", "usernameinvalid"),
+     ("carol", "short", "passwordinvalid")],
+)
+def test_bad_new_accounts_are_refused_with_a_reason(engine, name, password, code):
+    with pytest.raises(SignInRefused) as refused:
+        attempt(engine, name, password)
+    assert refused.value.code == code
+    assert read(engine, store.count_users) == 0
+
+
+def test_wrong_password_changes_nothing(engine):
+    attempt(engine, "alice", "password1")
+    with pytest.raises(SignInRefused) as refused:
+        attempt(engine, "alice", "password2")
+    assert refused.value.code == "credentialssignin"
+    assert read(engine, store.count_users) == 1
+
+
+def test_closed_registration_only_signs_in_existing_accounts(engine):
+    with pytest.raises(SignInRefused) as refused:
+        attempt(engine, "mallory", "password1", Registration.CLOSED)
+    assert refused.value.code == "registrationclosed"
+    write(engine, lambda s: store.create_user(s, identifier="dave", password="password1", role=Role.USER))
+    assert attempt(engine, "dave", "password1", Registration.CLOSED).identifier == "dave"

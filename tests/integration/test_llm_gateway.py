@@ -1,0 +1,97 @@
+"""The real openai client against the loopback fake: streaming, purposes, and error mapping."""
+
+import pytest
+
+from assistant.llm import (
+    ModelBadResponse, ModelMisconfigured, ModelRateLimited, ModelRefused, ModelTimeout, ModelUnavailable,
+    OfflineModel, OpenAIGateway, Purpose, StreamBroken,
+)
+from tests.fakellm import Reply
+
+pytestmark = pytest.mark.anyio
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def gateways():
+    """Builds gateways and closes them inside the test's event loop."""
+    built = []
+
+    def build(fake, *, timeout=5.0, retries=0):
+        models = {Purpose.CHAT: "chat-m", Purpose.SAFETY: "safety-m", Purpose.HYPOTHESES: "hyp-m"}
+        built.append(OpenAIGateway(
+            api_key=None, base_url=fake.base_url, models=models, timeout=timeout, max_retries=retries))
+        return built[-1]
+
+    yield build
+    for gw in built:
+        await gw.close()
+
+
+async def collect(gw, purpose=Purpose.CHAT):
+    return [token async for token in gw.stream(MESSAGES, purpose=purpose)]
+
+
+async def test_streams_tokens_with_the_purposes_model_and_header(fake_llm, gateways):
+    fake_llm.script("safety", Reply(chunks=["Hel", "lo", " there"]))
+    gw = gateways(fake_llm)
+    assert await collect(gw, Purpose.SAFETY) == ["Hel", "lo", " there"]
+    (request,) = fake_llm.requests
+    assert request.body["model"] == "safety-m" and request.body["stream"] is True
+    assert request.body["messages"] == MESSAGES
+    assert request.headers["x-assistant-purpose"] == "safety"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(status=429, headers={"retry-after-ms": "10"}), ModelRateLimited),
+        (Reply(status=500), ModelUnavailable),
+        (Reply(status=503), ModelUnavailable),
+        (Reply(status=401), ModelMisconfigured),
+        (Reply(status=404), ModelMisconfigured),
+        (Reply(status=400), ModelBadResponse),
+        (Reply(text=""), ModelBadResponse),
+        (Reply(text="nope", finish_reason="content_filter", chunks=[]), ModelRefused),
+    ],
+)
+async def test_provider_errors_become_our_errors_with_user_safe_text(fake_llm, reply, error, gateways):
+    fake_llm.script("chat", reply)
+    with pytest.raises(error) as caught:
+        await collect(gateways(fake_llm))
+    assert caught.value.user_message and "Traceback" not in caught.value.user_message
+
+
+async def test_a_slow_model_times_out(fake_llm, gateways):
+    fake_llm.script("chat", Reply(text="late", delay=1.5))
+    with pytest.raises(ModelTimeout):
+        await collect(gateways(fake_llm, timeout=0.3))
+
+
+async def test_a_stream_broken_midway_keeps_the_partial_text(fake_llm, gateways):
+    fake_llm.script("chat", Reply(text="one two three four", break_after=2))
+    received = []
+    with pytest.raises(StreamBroken) as caught:
+        async for token in gateways(fake_llm).stream(MESSAGES, purpose=Purpose.CHAT):
+            received.append(token)
+    assert "".join(received) == "one two" == caught.value.partial
+
+
+async def test_retries_come_from_the_settings(fake_llm, gateways):
+    fake_llm.script("chat", Reply(status=500), Reply(status=500), "recovered")
+    assert "".join(await collect(gateways(fake_llm, retries=2))) == "recovered"
+    assert len(fake_llm.requests) == 3
+
+
+async def test_an_unscripted_call_fails_loudly(fake_llm, gateways):
+    with pytest.raises(ModelUnavailable):
+        await collect(gateways(fake_llm))
+    assert [r.purpose for r in fake_llm.unscripted] == ["chat"]
+    fake_llm.unscripted.clear()  # seen: the fixture would fail the test otherwise
+
+
+async def test_the_offline_model_says_what_it_is_and_how_to_connect_one():
+    text = "".join([t async for t in OfflineModel().stream(MESSAGES, purpose=Purpose.CHAT)])
+    assert "Offline mode" in text and "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text
+    assert "not from a language model" in text

@@ -1,0 +1,186 @@
+"""One chat turn on real databases, against the loopback fake model."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from assistant.llm import OfflineModel, OpenAIGateway, Purpose
+from assistant.turn import TurnRequest, Turns
+from memory import store
+from memory.db import read, write
+from memory.models import Author, MessageStatus
+from tests.fakellm import Reply
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def turns_for(engine):
+    built = []
+
+    def build(gateway, *, max_chars=1000, history=20):
+        built.append(gateway)
+        return Turns(engine=engine, gateway=gateway, max_message_chars=max_chars, history_messages=history)
+
+    yield build
+    for gateway in built:
+        await gateway.close()
+
+
+def fake_gateway(fake, timeout=5.0):
+    models = dict.fromkeys(Purpose, "fake-chat")
+    return OpenAIGateway(api_key=None, base_url=fake.base_url, models=models, timeout=timeout, max_retries=0)
+
+
+@pytest.fixture
+def alice(engine):
+    return write(engine, lambda s: store.create_user(s, identifier="alice", password="password1"))
+
+
+_count = 0
+
+
+def request(user, text, thread="t1"):
+    global _count
+    _count += 1
+    return TurnRequest(user_id=user.id, thread_id=thread, message_id=f"u{_count}", reply_id=f"r{_count}", text=text)
+
+
+class Screen:
+    """What the user sees: tokens as they arrive."""
+
+    def __init__(self):
+        self.tokens = []
+
+    async def __call__(self, token):
+        self.tokens.append(token)
+
+
+def messages(engine, thread="t1"):
+    rows = read(engine, lambda s: store.thread_messages(s, thread_id=thread))
+    return [(str(r.author), r.content, str(r.status), r.status_reason) for r in rows]
+
+
+async def test_the_users_message_is_committed_before_the_model_is_called(engine, alice, fake_llm, turns_for):
+    seen_in_db = []
+
+    class Watching(Screen):
+        async def __call__(self, token):
+            # A separate connection: only committed rows are visible here.
+            with engine.connect() as conn:
+                seen_in_db.append(conn.execute(text("SELECT content FROM message")).scalars().all())
+            await super().__call__(token)
+
+    fake_llm.script("chat", "Hello back")
+    result = await turns_for(fake_gateway(fake_llm)).run(request(alice, "hello"), Watching())
+    assert result.complete and result.reply == "Hello back"
+    assert seen_in_db[0] == ["hello"]
+    assert messages(engine) == [("user", "hello", "complete", None), ("assistant", "Hello back", "complete", None)]
+
+
+async def test_the_reply_sees_the_threads_history(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", "first answer", "second answer")
+    turns = turns_for(fake_gateway(fake_llm))
+    await turns.run(request(alice, "my name is Ada"), Screen())
+    await turns.run(request(alice, "what is my name?"), Screen())
+    sent = fake_llm.requests[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent[1:]] == [
+        ("user", "my name is Ada"), ("assistant", "first answer"), ("user", "what is my name?")]
+
+
+async def test_a_failing_model_keeps_the_message_stores_no_reply_and_the_next_message_works(
+        engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(status=500), "working again")
+    turns = turns_for(fake_gateway(fake_llm))
+    failed = await turns.run(request(alice, "are you there?"), Screen())
+    assert not failed.complete and failed.reply == ""
+    assert "could not be reached" in failed.notice and "Your message is saved" in failed.notice
+    assert messages(engine) == [("user", "are you there?", "complete", None)]
+    ok = await turns.run(request(alice, "again"), Screen())
+    assert ok.complete and messages(engine)[-1] == ("assistant", "working again", "complete", None)
+
+
+async def test_a_timeout_is_reported_and_nothing_but_the_message_is_kept(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(text="too late", delay=1.0))
+    result = await turns_for(fake_gateway(fake_llm, timeout=0.3)).run(request(alice, "quick?"), Screen())
+    assert "took too long" in result.notice
+    assert messages(engine) == [("user", "quick?", "complete", None)]
+
+
+async def test_a_stream_broken_midway_keeps_the_partial_reply_marked_incomplete(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(text="the answer is forty two", break_after=3), "recovered")
+    screen = Screen()
+    turns = turns_for(fake_gateway(fake_llm))
+    result = await turns.run(request(alice, "tell me"), screen)
+    assert "".join(screen.tokens) == "the answer is" == result.reply
+    assert "broke" in result.notice and "marked as incomplete" in result.notice
+    assert messages(engine)[-1] == ("assistant", "the answer is", "incomplete", "StreamBroken")
+    assert (await turns.run(request(alice, "go on"), Screen())).complete
+
+
+async def test_an_empty_message_stores_nothing_and_calls_no_model(engine, alice, fake_llm, turns_for):
+    result = await turns_for(fake_gateway(fake_llm)).run(request(alice, " \n\t\x00 "), Screen())
+    assert "empty" in result.notice
+    assert messages(engine) == [] and fake_llm.requests == []
+
+
+async def test_a_huge_message_is_kept_but_not_sent(engine, alice, fake_llm, turns_for):
+    huge = "word " * 40_000  # 200,000 characters
+    result = await turns_for(fake_gateway(fake_llm), max_chars=20_000).run(request(alice, huge), Screen())
+    assert "200,000 characters" in result.notice and "20,000" in result.notice
+    assert fake_llm.requests == []
+    assert len(messages(engine)[0][1]) == 200_000
+
+
+async def test_control_characters_and_lone_surrogates_are_stored_clean(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", "ok")
+    await turns_for(fake_gateway(fake_llm)).run(request(alice, "a\x00b \ud83d c\x1b[31m"), Screen())
+    assert messages(engine)[0][1] == "ab \ufffd c[31m"
+    assert fake_llm.requests[0].body["messages"][-1]["content"] == "ab \ufffd c[31m"
+
+
+async def test_a_message_sent_while_a_reply_streams_waits_its_turn(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(text="slow first reply", chunk_delay=0.1), "second reply")
+    turns = turns_for(fake_gateway(fake_llm))
+    first = asyncio.create_task(turns.run(request(alice, "one"), Screen()))
+    await asyncio.sleep(0.05)
+    second = await turns.run(request(alice, "two"), Screen())
+    assert (await first).complete and second.complete
+    assert [m[1] for m in messages(engine)] == ["one", "slow first reply", "two", "second reply"]
+    # the second request saw the whole first exchange
+    sent = [m["content"] for m in fake_llm.requests[1].body["messages"][1:]]
+    assert sent == ["one", "slow first reply", "two"]
+
+
+async def test_stopping_a_reply_keeps_what_was_shown(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(text="a b c d e f g h", chunk_delay=0.1))
+    screen = Screen()
+    task = asyncio.create_task(turns_for(fake_gateway(fake_llm)).run(request(alice, "count"), screen))
+    while len(screen.tokens) < 2:
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.2)  # the shielded write completes
+    author, content, status, reason = messages(engine)[-1]
+    assert author == "assistant" and status == "incomplete" and reason == "stopped"
+    assert content == "".join(screen.tokens)
+
+
+async def test_another_users_thread_is_refused(engine, alice, fake_llm, turns_for):
+    bob = write(engine, lambda s: store.create_user(s, identifier="bob", password="password1"))
+    fake_llm.script("chat", "hi alice")
+    turns = turns_for(fake_gateway(fake_llm))
+    await turns.run(request(alice, "mine"), Screen())
+    with pytest.raises(store.NotOwner):
+        await turns.run(request(bob, "let me in"), Screen())
+    assert [m[1] for m in messages(engine)] == ["mine", "hi alice"]
+
+
+async def test_offline_replies_are_labelled_and_stored(engine, alice, turns_for):
+    result = await turns_for(OfflineModel()).run(request(alice, "hello?"), Screen())
+    assert result.complete and "Offline mode" in result.reply
+    rows = read(engine, lambda s: store.thread_messages(s, thread_id="t1"))
+    assert rows[-1].author == Author.ASSISTANT and rows[-1].model == "offline model"
+    assert rows[-1].status == MessageStatus.COMPLETE
