@@ -1,0 +1,74 @@
+"""Runs the real app (`hyperalign serve`) in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HYPERALIGN = Path(sys.executable).parent / "hyperalign"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, workdir: Path, *, database_url: str | None = None, llm_base_url: str | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.workdir, self.port = workdir, free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("HYPERALIGN_", "OPENAI_")) and k not in {"DATABASE_URL", "CHAINLIT_AUTH_SECRET"}}
+        env.update(HYPERALIGN_DATA_DIR=str(workdir / "data"), HYPERALIGN_MAX_RETRIES="0",
+                   HYPERALIGN_REQUEST_TIMEOUT="5")
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        if llm_base_url:
+            env.update(OPENAI_BASE_URL=llm_base_url, HYPERALIGN_CHAT_MODEL="fake-chat")
+        env.update(extra_env or {})
+        self.env = env
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> AppServer:
+        self.started_at = time.perf_counter()
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(
+                [str(HYPERALIGN), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the app exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.base_url + "/api/health", timeout=1).json().get("status") == "ok":
+                    self.ready_after = time.perf_counter() - self.started_at
+                    return self
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the app did not become healthy in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def login(self, client: httpx.Client, username: str, password: str) -> httpx.Response:
+        return client.post(self.base_url + "/login", data={"username": username, "password": password})

@@ -1,0 +1,138 @@
+"""Chainlit's data layer over our tables, driven the way Chainlit drives it (a real websocket session)."""
+
+import uuid
+
+import pytest
+from chainlit.context import init_ws_context
+from chainlit.session import WebsocketSession
+from chainlit.types import Feedback, Pagination, ThreadFilter
+from sqlalchemy import text
+
+from assistant.ui.datalayer import OurDataLayer, persisted_user
+from memory import store
+from memory.db import read, write
+
+pytestmark = pytest.mark.anyio
+
+
+async def _ignore(*args, **kwargs):
+    return None
+
+
+def signed_in(user, thread_id):
+    """A websocket session for `user` on `thread_id`, set as the current Chainlit context."""
+    session = WebsocketSession(
+        id=str(uuid.uuid4()), socket_id=str(uuid.uuid4()), emit=_ignore, emit_call=_ignore,
+        user_env={}, client_type="webapp", thread_id=thread_id, user=persisted_user(user),
+    )
+    session.has_first_interaction = True  # Chainlit queues step writes until the first message
+    init_ws_context(session)
+    return session
+
+
+@pytest.fixture
+def layer(engine):
+    return OurDataLayer(engine)
+
+
+@pytest.fixture
+def users(engine):
+    make = lambda name: write(engine, lambda s: store.create_user(s, identifier=name, password="password1"))  # noqa: E731
+    return make("alice"), make("bob")
+
+
+def step(thread_id, kind, output, **extra):
+    return {"id": str(uuid.uuid4()), "threadId": thread_id, "type": kind, "name": "x", "output": output,
+            "input": "", "createdAt": None, **extra}
+
+
+async def chat(layer, user, thread_id, *texts):
+    signed_in(user, thread_id)
+    await layer.update_thread(thread_id, name=texts[0], user_id=str(user.id))
+    run = step(thread_id, "run", "")
+    await layer.create_step(run)
+    ids = []
+    for i, body in enumerate(texts):
+        kind = "user_message" if i % 2 == 0 else "assistant_message"
+        item = step(thread_id, kind, body, parentId=run["id"] if kind == "assistant_message" else None)
+        await layer.create_step(item)
+        ids.append(item["id"])
+    return ids
+
+
+async def test_a_conversation_reads_back_in_order_with_feedback(layer, users, engine):
+    alice, _ = users
+    ids = await chat(layer, alice, "t1", "hello", "hi there", "bye")
+    await layer.upsert_feedback(Feedback(forId=ids[1], value=1, comment="good"))
+    thread = await layer.get_thread("t1")
+    assert thread["name"] == "hello" and thread["userIdentifier"] == "alice"
+    messages = [s for s in thread["steps"] if s["type"].endswith("_message")]
+    assert [(s["type"], s["output"]) for s in messages] == [
+        ("user_message", "hello"), ("assistant_message", "hi there"), ("user_message", "bye")]
+    assert messages[1]["feedback"]["value"] == 1 and messages[1]["parentId"]
+    assert [s["type"] for s in thread["steps"]].count("run") == 1  # display step kept, not a message
+    assert read(engine, lambda s: len(store.thread_messages(s, thread_id="t1"))) == 3
+    assert await layer.get_thread_author("t1") == "alice"
+
+
+async def test_update_step_rewrites_the_one_row(layer, users, engine):
+    alice, _ = users
+    (user_id,) = await chat(layer, alice, "t1", "frist")
+    await layer.update_step({**step("t1", "user_message", "first"), "id": user_id})
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["first"]
+
+
+async def test_threads_are_listed_only_for_their_owner_paged_and_searchable(layer, users):
+    alice, bob = users
+    for i in range(3):
+        await chat(layer, alice, f"a{i}", f"alpha {i}")
+    await chat(layer, bob, "b0", "alpha bob")
+    page = await layer.list_threads(Pagination(first=2), ThreadFilter(userId=str(alice.id)))
+    assert [t["id"] for t in page.data] == ["a2", "a1"] and page.pageInfo.hasNextPage
+    rest = await layer.list_threads(Pagination(first=2, cursor=page.pageInfo.endCursor), ThreadFilter(userId=str(alice.id)))
+    assert [t["id"] for t in rest.data] == ["a0"] and not rest.pageInfo.hasNextPage
+    found = await layer.list_threads(Pagination(first=10), ThreadFilter(userId=str(alice.id), search="alpha 1"))
+    assert [t["id"] for t in found.data] == ["a1"]
+    with pytest.raises(PermissionError):
+        await layer.list_threads(Pagination(first=10), ThreadFilter())
+
+
+async def test_rename_and_delete(layer, users, engine):
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello", "hi")
+    await layer.update_thread("t1", name="Renamed")
+    assert (await layer.get_thread("t1"))["name"] == "Renamed"
+    await layer.delete_thread("t1")
+    assert await layer.get_thread("t1") is None
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM message")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM step")).scalar() == 0
+
+
+async def test_writes_into_another_users_thread_raise_and_change_nothing(layer, users, engine):
+    alice, bob = users
+    await chat(layer, alice, "t1", "secret")
+    signed_in(bob, "t1")
+    with pytest.raises(store.NotOwner):
+        await layer.create_step(step("t1", "user_message", "injected"))
+    with pytest.raises(store.NotOwner):
+        await layer.update_thread("t1", name="mine", user_id=str(bob.id))
+    (secret,) = [m for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))]
+    await layer.delete_step(secret.step_id)  # bob's delete of alice's message is a no-op
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["secret"]
+    assert (await layer.get_thread("t1"))["name"] == "secret"
+
+
+async def test_error_notices_are_display_steps_not_memory(layer, users, engine):
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello")
+    await layer.create_step(step("t1", "assistant_message", "The model failed.", isError=True))
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
+    assert "The model failed." in [s["output"] for s in (await layer.get_thread("t1"))["steps"]]
+
+
+async def test_users_are_found_not_invented(layer, users):
+    alice, _ = users
+    found = await layer.get_user("alice")
+    assert found.id == str(alice.id) and found.metadata == {"role": "operator"}
+    assert await layer.get_user("nobody") is None
