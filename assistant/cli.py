@@ -20,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHAINLIT_APP = PROJECT_ROOT / "assistant" / "ui" / "app.py"
 
 
+_CHAINLIT_CLI_FLAGS = {"RUN_TARGET", "WATCH", "HEADLESS", "DEBUG", "CI", "NO_CACHE"}
+
+
 class CommandError(Exception):
     """A command could not do what was asked; the message says why."""
 
@@ -61,7 +64,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with Chainlit serving our app, configured from our settings."""
     if not (PROJECT_ROOT / ".chainlit" / "config.toml").exists():
         raise CommandError(f"{PROJECT_ROOT} has no .chainlit/config.toml: run hyperalign from its source checkout")
-    env = dict(os.environ)
+    # Chainlit's CLI reads these generic names as its own flags; CI=true, common on build machines,
+    # would even put a fake OPENAI_API_KEY in the environment and end offline mode.
+    env = {k: v for k, v in os.environ.items() if k not in _CHAINLIT_CLI_FLAGS}
     env.update(
         CHAINLIT_AUTH_SECRET=load_or_create_auth_secret(settings),
         # Chainlit reads its config, translations and public/ from here, whatever the cwd is.

@@ -170,6 +170,9 @@ To connect a model, stop the app and start it again with one of:
 _(This reply comes from the built-in offline model, not from a language model.)_"""
 
 
+OFFLINE_STARTER = "Offline mode: no language model is connected. What works, and how to connect one?"
+
+
 class OfflineModel:
     """The gateway used when no model is configured: honest, fixed text, streamed like a model's."""
 

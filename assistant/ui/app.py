@@ -10,13 +10,12 @@ import asyncio
 import logging
 
 import chainlit as cl
-from chainlit.config import config as chainlit_config
 from chainlit.server import app as fastapi_app
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
 
 from assistant.accounts import SignInRefused, sign_in
-from assistant.llm import OFFLINE_LABEL
+from assistant.llm import OFFLINE_LABEL, OFFLINE_STARTER
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import OurDataLayer, persisted_user
@@ -30,9 +29,6 @@ logger = logging.getLogger(__name__)
 async def startup() -> None:
     app = runtime.app()
     install_routes(fastapi_app, app.engine, _sign_in)
-    if app.gateway.offline:
-        # The header and tab title say it before the first reply does.
-        chainlit_config.ui.name = f"hyperalign ({OFFLINE_LABEL})"
 
 
 @cl.on_app_shutdown
@@ -66,6 +62,15 @@ async def password_auth(username: str, password: str) -> cl.User | None:
 @cl.on_chat_start
 async def on_chat_start() -> None:
     return None  # everything a turn needs is read from the database, keyed by the session's ids
+
+
+@cl.set_starters
+async def starters(user: cl.User | None = None, language: str | None = None) -> list[cl.Starter]:
+    # The empty chat says "offline" before the first reply does. (A message sent from
+    # on_chat_start is not reliable for this: Chainlit sometimes emits it before the page listens.)
+    if runtime.app().gateway.offline:
+        return [cl.Starter(label=OFFLINE_STARTER, message="What can you do in offline mode?", icon="/public/offline.svg")]
+    return []
 
 
 @cl.on_chat_resume

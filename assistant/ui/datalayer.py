@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
+# Metadata flag of a message that is shown in the thread but is not part of the conversation
+# (notices such as "offline mode"); like error messages, it is kept as a display-only step.
+DISPLAY_ONLY = "display_only"
 
 
 def _logged(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,7 +195,7 @@ class OurDataLayer(BaseDataLayer):
 
         def save(session: Session) -> None:
             store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
-            if author is not None and not step_dict.get("isError"):
+            if author is not None and not _display_only(step_dict):
                 store.save_message(
                     session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,
                     content=step_dict.get("output") or "", name=(step_dict.get("name") or "")[:64] or None,
@@ -284,6 +287,10 @@ class OurDataLayer(BaseDataLayer):
 
 
 # --- row <-> dict ---------------------------------------------------------------------------
+
+def _display_only(step_dict: dict) -> bool:
+    return bool(step_dict.get("isError") or (step_dict.get("metadata") or {}).get(DISPLAY_ONLY))
+
 
 def _parse_time(value: str | None) -> datetime | None:
     if not value:

@@ -136,3 +136,11 @@ async def test_users_are_found_not_invented(layer, users):
     found = await layer.get_user("alice")
     assert found.id == str(alice.id) and found.metadata == {"role": "operator"}
     assert await layer.get_user("nobody") is None
+
+
+async def test_notices_flagged_display_only_are_not_memory(layer, users, engine):
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello")
+    await layer.create_step(step("t1", "assistant_message", "Offline mode.", metadata={"display_only": True}))
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
+    assert "Offline mode." in [s["output"] for s in (await layer.get_thread("t1"))["steps"]]

@@ -1,0 +1,205 @@
+"""The product in a real browser (Debian Chromium driven by Playwright) against the real app.
+
+Screenshots land in artifacts/e2e/ (ignored by git) so a person can look at what a user sees.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.appserver import AppServer
+from tests.conftest import unavailable
+from tests.fakellm import FakeLLM, Reply
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
+LAST_REPLY = '.step[data-step-type="assistant_message"] .message-content'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def fake():
+    llm = FakeLLM()
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="module")
+def app(fake):
+    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-"))
+    server = AppServer(workdir, llm_base_url=fake.base_url).start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def offline_app():
+    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-offline-"))
+    server = AppServer(workdir).start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Person:
+    """One browser context: one person with their own cookies."""
+
+    def __init__(self, browser, server: AppServer, name: str) -> None:
+        self.server, self.name = server, name
+        self.blocked: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 860})
+        self.context.route("**/*", self._only_our_origin)
+        self.page = self.context.new_page()
+
+    def _only_our_origin(self, route) -> None:
+        if route.request.url.startswith(self.server.base_url):
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+    def sign_in(self, password: str = "a-good-password") -> None:
+        from playwright.sync_api import expect
+
+        self.page.goto(self.server.base_url + "/login")
+        self.page.locator("#email").fill(self.name)
+        self.page.locator("#password").fill(password)
+        self.page.locator("button[type=submit]").click()
+        expect(self.page.locator("#chat-input")).to_be_visible(timeout=30_000)
+
+    def send(self, text: str) -> None:
+        from playwright.sync_api import expect
+
+        self.page.locator("#chat-input").click()
+        self.page.keyboard.type(text)
+        expect(self.page.locator("#chat-submit")).to_be_enabled(timeout=15_000)  # socket ready
+        self.page.locator("#chat-submit").click()
+        expect(self.page.locator("#chat-input")).to_have_text("", timeout=5_000)
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def watch_text(locator, until: str, timeout: float = 20.0) -> list[str]:
+    """Every distinct text the locator showed until it contained `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = locator.inner_text() if locator.count() else ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if until in text:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"never showed {until!r}; saw {seen}")
+
+
+def test_sign_up_chat_resume_tomorrow_and_nobody_else_sees_it(browser, app, fake):
+    from playwright.sync_api import expect
+
+    ada = Person(browser, app, "ada")
+    ada.page.goto(app.base_url + "/login")
+    ada.shot("01-login")
+    ada.sign_in()
+    ada.shot("02-empty-chat")
+
+    first = "Remember that my favourite colour is teal"
+    fake.script("chat", Reply(text="Noted: teal it is, and I will keep this conversation for you.", chunk_delay=0.25))
+    ada.send(first)
+    shown = watch_text(ada.page.locator(LAST_REPLY).last, until="keep this conversation for you.")
+    assert len(shown) >= 3, f"the reply did not stream in: {shown}"  # it grew piece by piece
+    assert fake.requests_for("chat")[-1].body["messages"][-1]["content"] == first
+    fake.script("chat", "Happy to help again.")
+    ada.send("Thanks!")
+    expect(ada.page.locator(LAST_REPLY).last).to_contain_text("Happy to help again.")
+    ada.shot("03-chat")
+
+    # Tomorrow: a fresh page load finds the conversation in the sidebar and resumes it.
+    ada.page.reload()
+    thread_link = ada.page.locator("#thread-history a").filter(has_text=first)
+    expect(thread_link).to_be_visible(timeout=15_000)
+    thread_url = thread_link.get_attribute("href")
+    ada.page.locator("#new-chat-button").click()
+    ada.page.locator("#confirm").click()
+    ada.page.reload()
+    ada.page.locator("#thread-history a").filter(has_text=first).click()
+    expect(ada.page.locator('.step[data-step-type="user_message"]').filter(has_text=first)).to_be_visible(timeout=15_000)
+    expect(ada.page.locator(LAST_REPLY).filter(has_text="teal it is")).to_be_visible()
+    expect(ada.page.locator(LAST_REPLY).filter(has_text="Happy to help again.")).to_be_visible()
+    ada.shot("04-resumed")
+    fake.script("chat", "Yes: teal.")
+    ada.send("What colour did I say?")
+    expect(ada.page.locator(LAST_REPLY).last).to_contain_text("Yes: teal.")
+    history = [m["content"] for m in fake.requests_for("chat")[-1].body["messages"]]
+    assert first in history and "Thanks!" in history  # the resumed reply saw the old conversation
+
+    # Somebody else: no threads in the sidebar, and the first user's thread URL shows nothing of it.
+    grace = Person(browser, app, "grace")
+    grace.sign_in()
+    expect(grace.page.locator("#chat-input")).to_be_visible()
+    grace.page.wait_for_timeout(1_500)  # give the sidebar time to load whatever it would show
+    assert grace.page.locator("#thread-history a").count() == 0
+    grace.page.goto(app.base_url + thread_url)
+    grace.page.wait_for_timeout(2_000)
+    assert "teal" not in grace.page.locator("body").inner_text()
+    grace.shot("05-other-user")
+    for person in (ada, grace):
+        assert {re.sub(r"^https://([^/]+)/.*", r"\1", u) for u in person.blocked} <= {
+            "fonts.googleapis.com", "fonts.gstatic.com", "cdn.jsdelivr.net"}
+        person.close()
+
+
+def test_a_failing_model_is_explained_and_the_next_message_works(browser, app, fake):
+    from playwright.sync_api import expect
+
+    lin = Person(browser, app, "lin")
+    lin.sign_in()
+    fake.script("chat", Reply(status=500))
+    lin.send("Are you there?")
+    expect(lin.page.get_by_text("could not be reached")).to_be_visible(timeout=15_000)
+    lin.shot("06-model-failed")
+    fake.script("chat", "Back again.")
+    lin.send("And now?")
+    expect(lin.page.locator(LAST_REPLY).last).to_contain_text("Back again.", timeout=15_000)
+    lin.close()
+
+
+def test_offline_mode_is_labelled_and_honest(browser, offline_app):
+    from playwright.sync_api import expect
+
+    newcomer = Person(browser, offline_app, "newcomer")
+    newcomer.sign_in()
+    starter = newcomer.page.locator("#starters").get_by_text("Offline mode: no language model is connected")
+    expect(starter).to_be_visible(timeout=15_000)
+    newcomer.shot("07-offline-welcome")
+    newcomer.send("Hello, who are you?")
+    reply = newcomer.page.locator(LAST_REPLY).last
+    expect(reply).to_contain_text("Offline mode: no language model is connected", timeout=15_000)
+    expect(reply).to_contain_text("OPENAI_BASE_URL")
+    newcomer.shot("08-offline-reply")
+    newcomer.close()

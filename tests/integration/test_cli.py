@@ -1,0 +1,57 @@
+"""The `hyperalign` command, run as a user runs it, against the app's own data directory."""
+
+import subprocess
+
+from assistant.accounts import sign_in
+from assistant.config import Registration, load_settings
+from assistant.wiring import build_engine
+from tests.appserver import HYPERALIGN
+
+
+def run(*args, stdin=""):
+    return subprocess.run([str(HYPERALIGN), *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_users_add_and_list_share_the_apps_database():
+    engine = build_engine(load_settings())  # what the app opens with the same settings
+    sign_in(engine, registration=Registration.OPEN, username="first", password="password1")
+    added = run("users", "add", "carol", "--operator", "--password-stdin", stdin="a-long-password\n")
+    assert added.returncode == 0, added.stderr
+    assert "created carol (operator)" in added.stdout
+    listing = run("users", "list").stdout
+    assert "first" in listing and "carol" in listing and "operator" in listing
+    # the account works for signing in, even with registration closed
+    assert sign_in(engine, registration=Registration.CLOSED, username="carol", password="a-long-password")
+    engine.dispose()
+
+
+def test_bad_input_is_refused_with_a_message_and_exit_code_2():
+    short = run("users", "add", "dave", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "8 to 1024 characters" in short.stderr
+    bad_name = run("users", "add", "x" * 500, "--password-stdin", stdin="password123\n")
+    assert bad_name.returncode == 2 and "3 to 32 characters" in bad_name.stderr
+    no_tty = run("users", "add", "erin")
+    assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
+
+
+def test_a_bad_setting_stops_every_command_with_the_variables_name(monkeypatch):
+    monkeypatch.setenv("HYPERALIGN_REQUEST_TIMEOUT", "soon")
+    result = run("users", "list")
+    assert result.returncode == 2 and "HYPERALIGN_REQUEST_TIMEOUT" in result.stderr
+
+
+def test_serve_ignores_chainlits_generic_flags_so_ci_true_stays_offline(tmp_path):
+    """Chainlit reads CI/DEBUG as its own flags; in CI mode it would invent an OPENAI_API_KEY."""
+    import httpx
+
+    from tests.appserver import AppServer
+
+    server = AppServer(tmp_path, extra_env={"CI": "true", "DEBUG": "1"}).start()
+    try:
+        with httpx.Client(base_url=server.base_url) as client:
+            assert server.login(client, "offline-check", "password1").status_code == 200
+            starters = client.get("/project/settings", params={"language": "en-US"}).json()["starters"]
+        assert [s["label"] for s in starters][0].startswith("Offline mode")
+        assert "model: offline mode" in server.log()
+    finally:
+        server.stop()

@@ -1,0 +1,108 @@
+"""DESIGN.md's import rules and "nothing built at import time", checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("assistant", "memory", "hypotheses")
+
+# Which of our packages each package may import (dependencies point down only).
+ALLOWED = {"assistant": {"assistant", "hypotheses", "memory"}, "hypotheses": {"hypotheses", "memory"},
+           "memory": {"memory"}}
+# Third-party packages with exactly one home.
+SOLE_IMPORTER = {
+    "openai": lambda module: module == "assistant.llm",
+    "chainlit": lambda module: module.startswith("assistant.ui."),
+    "faiss": lambda module: module == "memory.index",
+    "sentence_transformers": lambda module: module == "memory.embed",
+}
+# Calls that build a client, an engine, a model or the settings: never at import time.
+BUILDERS = {"create_engine", "make_engine", "build_engine", "build_app", "build_gateway", "AsyncOpenAI", "OpenAI",
+            "SentenceTransformer", "Settings", "load_settings", "Session", "IndexFlatIP", "load_model"}
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = ast.parse(path.read_text(), filename=str(path))
+    return found
+
+
+def imported(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def import_time_builders(tree: ast.Module) -> list[str]:
+    """Builder calls in statements that run at import (not inside a function body)."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for decorator in getattr(node, "decorator_list", []):
+                visit(decorator)
+            return
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in BUILDERS:
+                found.append(f"line {node.lineno}: {name}()")
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_dependencies_point_down_only():
+    wrong = []
+    for module, tree in modules().items():
+        ours = {name.split(".")[0] for name in imported(tree)} & set(PACKAGES)
+        forbidden = ours - ALLOWED[module.split(".")[0]]
+        wrong += [f"{module} imports {name}" for name in sorted(forbidden)]
+    assert wrong == []
+
+
+def test_each_heavy_dependency_has_one_importer():
+    wrong = []
+    for module, tree in modules().items():
+        for name in imported(tree):
+            top = name.split(".")[0]
+            if top in SOLE_IMPORTER and not SOLE_IMPORTER[top](module):
+                wrong.append(f"{module} imports {top}")
+    assert wrong == []
+
+
+def test_nothing_is_built_at_import_time():
+    wrong = {module: calls for module, tree in modules().items() if (calls := import_time_builders(tree))}
+    assert wrong == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import openai\nclient = openai.AsyncOpenAI()", ["line 2: AsyncOpenAI()"]),
+        ("from memory.db import make_engine\nENGINE = make_engine('sqlite://')", ["line 2: make_engine()"]),
+        ("class A:\n    settings = Settings()", ["line 2: Settings()"]),
+        ("def f():\n    return make_engine('x')", []),
+        ("@app.route(make_engine('x'))\ndef f():\n    pass", ["line 1: make_engine()"]),
+    ],
+)
+def test_the_import_time_check_catches_what_it_should(source, expected):
+    assert import_time_builders(ast.parse(source)) == expected
+
+
+def test_the_import_rules_catch_a_wrong_arrow():
+    tree = ast.parse("from assistant.llm import Purpose\nimport chainlit")
+    assert imported(tree) == {"assistant.llm", "chainlit"}

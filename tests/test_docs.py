@@ -1,0 +1,62 @@
+"""README documents every setting and command, and CI runs README's own test command."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from assistant.cli import _parser
+from assistant.config import setting_names
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def fenced_after(marker: str) -> str:
+    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.+?)\n```", README, re.S)
+    assert match, f"README has no command after <!-- {marker} -->"
+    return match.group(1).strip()
+
+
+def documented_settings() -> set[str]:
+    return set(re.findall(r"^\| `([A-Z_]+)` \|", README, re.M))
+
+
+def commands(parser: argparse.ArgumentParser, prefix: str = "hyperalign") -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = commands(sub, f"{prefix} {name}")
+                found += nested or [f"{prefix} {name}"]
+    return found
+
+
+def test_every_setting_is_in_the_configuration_table_and_nothing_else_is():
+    assert documented_settings() == set(setting_names())
+
+
+def test_every_command_is_documented():
+    listed = commands(_parser())
+    assert {"hyperalign serve", "hyperalign users add", "hyperalign users list"} <= set(listed)
+    missing = [c for c in listed if f"| `{c}" not in README]
+    assert missing == []
+
+
+def test_readme_has_exactly_the_two_commands():
+    assert README.count("<!-- run command -->") == 1 and README.count("<!-- test command -->") == 1
+    assert fenced_after("run command").endswith("hyperalign serve")
+    assert "pytest" in fenced_after("test command")
+
+
+def test_ci_runs_the_readme_test_command_with_ci_true():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "<!-- test command -->" in script and "export CI=true" in script
+    assert "apt-get install" in script and "chromium" in script and "postgresql" in script
+
+
+def test_every_setting_has_help_text():
+    from assistant.config import Settings
+
+    assert [name for name, field in Settings.model_fields.items() if not field.description] == []
