@@ -24,15 +24,21 @@ T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with the settings each backend needs to be safe under concurrent use."""
+    """An engine with the settings each backend needs to be safe under concurrent use.
+
+    hide_parameters: SQL errors are logged with their statement; without it they would also carry
+    the bound values, i.e. users' message text.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -114,3 +114,20 @@ def test_text_is_cleaned_before_it_is_stored(engine):
     say(engine, alice, "t1", "s1", "nul\x00 and \ud800 lone")
     stored = read(engine, lambda s: s.exec(store.select(Message)).one())
     assert stored.content == "nul and \ufffd lone"
+
+
+def test_sql_errors_do_not_carry_message_text(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    alice = make_user(engine)
+    make_thread(engine, alice)
+    say(engine, alice, "t1", "s1", "a private sentence")
+
+    def duplicate(session):
+        session.add(Message(step_id="s1", thread_id="t1", user_id=alice.id, author=Author.USER,
+                            content="another private sentence"))
+        session.flush()
+
+    with pytest.raises(IntegrityError) as caught:
+        write(engine, duplicate)
+    assert "private sentence" not in str(caught.value)
