@@ -5,6 +5,7 @@ Under CI=true nothing is skipped for a missing database or browser: the test fai
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ import pytest
 # Chainlit writes .chainlit/ and .files/ into its app root when first imported; keep them out of
 # the checkout. This must happen before any test module imports chainlit.
 os.environ["CHAINLIT_APP_ROOT"] = tempfile.mkdtemp(prefix="hyperalign-chainlit-")
+atexit.register(shutil.rmtree, os.environ["CHAINLIT_APP_ROOT"], True)
 
 from tests.fakellm import FakeLLM  # noqa: E402
 from tests.pgserver import TempCluster, create_database, drop_database, find_bindir  # noqa: E402

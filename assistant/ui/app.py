@@ -15,7 +15,7 @@ from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
 
 from assistant.accounts import SignInRefused, sign_in
-from assistant.llm import OFFLINE_LABEL, OFFLINE_STARTER
+from assistant.llm import OFFLINE_STARTER
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import OurDataLayer, persisted_user
@@ -86,7 +86,8 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
         return
     app = runtime.app()
-    author = "hyperalign" + (f" ({OFFLINE_LABEL})" if app.gateway.offline else "")
+    # The author name picks the avatar (public/avatars/hyperalign_offline.svg in offline mode).
+    author = "hyperalign offline" if app.gateway.offline else "hyperalign"
     reply = cl.Message(content="", author=author)
     request = TurnRequest(
         user_id=int(user.id), thread_id=cl.context.session.thread_id,

@@ -99,6 +99,7 @@ class Person:
         expect(self.page.locator("#chat-input")).to_have_text("", timeout=5_000)
 
     def shot(self, name: str) -> None:
+        self.page.wait_for_timeout(800)  # let Chainlit's fade-in animations finish
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
     def close(self) -> None:

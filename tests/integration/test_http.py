@@ -1,5 +1,6 @@
 """The running app over HTTP, on SQLite and on PostgreSQL: sign-in rules and thread isolation."""
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def served(request):
     server.stop()
     if admin:
         drop_database(admin, url)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
