@@ -30,7 +30,10 @@ LAST_REPLY = '.step[data-step-type="assistant_message"] .message-content'
 def browser():
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[test]')")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
