@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     history_messages: int = Field(
         default=20, ge=0, le=200, description="How many recent messages of the thread each reply sees."
     )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Sentence-transformers model for recall: the bundled all-MiniLM-L6-v2, or a local model folder.",
+    )
+    recall_tokens: int = Field(
+        default=600, ge=0, description="Budget (approximate tokens) for recalled past messages in a reply's prompt."
+    )
+    recall_results: int = Field(default=6, ge=0, le=50, description="Most past messages recalled into one reply.")
+    recall_half_life_days: float = Field(
+        default=0.0, ge=0, description="Recency weighting of recall: a message this many days old counts "
+        "about half; 0 turns weighting off.",
+    )
+    index_cache_users: int = Field(default=256, ge=1, description="Users whose vector index is kept in memory.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", mode="before")

@@ -1,9 +1,12 @@
-"""One chat turn, end to end: store, build the prompt, stream the reply, record it.
+"""One chat turn, end to end: store, recall, build the prompt, stream the reply, record it.
 
 The user's message is committed before any model call, so it survives whatever happens next.
 A reply cut short (model error, timeout, broken stream, the user pressing stop) is kept with the
 text the user saw and marked `incomplete` with the reason; a reply that never started is not
 stored at all. Either way the user is told what happened and the next message works.
+
+Recall never waits for the embedding model: until it has loaded, a turn recalls lexically only
+and its messages are embedded later (memory.vectors.embed_pending).
 """
 
 from __future__ import annotations
@@ -12,22 +15,28 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, LLMError, Purpose
-from assistant.prompt import WindowMessage, build_reply_messages
+from assistant.prompt import Memory, WindowMessage, build_reply_messages, fit_memories
 from memory import store
 from memory.db import read, write
-from memory.models import Author, MessageStatus
+from memory.embed import Embedder
+from memory.index import UserIndexes
+from memory.models import Author, Message, MessageStatus
+from memory.retrieve import Recalled, RecallQuery, recall
 from memory.text import clean_text
+from memory.vectors import save_vectors
 
 logger = logging.getLogger(__name__)
 
 OnToken = Callable[[str], Awaitable[None]]
+OnRecalled = Callable[[Sequence[Recalled]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -44,36 +53,65 @@ class TurnResult:
     reply: str  # the text streamed to the user ("" when no reply was written)
     complete: bool
     notice: str | None = None  # what went wrong, in words for the user
+    recalled: tuple[Recalled, ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    max_message_chars: int = 20_000
+    history_messages: int = 20
+    recall_tokens: int = 600
+    recall_results: int = 6
+    recall_half_life_days: float = 0.0
+
+
+@dataclass
+class _Stored:
+    message: Message
+    window: list[WindowMessage]
+    window_ids: frozenset[int] = field(default_factory=frozenset)
 
 
 class Turns:
     """Runs chat turns; one at a time per thread, so replies never interleave."""
 
-    def __init__(self, *, engine: Engine, gateway: Gateway, max_message_chars: int, history_messages: int) -> None:
+    def __init__(
+        self, *, engine: Engine, gateway: Gateway, embedder: Embedder, indexes: UserIndexes, limits: TurnLimits
+    ) -> None:
         self._engine = engine
         self._gateway = gateway
-        self._max_chars = max_message_chars
-        self._history = history_messages
+        self._embedder = embedder
+        self._indexes = indexes
+        self._limits = limits
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def run(self, request: TurnRequest, on_token: OnToken) -> TurnResult:
+    async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None) -> TurnResult:
         text = clean_text(request.text)
         if not text.strip():
             return TurnResult("", False, "Your message was empty, so there was nothing to answer.")
         lock = self._locks.setdefault(request.thread_id, asyncio.Lock())
         # A message sent while the previous reply still streams waits for it instead of racing it.
         async with lock:
-            return await self._run_locked(request, text, on_token)
+            return await self._run_locked(request, text, on_token, on_recalled)
 
-    async def _run_locked(self, request: TurnRequest, text: str, on_token: OnToken) -> TurnResult:
+    async def _run_locked(
+        self, request: TurnRequest, text: str, on_token: OnToken, on_recalled: OnRecalled | None
+    ) -> TurnResult:
         started = time.perf_counter()
-        window = await asyncio.to_thread(write, self._engine, lambda s: self._store_user_message(s, request, text))
-        if len(text) > self._max_chars:
+        stored = await asyncio.to_thread(write, self._engine, lambda s: self._store_user_message(s, request, text))
+        if len(text) > self._limits.max_message_chars:
             return TurnResult("", False, (
-                f"Your message is {len(text):,} characters long; the limit is {self._max_chars:,}. "
+                f"Your message is {len(text):,} characters long; the limit is {self._limits.max_message_chars:,}. "
                 "It is saved in this conversation but was not sent to the model. Please send a shorter message."
             ))
-        messages = build_reply_messages(window, text, max_chars=self._max_chars)
+        vector = await self._embed(text)
+        recalled = await self._recall(request, text, vector, stored)
+        if on_recalled is not None:
+            await on_recalled(recalled)
+        memories = fit_memories(
+            [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled], self._limits.recall_tokens
+        )
+        messages = build_reply_messages(stored.window, text, max_chars=self._limits.max_message_chars, memories=memories)
         received: list[str] = []
         try:
             async for token in self._gateway.stream(messages, purpose=Purpose.CHAT):
@@ -81,44 +119,74 @@ class Turns:
                 await on_token(token)
         except LLMError as exc:
             logger.warning("turn thread=%s failed: %s", request.thread_id, exc)
-            await self._record_reply(request, "".join(received), reason=type(exc).__name__)
-            return TurnResult("".join(received), False, _failure_notice(exc, bool(received)))
+            await self._record(request, stored.message, vector, "".join(received), reason=type(exc).__name__)
+            return TurnResult("".join(received), False, _failure_notice(exc, bool(received)), tuple(recalled))
         except asyncio.CancelledError:
             # The user pressed stop: keep what they saw, then let the cancellation proceed.
-            await asyncio.shield(self._record_reply(request, "".join(received), reason="stopped"))
+            await asyncio.shield(self._record(request, stored.message, vector, "".join(received), reason="stopped"))
             raise
         reply = "".join(received)
-        await self._record_reply(request, reply, reason=None)
+        await self._record(request, stored.message, vector, reply, reason=None)
         logger.info(
-            "turn thread=%s user=%s chars_in=%d chars_out=%d ms=%.0f",
-            request.thread_id, request.user_id, len(text), len(reply), (time.perf_counter() - started) * 1000,
+            "turn thread=%s user=%s chars_in=%d chars_out=%d recalled=%d ms=%.0f",
+            request.thread_id, request.user_id, len(text), len(reply), len(recalled),
+            (time.perf_counter() - started) * 1000,
         )
-        return TurnResult(reply, True)
+        return TurnResult(reply, True, recalled=tuple(recalled))
 
-    def _store_user_message(self, session: Session, request: TurnRequest, text: str) -> list[WindowMessage]:
+    def _store_user_message(self, session: Session, request: TurnRequest, text: str) -> _Stored:
         store.upsert_thread(session, thread_id=request.thread_id, user_id=request.user_id)
-        store.save_message(
+        message = store.save_message(
             session, step_id=request.message_id, thread_id=request.thread_id, user_id=request.user_id,
             author=Author.USER, content=text, status=MessageStatus.COMPLETE,
         )
         rows = store.recent_window(
-            session, thread_id=request.thread_id, limit=self._history, before_step_id=request.message_id
+            session, thread_id=request.thread_id, limit=self._limits.history_messages, before_step_id=request.message_id
         )
-        return [WindowMessage(author=str(row.author), content=row.content) for row in rows]
+        window = [WindowMessage(author=str(row.author), content=row.content) for row in rows]
+        return _Stored(message=message, window=window, window_ids=frozenset(row.id for row in rows))
 
-    async def _record_reply(self, request: TurnRequest, reply: str, *, reason: str | None) -> None:
-        if not reply:
-            return  # nothing was shown, so nothing is kept
+    async def _embed(self, text: str) -> np.ndarray | None:
+        if not self._embedder.ready:
+            return None
+        return await asyncio.to_thread(self._embedder.encode_one, text)
+
+    async def _recall(self, request: TurnRequest, text: str, vector: np.ndarray | None, stored: _Stored) -> list[Recalled]:
+        if self._limits.recall_results == 0:
+            return []
+        query = RecallQuery(
+            user_id=request.user_id, text=text, vector=vector, k=self._limits.recall_results,
+            exclude_message_ids=stored.window_ids | {stored.message.id},
+            recency_half_life_days=self._limits.recall_half_life_days or None,
+        )
+        return await asyncio.to_thread(read, self._engine, lambda s: recall(s, self._indexes, query))
+
+    async def _record(
+        self, request: TurnRequest, message: Message, vector: np.ndarray | None, reply: str, *, reason: str | None
+    ) -> None:
+        """The reply and the vectors of both messages, in one commit; then the loaded index learns them."""
+        reply_vector = await self._embed(reply) if reply and reason is None and vector is not None else None
         status = MessageStatus.COMPLETE if reason is None else MessageStatus.INCOMPLETE
 
-        def record(session: Session) -> None:
-            store.save_message(
-                session, step_id=request.reply_id, thread_id=request.thread_id, user_id=request.user_id,
-                author=Author.ASSISTANT, content=reply, status=status, status_reason=reason,
-                model=self._gateway.label,
-            )
+        def record(session: Session) -> list[Message]:
+            embedded = []
+            if reply:  # nothing shown, nothing kept
+                saved = store.save_message(
+                    session, step_id=request.reply_id, thread_id=request.thread_id, user_id=request.user_id,
+                    author=Author.ASSISTANT, content=reply, status=status, status_reason=reason,
+                    model=self._gateway.label,
+                )
+                embedded = [saved] if reply_vector is not None else []
+            if vector is not None:
+                embedded.insert(0, message)
+                vectors = np.stack([vector] + ([reply_vector] if reply_vector is not None else []))
+                save_vectors(session, model=self._embedder.model_name, messages=embedded, vectors=vectors)
+            return embedded
 
-        await asyncio.to_thread(write, self._engine, record)
+        embedded = await asyncio.to_thread(write, self._engine, record)
+        if embedded:
+            vectors = np.stack([vector] + ([reply_vector] if reply_vector is not None else []))
+            self._indexes.add(request.user_id, [m.id for m in embedded], vectors)
 
 
 def _failure_notice(exc: LLMError, partial: bool) -> str:

@@ -7,14 +7,18 @@ from validated settings, and closed here.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from assistant.config import Settings
 from assistant.llm import Gateway, OfflineModel, OpenAIGateway, Purpose
-from assistant.turn import Turns
+from assistant.turn import TurnLimits, Turns
 from memory.db import make_engine, migrate
+from memory.embed import Embedder
+from memory.index import UserIndexes
+from memory.vectors import embed_pending
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +28,21 @@ class App:
     settings: Settings
     engine: Engine
     gateway: Gateway
+    embedder: Embedder
+    indexes: UserIndexes
     turns: Turns
+
+    def warm_up(self) -> None:
+        """Load the embedding model in the background, then embed what waited for it. Returns at once."""
+
+        def load_then_backfill() -> None:
+            try:
+                self.embedder.load()
+                embed_pending(self.engine, self.embedder)
+            except Exception:  # a background thread has no caller to raise to
+                logger.exception("embedding warm-up failed; recall stays lexical-only")
+
+        threading.Thread(target=load_then_backfill, name="embedder-warm-up", daemon=True).start()
 
     async def aclose(self) -> None:
         await self.gateway.close()
@@ -53,14 +71,25 @@ def build_gateway(settings: Settings) -> Gateway:
     )
 
 
+def build_memory(settings: Settings, engine: Engine) -> tuple[Embedder, UserIndexes]:
+    embedder = Embedder(settings.embedding_model)
+    indexes = UserIndexes(
+        engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=settings.index_cache_users
+    )
+    return embedder, indexes
+
+
 def build_app(settings: Settings) -> App:
     engine = build_engine(settings)
     gateway = build_gateway(settings)
-    turns = Turns(
-        engine=engine,
-        gateway=gateway,
+    embedder, indexes = build_memory(settings, engine)
+    limits = TurnLimits(
         max_message_chars=settings.max_message_chars,
         history_messages=settings.history_messages,
+        recall_tokens=settings.recall_tokens,
+        recall_results=settings.recall_results,
+        recall_half_life_days=settings.recall_half_life_days,
     )
+    turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
     logger.info("app built: database=%s model=%s", engine.dialect.name, gateway.label)
-    return App(settings=settings, engine=engine, gateway=gateway, turns=turns)
+    return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns)

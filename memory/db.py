@@ -64,8 +64,41 @@ def m001_initial(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in tables])
 
 
+def m002_recall(conn: Connection) -> None:
+    """Vectors, the "don't remember" flag, and the lexical index of each backend."""
+    models.Embedding.__table__.create(conn, checkfirst=True)
+    if "remember" not in {c["name"] for c in inspect(conn).get_columns("thread")}:
+        default = "TRUE" if conn.dialect.name == "postgresql" else "1"
+        conn.execute(text(f"ALTER TABLE thread ADD COLUMN remember BOOLEAN NOT NULL DEFAULT {default}"))
+    if conn.dialect.name == "postgresql":
+        # A stored tsvector: matching reads it instead of re-parsing every message of the user.
+        conn.execute(text(
+            "ALTER TABLE message ADD COLUMN IF NOT EXISTS tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', content)) STORED"
+        ))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_message_tsv ON message USING GIN (tsv)"))
+        return
+    # FTS5 with an `owner` token column: a query names its user (owner:u42 AND ...), so FTS5
+    # intersects with that user's rows instead of ranking everybody's. Triggers keep it in step.
+    conn.execute(text(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
+        "content, owner, tokenize='porter unicode61 remove_diacritics 2')"
+    ))
+    for statement in (
+        "CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN "
+        "INSERT INTO message_fts(rowid, content, owner) VALUES (new.id, new.content, 'u' || new.user_id); END",
+        "CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN "
+        "DELETE FROM message_fts WHERE rowid = old.id; END",
+        "CREATE TRIGGER IF NOT EXISTS message_fts_update AFTER UPDATE OF content ON message BEGIN "
+        "UPDATE message_fts SET content = new.content WHERE rowid = new.id; END",
+        "INSERT INTO message_fts(rowid, content, owner) SELECT id, content, 'u' || user_id FROM message",
+    ):
+        conn.execute(text(statement))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
+    ("m002_recall", m002_recall),
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, true
 from sqlmodel import Field, SQLModel
 
 
@@ -55,6 +55,8 @@ class Thread(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     name: str | None = Field(default=None, max_length=255)
+    # False: "don't remember this chat": its messages are never recalled or used as evidence.
+    remember: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
     metadata_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     tags_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
@@ -84,6 +86,24 @@ class Message(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=64)  # the author name the UI shows
     parent_step_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Embedding(SQLModel, table=True):
+    """A message's vector. SQL is the truth; the FAISS indexes are caches rebuilt from these rows.
+
+    The model name says which encoder made it (vectors of another model are never mixed in), and the
+    content hash says which text (an edited message's old vector is recognised as stale).
+    """
+
+    __table_args__ = (Index("ix_embedding_user_model", "user_id", "model", "message_id"),)
+
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("message.id", ondelete="CASCADE"), primary_key=True)
+    )
+    model: str = Field(sa_column=Column(String(128), primary_key=True))
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
+    content_hash: str = Field(max_length=64)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, little-endian
 
 
 class Step(SQLModel, table=True):

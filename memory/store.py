@@ -15,7 +15,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from memory.models import (
-    Author, Element, Feedback, Message, MessageStatus, Role, Step, Thread, User, utcnow,
+    Author, Element, Embedding, Feedback, Message, MessageStatus, Role, Step, Thread, User, utcnow,
 )
 from memory.passwords import hash_password, verify_password
 from memory.text import clean_text
@@ -88,6 +88,17 @@ def count_users(session: Session) -> int:
 
 def list_users(session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(User.id)).all()
+
+
+def delete_user(session: Session, *, user: User) -> None:
+    """Everything about the user: threads with their messages, vectors, steps, feedback; then the account.
+
+    The caller also drops the user's loaded index (memory.index.UserIndexes.drop).
+    """
+    for thread in session.exec(select(Thread).where(Thread.user_id == user.id)).all():
+        delete_thread(session, thread=thread)
+    session.exec(delete(Embedding).where(Embedding.user_id == user.id))
+    session.delete(user)
 
 
 def set_role(session: Session, *, user: User, role: Role) -> None:
@@ -185,6 +196,7 @@ def delete_thread(session: Session, *, thread: Thread) -> None:
     # not want correctness to hang on a pragma.
     message_ids = select(Message.id).where(Message.thread_id == thread.id)
     session.exec(delete(Feedback).where(col(Feedback.message_id).in_(message_ids)))
+    session.exec(delete(Embedding).where(col(Embedding.message_id).in_(message_ids)))
     for table in (Message, Step, Element):
         session.exec(delete(table).where(table.thread_id == thread.id))
     session.delete(thread)
@@ -253,6 +265,7 @@ def recent_window(session: Session, *, thread_id: str, limit: int, before_step_i
 
 def delete_message(session: Session, *, message: Message) -> None:
     session.exec(delete(Feedback).where(Feedback.message_id == message.id))
+    session.exec(delete(Embedding).where(Embedding.message_id == message.id))
     session.delete(message)
 
 

@@ -104,3 +104,20 @@ def fake_llm() -> Iterator[FakeLLM]:
         assert not fake.unscripted, f"unscripted model calls: {[r.purpose for r in fake.unscripted]}"
     finally:
         fake.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled model, loaded once for the whole session (about 8 s)."""
+    from memory.embed import Embedder
+
+    model = Embedder()
+    model.load()
+    return model
+
+
+@pytest.fixture
+def indexes(engine, embedder):
+    from memory.index import UserIndexes
+
+    return UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=8)

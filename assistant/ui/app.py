@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import chainlit as cl
 from chainlit.server import app as fastapi_app
@@ -20,6 +21,8 @@ from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import OurDataLayer, persisted_user
 from assistant.ui.routes import install_routes
+from assistant.ui.views import recalled_markdown
+from memory.retrieve import Recalled
 from memory.store import NotOwner
 
 logger = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 async def startup() -> None:
     app = runtime.app()
     install_routes(fastapi_app, app.engine, _sign_in)
+    app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
 @cl.on_app_shutdown
@@ -79,6 +83,13 @@ async def on_chat_resume(thread: ThreadDict) -> None:
     logger.info("thread %s resumed with %d steps", thread["id"], len(thread.get("steps") or []))
 
 
+async def _show_recalled(items: Sequence[Recalled]) -> None:
+    if not items:
+        return
+    async with cl.Step(name="Recalled", type="retrieval", show_input=False) as step:
+        step.output = recalled_markdown(items)
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     user = cl.user_session.get("user")
@@ -94,7 +105,7 @@ async def on_message(message: cl.Message) -> None:
         message_id=message.id, reply_id=reply.id, text=message.content,
     )
     try:
-        result = await app.turns.run(request, reply.stream_token)
+        result = await app.turns.run(request, reply.stream_token, _show_recalled)
     except NotOwner:
         await cl.ErrorMessage(content="This conversation belongs to another account.").send()
         return

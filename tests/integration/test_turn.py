@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from assistant.llm import OfflineModel, OpenAIGateway, Purpose
-from assistant.turn import TurnRequest, Turns
+from assistant.turn import TurnLimits, TurnRequest, Turns
 from memory import store
 from memory.db import read, write
 from memory.models import Author, MessageStatus
@@ -16,12 +16,13 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def turns_for(engine):
+async def turns_for(engine, embedder, indexes):
     built = []
 
     def build(gateway, *, max_chars=1000, history=20):
         built.append(gateway)
-        return Turns(engine=engine, gateway=gateway, max_message_chars=max_chars, history_messages=history)
+        limits = TurnLimits(max_message_chars=max_chars, history_messages=history)
+        return Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
 
     yield build
     for gateway in built:

@@ -1,0 +1,127 @@
+"""Per-user FAISS indexes: the only importer of faiss. SQL is the truth; FAISS is a cache.
+
+One exact inner-product index per (user, model), its ids the message ids, so a search can only
+ever return that user's messages: isolation by construction, not by a filter that can be forgotten.
+Indexes live in a bounded LRU cache and are rebuilt from the stored vectors (never by re-running the
+model) when missing or stale. Staleness is a cheap indexed count/max query, so a message written by
+another process is seen on the next search.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+from sqlalchemy import Engine, func
+from sqlmodel import select
+
+from memory.db import read
+from memory.models import Embedding
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    index: faiss.IndexIDMap2
+    rows: int  # embedding rows in SQL when built (including any skipped as corrupt)
+    max_id: int
+
+
+class UserIndexes:
+    def __init__(self, engine: Engine, *, model: str, dimension: Callable[[], int], capacity: int = 256) -> None:
+        """`dimension` is asked on first build: a custom model's width is known once it has loaded."""
+        self._engine = engine
+        self._model = model
+        self._dimension_of = dimension
+        self._capacity = capacity
+        self._cache: OrderedDict[int, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        # One query at a time per request: a second OpenMP thread only adds overhead (measured).
+        faiss.omp_set_num_threads(1)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def search(self, user_id: int, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Up to k (message id, cosine) pairs from this user's messages, best first."""
+        entry = self._current(user_id)
+        if entry.index.ntotal == 0 or k <= 0:
+            return []
+        with self._lock:
+            scores, ids = entry.index.search(vector.reshape(1, -1).astype(np.float32), min(k, entry.index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
+
+    def add(self, user_id: int, ids: list[int], vectors: np.ndarray) -> None:
+        """Add freshly committed vectors to a loaded index (an unloaded one is built on next use)."""
+        with self._lock:
+            entry = self._cache.get(user_id)
+            if entry is None or not ids:
+                return
+            known = [i for i in ids if i > entry.max_id]
+            if len(known) != len(ids):  # out of order: rebuild rather than guess
+                del self._cache[user_id]
+                return
+            entry.index.add_with_ids(vectors.astype(np.float32), np.asarray(ids, dtype=np.int64))
+            entry.rows += len(ids)
+            entry.max_id = max(ids)
+
+    def drop(self, user_id: int) -> None:
+        with self._lock:
+            self._cache.pop(user_id, None)
+
+    def loaded(self) -> dict[int, int]:
+        """User id -> vectors held, for every index in memory (used by deletion checks)."""
+        with self._lock:
+            return {user: entry.index.ntotal for user, entry in self._cache.items()}
+
+    def held_ids(self, user_id: int) -> set[int]:
+        with self._lock:
+            entry = self._cache.get(user_id)
+            if entry is None or entry.index.ntotal == 0:
+                return set()
+            return set(faiss.vector_to_array(entry.index.id_map).tolist())
+
+    def _current(self, user_id: int) -> _Entry:
+        rows, max_id = read(self._engine, lambda s: s.exec(
+            select(func.count(), func.coalesce(func.max(Embedding.message_id), 0))
+            .where(Embedding.user_id == user_id, Embedding.model == self._model)
+        ).one())
+        with self._lock:
+            entry = self._cache.get(user_id)
+            if entry is not None and entry.rows == rows and entry.max_id == max_id:
+                self._cache.move_to_end(user_id)
+                return entry
+        entry = self._build(user_id)
+        with self._lock:
+            self._cache[user_id] = entry
+            self._cache.move_to_end(user_id)
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return entry
+
+    def _build(self, user_id: int) -> _Entry:
+        started = time.perf_counter()
+        rows = read(self._engine, lambda s: s.exec(
+            select(Embedding.message_id, Embedding.vector)
+            .where(Embedding.user_id == user_id, Embedding.model == self._model)
+            .order_by(Embedding.message_id)
+        ).all())
+        dimension = self._dimension_of()
+        width = dimension * 4
+        good = [(mid, blob) for mid, blob in rows if blob is not None and len(blob) == width]
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        if good:
+            vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype=np.float32).reshape(-1, dimension)
+            index.add_with_ids(vectors, np.fromiter((mid for mid, _ in good), dtype=np.int64, count=len(good)))
+        if len(good) != len(rows):
+            logger.warning("user %s: %d stored vectors are corrupt and were skipped", user_id, len(rows) - len(good))
+        logger.info("index user=%s vectors=%d built in %.1f ms", user_id, len(good), (time.perf_counter() - started) * 1000)
+        return _Entry(index=index, rows=len(rows), max_id=max((mid for mid, _ in rows), default=0))

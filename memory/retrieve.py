@@ -1,0 +1,185 @@
+"""Hybrid recall of one user's past messages: dense (FAISS) + lexical (FTS5 / PostgreSQL), fused.
+
+Every query is scoped to one user twice over: the dense side searches only that user's index, and
+the lexical side and the final row load both filter on the user id. Threads marked "don't
+remember", excluded ids (the live window) and incomplete replies are never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from memory.index import UserIndexes
+from memory.models import Author, Message, MessageStatus, Thread
+
+RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
+MAX_QUERY_TERMS = 48  # a 100,000-character query is cut to its first distinct terms
+
+# Words that carry no topic; dropping them keeps lexical matches meaningful and fast.
+STOPWORDS = frozenset("""
+a about above after again all am an and any are as at be been before being below between both but by can
+could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once
+only or other our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where
+which while who whom why will with would you your yours yourself yourselves i'm it's don't didn't
+""".split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class RecallQuery:
+    user_id: int
+    text: str
+    vector: np.ndarray | None  # None: lexical only (e.g. the model is still loading)
+    k: int = 8
+    authors: frozenset[Author] = frozenset({Author.USER, Author.ASSISTANT})
+    exclude_message_ids: frozenset[int] = frozenset()
+    recency_half_life_days: float | None = None  # None: no recency weighting
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    candidates: int = 50  # taken from each side before fusion
+
+
+@dataclass(frozen=True)
+class Recalled:
+    message_id: int
+    thread_id: str
+    thread_name: str | None
+    author: Author
+    content: str
+    created_at: datetime
+    score: float
+
+
+# --- pure parts ------------------------------------------------------------------------------
+
+def query_terms(query: str) -> list[str]:
+    """Distinct, lower-cased content words of a query, in order, at most MAX_QUERY_TERMS."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        if word in STOPWORDS or (len(word) == 1 and word.isascii()):
+            continue
+        seen.setdefault(word, None)
+        if len(seen) >= MAX_QUERY_TERMS:
+            break
+    return list(seen)
+
+
+def fts5_match(user_id: int, terms: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression: this user's rows containing any of the terms."""
+    if not terms:
+        return None
+    quoted = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return f"owner:u{int(user_id)} AND content:({quoted})"
+
+
+def tsquery(terms: Sequence[str]) -> str | None:
+    """A PostgreSQL to_tsquery expression matching any of the terms (terms are \\w+ only)."""
+    safe = [t for t in terms if re.fullmatch(r"\w+", t)]
+    return " | ".join(safe) if safe else None
+
+
+def rrf(rankings: Iterable[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of 1 / (k + rank) over the rankings an id appears in."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def recency_weight(created_at: datetime, now: datetime, half_life_days: float | None) -> float:
+    if not half_life_days:
+        return 1.0
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    age_days = max(0.0, (now - created_at).total_seconds() / 86400)
+    # Halves the score every half-life but never below a quarter: old facts still count.
+    return 0.25 + 0.75 * math.pow(0.5, age_days / half_life_days)
+
+
+def normalise(text_: str) -> str:
+    folded = unicodedata.normalize("NFKC", text_).casefold()
+    return " ".join(_WORD.findall(folded))
+
+
+def collapse_duplicates(items: Sequence[Recalled]) -> list[Recalled]:
+    """Keep the best-scored of messages whose normalised text is the same."""
+    kept, seen = [], set()
+    for item in items:
+        key = normalise(item.content)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(item)
+    return kept
+
+
+# --- I/O --------------------------------------------------------------------------------------
+
+def dense_ranking(indexes: UserIndexes, query: RecallQuery) -> list[int]:
+    if query.vector is None:
+        return []
+    return [mid for mid, _ in indexes.search(query.user_id, query.vector, query.candidates)]
+
+
+def lexical_ranking(session: Session, query: RecallQuery) -> list[int]:
+    terms = query_terms(query.text)
+    if session.get_bind().dialect.name == "postgresql":
+        expression = tsquery(terms)
+        if expression is None:
+            return []
+        rows = session.execute(text(
+            "SELECT id FROM message WHERE user_id = :user AND tsv @@ to_tsquery('english', :q) "
+            "ORDER BY ts_rank_cd(tsv, to_tsquery('english', :q)) DESC, id DESC LIMIT :n"
+        ), {"user": query.user_id, "q": expression, "n": query.candidates})
+        return [row[0] for row in rows]
+    expression = fts5_match(query.user_id, terms)
+    if expression is None:
+        return []
+    rows = session.execute(text(
+        "SELECT rowid FROM message_fts WHERE message_fts MATCH :q "
+        "ORDER BY bm25(message_fts, 1.0, 0.0), rowid DESC LIMIT :n"
+    ), {"q": expression, "n": query.candidates})
+    return [row[0] for row in rows]
+
+
+def recall(session: Session, indexes: UserIndexes, query: RecallQuery) -> list[Recalled]:
+    """The user's most relevant past messages, best first, at most `query.k`."""
+    if not query.text.strip() or query.k <= 0:
+        return []
+    fused = rrf([dense_ranking(indexes, query), lexical_ranking(session, query)])
+    if not fused:
+        return []
+    rows = session.exec(
+        select(Message, Thread)
+        .join(Thread, col(Thread.id) == Message.thread_id)
+        .where(
+            col(Message.id).in_(list(fused)),
+            Message.user_id == query.user_id,  # defence in depth: ids came from this user's index
+            Thread.user_id == query.user_id,
+            Thread.remember == True,  # noqa: E712 (SQL expression)
+            Message.status == MessageStatus.COMPLETE,
+            col(Message.author).in_([str(a) for a in query.authors]),
+            col(Message.id).not_in(list(query.exclude_message_ids) or [-1]),
+        )
+    ).all()
+    found = [
+        Recalled(
+            message_id=message.id, thread_id=thread.id, thread_name=thread.name, author=Author(message.author),
+            content=message.content, created_at=message.created_at,
+            score=fused[message.id] * recency_weight(message.created_at, query.now, query.recency_half_life_days),
+        )
+        for message, thread in rows
+    ]
+    found.sort(key=lambda item: (-item.score, -item.message_id))
+    return collapse_duplicates(found)[: query.k]
