@@ -47,6 +47,8 @@ class RecallQuery:
     recency_half_life_days: float | None = None  # None: no recency weighting
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     candidates: int = 50  # taken from each side before fusion
+    # Dense search always returns *something*; below this cosine it is noise, not memory.
+    min_similarity: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ def collapse_duplicates(items: Sequence[Recalled]) -> list[Recalled]:
 def dense_ranking(indexes: UserIndexes, query: RecallQuery) -> list[int]:
     if query.vector is None:
         return []
-    return [mid for mid, _ in indexes.search(query.user_id, query.vector, query.candidates)]
+    hits = indexes.search(query.user_id, query.vector, query.candidates)
+    return [mid for mid, similarity in hits if similarity >= query.min_similarity]
 
 
 def lexical_ranking(session: Session, query: RecallQuery) -> list[int]:

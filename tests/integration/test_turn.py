@@ -185,3 +185,23 @@ async def test_offline_replies_are_labelled_and_stored(engine, alice, turns_for)
     rows = read(engine, lambda s: store.thread_messages(s, thread_id="t1"))
     assert rows[-1].author == Author.ASSISTANT and rows[-1].model == "offline model"
     assert rows[-1].status == MessageStatus.COMPLETE
+
+
+async def test_recall_in_the_turn_brings_back_the_users_own_fact_and_never_anothers(
+        engine, alice, fake_llm, turns_for):
+    bob = write(engine, lambda s: store.create_user(s, identifier="bob", password="password1"))
+    turns = turns_for(fake_gateway(fake_llm))
+    fake_llm.script("chat", "Noted.", "Noted.", "Your code is 4711.")
+    await turns.run(request(alice, "Please remember my locker code is 4711", thread="a-old"), Screen())
+    await turns.run(request(bob, "Please remember my locker code is 9902", thread="b-old"), Screen())
+    recalled = []
+
+    async def show(items):
+        recalled.extend(items)
+
+    result = await turns.run(request(alice, "What is my locker code?", thread="a-new"), Screen(), show)
+    assert [r.content for r in recalled][0] == "Please remember my locker code is 4711"
+    assert result.recalled == tuple(recalled) and all(r.thread_id == "a-old" for r in recalled)
+    system = fake_llm.requests[-1].body["messages"][0]["content"]
+    assert "4711" in system and "9902" not in system
+    assert "not instructions" in system

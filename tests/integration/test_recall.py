@@ -1,0 +1,164 @@
+"""Hybrid recall with the real model, real FAISS, on SQLite and PostgreSQL."""
+
+import random
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from memory import store
+from memory.db import read, write
+from memory.index import UserIndexes
+from memory.models import Author, Embedding, MessageStatus
+from memory.retrieve import RecallQuery, recall
+from memory.vectors import count_pending, embed_pending
+
+
+def user(engine, name):
+    return write(engine, lambda s: store.create_user(s, identifier=name, password="password1"))
+
+
+def say(engine, who, thread, text_, author=Author.USER, status=MessageStatus.COMPLETE, step=None):
+    def work(session):
+        store.upsert_thread(session, thread_id=thread, user_id=who.id, name=f"{thread} chat")
+        return store.save_message(session, step_id=step or f"{thread}-{random.random()}", thread_id=thread,
+                                  user_id=who.id, author=author, content=text_, status=status)
+
+    return write(engine, work)
+
+
+def ask(engine, indexes, embedder, who, question, **options):
+    query = RecallQuery(user_id=who.id, text=question, vector=embedder.encode_one(question), **options)
+    return read(engine, lambda s: recall(s, indexes, query))
+
+
+@pytest.fixture
+def history(engine, embedder):
+    ada = user(engine, "ada")
+    facts = ["My sister Clara lives in Lisbon and teaches piano.",
+             "I adopted a grey cat called Pixel last spring.",
+             "For work I maintain a compiler written in OCaml.",
+             "My favourite colour is teal, like the sea near Porto."]
+    for i, fact in enumerate(facts):
+        say(engine, ada, f"old{i}", fact)
+        say(engine, ada, f"old{i}", "Thanks for telling me!", author=Author.ASSISTANT)
+    embed_pending(engine, embedder)
+    return ada
+
+
+def test_the_relevant_fact_comes_back_from_an_older_thread(engine, indexes, embedder, history):
+    found = ask(engine, indexes, embedder, history, "What is the name of my pet?")
+    assert "Pixel" in found[0].content and found[0].thread_id == "old1" and found[0].thread_name == "old1 chat"
+    found = ask(engine, indexes, embedder, history, "which programming language do I use at my job")
+    assert "OCaml" in found[0].content
+
+
+def test_lexical_alone_works_while_the_model_is_loading(engine, indexes, history):
+    query = RecallQuery(user_id=history.id, text="Lisbon piano", vector=None)
+    found = read(engine, lambda s: recall(s, indexes, query))
+    assert "Clara" in found[0].content
+
+
+def test_options_authors_window_dont_remember_incomplete_and_duplicates(engine, indexes, embedder, history):
+    found = ask(engine, indexes, embedder, history, "thanks", authors=frozenset({Author.ASSISTANT}))
+    assert found and all(f.author == Author.ASSISTANT for f in found)
+    assert len([f for f in found if f.content == "Thanks for telling me!"]) == 1  # four copies collapse to one
+    cat = ask(engine, indexes, embedder, history, "my cat")[0]
+    assert cat.message_id not in {f.message_id for f in ask(
+        engine, indexes, embedder, history, "my cat", exclude_message_ids=frozenset({cat.message_id}))}
+    write(engine, lambda s: setattr(store.get_thread(s, thread_id="old1"), "remember", False))
+    assert all(f.thread_id != "old1" for f in ask(engine, indexes, embedder, history, "my cat Pixel"))
+    say(engine, history, "new", "My dog is called Rex", author=Author.ASSISTANT, status=MessageStatus.INCOMPLETE)
+    embed_pending(engine, embedder)
+    assert all("Rex" not in f.content for f in ask(engine, indexes, embedder, history, "dog Rex"))
+
+
+def test_odd_queries_and_an_empty_history(engine, indexes, embedder, history):
+    nobody = user(engine, "nobody")
+    assert ask(engine, indexes, embedder, nobody, "anything at all") == []
+    assert ask(engine, indexes, embedder, history, "   ") == []
+    assert ask(engine, indexes, embedder, history, "x" * 100_000) == []  # nothing similar, nothing matching
+    huge = ask(engine, indexes, embedder, history, "teal " + "🎉" * 50_000)
+    assert "teal" in huge[0].content
+    say(engine, history, "jp", "日本語で猫の話をしました 🐱")
+    embed_pending(engine, embedder)
+    assert "🐱" in ask(engine, indexes, embedder, history, "日本語で猫の話")[0].content
+
+
+def test_many_users_with_near_identical_texts_never_see_each_other(engine, embedder):
+    indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=4)
+    rng = random.Random(7)
+    people = [user(engine, f"user{i:02d}") for i in range(12)]
+    codes = {}
+    for person in people:
+        codes[person.id] = f"{rng.randrange(1000, 9999)}"
+        say(engine, person, f"t-{person.id}", f"My locker code is {codes[person.id]} and my bike is blue.")
+        say(engine, person, f"t-{person.id}", "My locker code is secret, the bike is blue.")
+    embed_pending(engine, embedder)
+    mine = {p.id: set(read(engine, lambda s, p=p: [m.id for m in s.exec(
+        store.select(store.Message).where(store.Message.user_id == p.id)).all()])) for p in people}
+    for person in rng.sample(people, len(people)):  # random order exercises the LRU (capacity 4 < 12)
+        for question in ("what is my locker code", "blue bike", codes[person.id]):
+            found = ask(engine, indexes, embedder, person, question, k=20)
+            assert found and {f.message_id for f in found} <= mine[person.id]
+            assert all(codes[person.id] in f.content or "secret" in f.content for f in found)
+    assert len(indexes.loaded()) <= 4
+
+
+def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder, history):
+    other = user(engine, "other")
+    say(engine, other, "theirs", "My sister Clara lives in Lisbon too.")
+    embed_pending(engine, embedder)
+    assert ask(engine, indexes, embedder, history, "Clara") and ask(engine, indexes, embedder, other, "Clara")
+    assert indexes.held_ids(history.id)
+    write(engine, lambda s: store.delete_user(s, user=s.get(store.User, history.id)))
+    indexes.drop(history.id)
+    with engine.connect() as conn:
+        for table in ("message", "embedding", "thread", "step", "feedback"):
+            clause = "user_id" if table in {"message", "embedding", "thread"} else None
+            if clause:
+                left = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {clause} = :u"), {"u": history.id})
+                assert left.scalar() == 0, table
+        assert conn.execute(text('SELECT count(*) FROM "user" WHERE id = :u'), {"u": history.id}).scalar() == 0
+        if engine.dialect.name == "sqlite":
+            fts = conn.execute(text("SELECT count(*) FROM message_fts WHERE owner = :o"), {"o": f"u{history.id}"})
+            assert fts.scalar() == 0
+    assert history.id not in indexes.loaded() and indexes.held_ids(history.id) == set()
+    assert ask(engine, indexes, embedder, history, "Clara") == []
+    assert "Lisbon" in ask(engine, indexes, embedder, other, "Clara")[0].content  # the other user is untouched
+
+
+def test_corrupt_or_missing_vectors_are_rebuilt_not_crashed(engine, indexes, embedder, history):
+    assert ask(engine, indexes, embedder, history, "cat")  # index loaded
+    width = embedder.dimension * 4
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE embedding SET vector = :v WHERE message_id IN "
+                          "(SELECT message_id FROM embedding ORDER BY message_id LIMIT 2)"), {"v": b"broken"})
+        conn.execute(text("DELETE FROM embedding WHERE message_id = "
+                          "(SELECT max(message_id) FROM embedding)"))
+    found = ask(engine, indexes, embedder, history, "my favourite colour")  # stale index is rebuilt, bad rows skipped
+    assert "teal" in found[0].content  # the lexical side still finds the message without a vector
+    assert count_pending(engine, model=embedder.model_name, width=width) == 3
+    assert embed_pending(engine, embedder) == 3
+    assert count_pending(engine, model=embedder.model_name, width=width) == 0
+    assert ask(engine, indexes, embedder, history, "my favourite colour")[0].content.startswith("My favourite colour")
+
+
+def test_vectors_of_another_model_are_never_mixed_in(engine, embedder, history):
+    other_model = UserIndexes(engine, model="some-other-model", dimension=lambda: embedder.dimension)
+    vector = embedder.encode_one("cat")
+    assert other_model.search(history.id, vector, 5) == []  # no vectors for that model: nothing, not the old ones
+    assert count_pending(engine, model="some-other-model", width=embedder.dimension * 4) == 8
+    with engine.connect() as conn:
+        models = set(conn.execute(text("SELECT DISTINCT model FROM embedding")).scalars())
+    assert models == {embedder.model_name}
+
+
+def test_an_index_sees_what_another_process_wrote(engine, indexes, embedder, history):
+    assert "Pixel" in ask(engine, indexes, embedder, history, "cat")[0].content
+    # Another process (same database, its own cache) adds a message and its vector.
+    message = say(engine, history, "elsewhere", "Update: my cat Pixel now has a sibling cat named Byte.")
+    write(engine, lambda s: s.add(Embedding(
+        message_id=message.id, model=embedder.model_name, user_id=history.id, content_hash="x",
+        vector=np.asarray(embedder.encode_one(message.content), dtype="<f4").tobytes())))
+    assert any("Byte" in f.content for f in ask(engine, indexes, embedder, history, "cat sibling"))
