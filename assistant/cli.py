@@ -4,6 +4,9 @@ Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
+  hyperalign reindex [--user NAME]
+  hyperalign bench recall --locomo PATH [--json]
+  hyperalign bench turn [--json] [--sizes N,N,...] [--others N]
 """
 
 from __future__ import annotations
@@ -57,6 +60,22 @@ def _parser() -> argparse.ArgumentParser:
     add.set_defaults(run=users_add)
     listing = users_cmd.add_parser("list", help="list accounts with their role and creation date")
     listing.set_defaults(run=users_list)
+
+    reindex_cmd = commands.add_parser("reindex", help="embed every message that lacks a vector of the current model")
+    reindex_cmd.add_argument("--user", help="only this user's messages")
+    reindex_cmd.set_defaults(run=reindex)
+
+    bench_cmd = commands.add_parser("bench", help="benchmarks that print figures").add_subparsers(title="benchmarks")
+    bench_recall = bench_cmd.add_parser("recall", help="turn-level evidence recall on LoCoMo-format data")
+    bench_recall.add_argument("--locomo", required=True, type=Path, help="a JSON file in LoCoMo's format")
+    bench_recall.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench_recall.set_defaults(run=bench_recall_command)
+    bench_turn = bench_cmd.add_parser("turn", help="memory overhead of one chat turn (everything but the model)")
+    bench_turn.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    bench_turn.add_argument("--sizes", default="1000,10000,100000", help="messages of the measured user, comma-separated")
+    bench_turn.add_argument("--others", type=int, default=1000, help="other users in the database")
+    bench_turn.add_argument("--turns", type=int, default=60, help="turns measured per size")
+    bench_turn.set_defaults(run=bench_turn_command)
     return parser
 
 
@@ -133,3 +152,60 @@ def users_list(settings: Settings, args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.wiring import build_memory
+    from memory import store
+    from memory.db import read
+    from memory.vectors import embed_pending
+
+    engine = _open_engine(settings)
+    try:
+        user_id = None
+        if args.user:
+            user = read(engine, lambda s: store.get_user(s, identifier=args.user))
+            if user is None:
+                raise CommandError(f"no user named {args.user!r}")
+            user_id = user.id
+        embedder, indexes = build_memory(settings, engine)
+        print(f"embedding with {embedder.model_name} ...", file=sys.stderr, flush=True)
+        done = embed_pending(engine, embedder, user_id=user_id, progress=_progress_bar, check_hashes=True)
+    finally:
+        engine.dispose()
+    print(f"\nre-embedded {done} messages", flush=True)
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.bench import render_recall_table, run_recall_bench
+
+    if not args.locomo.is_file():
+        raise CommandError(f"{args.locomo} is not a file")
+    result = run_recall_bench(args.locomo, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=2) if args.json else render_recall_table(result))
+    return 0
+
+
+def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.bench import run_turn_bench
+
+    try:
+        sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
+    except ValueError:
+        raise CommandError("--sizes takes whole numbers separated by commas, e.g. 1000,10000") from None
+    result = run_turn_bench(sizes=sizes, others=args.others, turns=args.turns,
+                            say=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0

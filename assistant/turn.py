@@ -15,8 +15,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
@@ -29,7 +30,7 @@ from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
 from memory.models import Author, Message, MessageStatus
-from memory.retrieve import Recalled, RecallQuery, recall
+from memory.retrieve import Recalled, RecallQuery, assemble, dense_ranking, lexical_ranking
 from memory.text import clean_text
 from memory.vectors import save_vectors
 
@@ -84,6 +85,7 @@ class Turns:
         self._indexes = indexes
         self._limits = limits
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Task] = set()
 
     async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None) -> TurnResult:
         text = clean_text(request.text)
@@ -98,14 +100,16 @@ class Turns:
         self, request: TurnRequest, text: str, on_token: OnToken, on_recalled: OnRecalled | None
     ) -> TurnResult:
         started = time.perf_counter()
+        too_long = len(text) > self._limits.max_message_chars
+        # Embedding is the slowest step; storing and the lexical search run while it does.
+        embedding = None if too_long else asyncio.create_task(self._embed(text))
         stored = await asyncio.to_thread(write, self._engine, lambda s: self._store_user_message(s, request, text))
-        if len(text) > self._limits.max_message_chars:
+        if embedding is None:
             return TurnResult("", False, (
                 f"Your message is {len(text):,} characters long; the limit is {self._limits.max_message_chars:,}. "
                 "It is saved in this conversation but was not sent to the model. Please send a shorter message."
             ))
-        vector = await self._embed(text)
-        recalled = await self._recall(request, text, vector, stored)
+        recalled, vector = await self._recall(request, text, embedding, stored)
         if on_recalled is not None:
             await on_recalled(recalled)
         memories = fit_memories(
@@ -151,42 +155,74 @@ class Turns:
             return None
         return await asyncio.to_thread(self._embedder.encode_one, text)
 
-    async def _recall(self, request: TurnRequest, text: str, vector: np.ndarray | None, stored: _Stored) -> list[Recalled]:
+    async def _recall(
+        self, request: TurnRequest, text: str, embedding: asyncio.Task, stored: _Stored
+    ) -> tuple[list[Recalled], np.ndarray | None]:
         if self._limits.recall_results == 0:
-            return []
+            return [], await embedding
         query = RecallQuery(
-            user_id=request.user_id, text=text, vector=vector, k=self._limits.recall_results,
+            user_id=request.user_id, text=text, vector=None, k=self._limits.recall_results,
             exclude_message_ids=stored.window_ids | {stored.message.id},
             recency_half_life_days=self._limits.recall_half_life_days or None,
         )
-        return await asyncio.to_thread(read, self._engine, lambda s: recall(s, self._indexes, query))
+        # Both while the model is still embedding. Before the model has loaded there is no dense
+        # side at all (building an index would need the model's width, i.e. wait for it).
+        lexical, _ = await asyncio.gather(
+            asyncio.to_thread(read, self._engine, lambda s: lexical_ranking(s, query)),
+            asyncio.to_thread(self._indexes.refresh, request.user_id) if self._embedder.ready else asyncio.sleep(0),
+        )
+        vector = await embedding
+        query = replace(query, vector=vector)
+        dense = await asyncio.to_thread(dense_ranking, self._indexes, query, fresh=True)
+        recalled = await asyncio.to_thread(read, self._engine, lambda s: assemble(s, query, [dense, lexical]))
+        return recalled, vector
 
     async def _record(
         self, request: TurnRequest, message: Message, vector: np.ndarray | None, reply: str, *, reason: str | None
     ) -> None:
-        """The reply and the vectors of both messages, in one commit; then the loaded index learns them."""
-        reply_vector = await self._embed(reply) if reply and reason is None and vector is not None else None
+        """The reply and the user message's vector in one commit; the reply's vector follows off the path."""
         status = MessageStatus.COMPLETE if reason is None else MessageStatus.INCOMPLETE
 
-        def record(session: Session) -> list[Message]:
-            embedded = []
+        def record(session: Session) -> Message | None:
+            saved = None
             if reply:  # nothing shown, nothing kept
                 saved = store.save_message(
                     session, step_id=request.reply_id, thread_id=request.thread_id, user_id=request.user_id,
                     author=Author.ASSISTANT, content=reply, status=status, status_reason=reason,
                     model=self._gateway.label,
                 )
-                embedded = [saved] if reply_vector is not None else []
             if vector is not None:
-                embedded.insert(0, message)
-                vectors = np.stack([vector] + ([reply_vector] if reply_vector is not None else []))
-                save_vectors(session, model=self._embedder.model_name, messages=embedded, vectors=vectors)
-            return embedded
+                save_vectors(session, model=self._embedder.model_name, messages=[message], vectors=vector[None])
+            return saved
 
-        embedded = await asyncio.to_thread(write, self._engine, record)
-        if embedded:
-            vectors = np.stack([vector] + ([reply_vector] if reply_vector is not None else []))
-            self._indexes.add(request.user_id, [m.id for m in embedded], vectors)
+        saved = await asyncio.to_thread(write, self._engine, record)
+        if vector is not None:
+            self._indexes.add(request.user_id, [message.id], vector[None])
+        if saved is not None and reason is None and self._embedder.ready:
+            # Embedding the reply would add a second model call after the user has read it; it runs in
+            # the background instead (memory.vectors.embed_pending catches up if it ever fails).
+            self._spawn(self._embed_reply(request.user_id, saved))
+
+    async def _embed_reply(self, user_id: int, reply: Message) -> None:
+        vector = await asyncio.to_thread(self._embedder.encode_one, reply.content)
+        await asyncio.to_thread(write, self._engine, lambda s: save_vectors(
+            s, model=self._embedder.model_name, messages=[reply], vectors=vector[None]))
+        self._indexes.add(user_id, [reply.id], vector[None])
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background memory work failed", exc_info=task.exception())
+
+    async def settle(self) -> None:
+        """Wait for background memory work (tests, benchmarks, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
 
 def _failure_notice(exc: LLMError, partial: bool) -> str:

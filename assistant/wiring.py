@@ -45,6 +45,7 @@ class App:
         threading.Thread(target=load_then_backfill, name="embedder-warm-up", daemon=True).start()
 
     async def aclose(self) -> None:
+        await self.turns.settle()
         await self.gateway.close()
         self.engine.dispose()
 

@@ -50,9 +50,13 @@ class UserIndexes:
     def model(self) -> str:
         return self._model
 
-    def search(self, user_id: int, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Up to k (message id, cosine) pairs from this user's messages, best first."""
-        entry = self._current(user_id)
+    def search(self, user_id: int, vector: np.ndarray, k: int, *, fresh: bool = False) -> list[tuple[int, float]]:
+        """Up to k (message id, cosine) pairs from this user's messages, best first.
+
+        `fresh`: `refresh` was called just before, so the staleness query can be skipped.
+        """
+        entry = self._cached(user_id) if fresh else None
+        entry = entry or self._current(user_id)
         if entry.index.ntotal == 0 or k <= 0:
             return []
         with self._lock:
@@ -72,6 +76,14 @@ class UserIndexes:
             entry.index.add_with_ids(vectors.astype(np.float32), np.asarray(ids, dtype=np.int64))
             entry.rows += len(ids)
             entry.max_id = max(ids)
+
+    def refresh(self, user_id: int) -> None:
+        """Make sure this user's index is loaded and matches SQL (rebuild if stale)."""
+        self._current(user_id)
+
+    def _cached(self, user_id: int) -> _Entry | None:
+        with self._lock:
+            return self._cache.get(user_id)
 
     def drop(self, user_id: int) -> None:
         with self._lock:

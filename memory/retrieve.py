@@ -128,10 +128,11 @@ def collapse_duplicates(items: Sequence[Recalled]) -> list[Recalled]:
 
 # --- I/O --------------------------------------------------------------------------------------
 
-def dense_ranking(indexes: UserIndexes, query: RecallQuery) -> list[int]:
+def dense_ranking(indexes: UserIndexes, query: RecallQuery, *, fresh: bool = False) -> list[int]:
+    """`fresh`: the caller has just refreshed this user's index, skip the staleness check."""
     if query.vector is None:
         return []
-    hits = indexes.search(query.user_id, query.vector, query.candidates)
+    hits = indexes.search(query.user_id, query.vector, query.candidates, fresh=fresh)
     return [mid for mid, similarity in hits if similarity >= query.min_similarity]
 
 
@@ -160,7 +161,16 @@ def recall(session: Session, indexes: UserIndexes, query: RecallQuery) -> list[R
     """The user's most relevant past messages, best first, at most `query.k`."""
     if not query.text.strip() or query.k <= 0:
         return []
-    fused = rrf([dense_ranking(indexes, query), lexical_ranking(session, query)])
+    return assemble(session, query, [dense_ranking(indexes, query), lexical_ranking(session, query)])
+
+
+def assemble(session: Session, query: RecallQuery, rankings: Sequence[Sequence[int]]) -> list[Recalled]:
+    """Fuse rankings and load the rows that pass every filter.
+
+    Split from `recall` so a caller can compute the lexical ranking while the query is still being
+    embedded, and the dense one afterwards.
+    """
+    fused = rrf(rankings)
     if not fused:
         return []
     rows = session.exec(

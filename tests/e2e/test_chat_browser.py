@@ -207,3 +207,34 @@ def test_offline_mode_is_labelled_and_honest(browser, offline_app):
     expect(reply).to_contain_text("OPENAI_BASE_URL")
     newcomer.shot("08-offline-reply")
     newcomer.close()
+
+
+def test_recalled_step_brings_back_my_fact_from_an_earlier_thread_and_not_anothers(browser, app, fake):
+    from playwright.sync_api import expect
+
+    kim, lee = Person(browser, app, "kim"), Person(browser, app, "lee")
+    kim.sign_in()
+    fake.script("chat", "Got it.")
+    kim.send("My favourite colour is teal and I keep bees on the roof")
+    expect(kim.page.locator(LAST_REPLY).last).to_contain_text("Got it.")
+    lee.sign_in()
+    fake.script("chat", "Noted.")
+    lee.send("My favourite colour is crimson and I keep bees too")
+    expect(lee.page.locator(LAST_REPLY).last).to_contain_text("Noted.")
+
+    kim.page.locator("#new-chat-button").click()
+    kim.page.locator("#confirm").click()
+    fake.script("chat", "You told me: teal.")
+    kim.send("Which colour did I say was my favourite?")
+    expect(kim.page.locator(LAST_REPLY).last).to_contain_text("You told me: teal.", timeout=15_000)
+    step = kim.page.get_by_text("Recalled").first
+    expect(step).to_be_visible()
+    step.click()
+    recalled = kim.page.locator('.step[data-step-type="retrieval"]').last
+    expect(recalled).to_contain_text("favourite colour is teal")
+    expect(recalled).not_to_contain_text("crimson")
+    kim.shot("09-recalled")
+    system = fake.requests_for("chat")[-1].body["messages"][0]["content"]
+    assert "teal" in system and "crimson" not in system
+    kim.close()
+    lee.close()

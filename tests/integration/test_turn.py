@@ -20,12 +20,14 @@ async def turns_for(engine, embedder, indexes):
     built = []
 
     def build(gateway, *, max_chars=1000, history=20):
-        built.append(gateway)
         limits = TurnLimits(max_message_chars=max_chars, history_messages=history)
-        return Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
+        turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
+        built.append((turns, gateway))
+        return turns
 
     yield build
-    for gateway in built:
+    for turns, gateway in built:
+        await turns.settle()  # background vector writes finish inside the test's event loop
         await gateway.close()
 
 
@@ -205,3 +207,15 @@ async def test_recall_in_the_turn_brings_back_the_users_own_fact_and_never_anoth
     system = fake_llm.requests[-1].body["messages"][0]["content"]
     assert "4711" in system and "9902" not in system
     assert "not instructions" in system
+
+
+async def test_both_sides_are_embedded_the_reply_off_the_path(engine, alice, fake_llm, turns_for, embedder):
+    from memory.vectors import count_pending
+
+    fake_llm.script("chat", "Sure, noted.")
+    turns = turns_for(fake_gateway(fake_llm))
+    await turns.run(request(alice, "I moved to Porto"), Screen())
+    await turns.settle()
+    assert count_pending(engine, model=embedder.model_name, width=embedder.dimension * 4) == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM embedding")).scalar() == 2
