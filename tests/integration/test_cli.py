@@ -55,3 +55,46 @@ def test_serve_ignores_chainlits_generic_flags_so_ci_true_stays_offline(tmp_path
         assert "model: offline mode" in server.log()
     finally:
         server.stop()
+
+
+def test_bench_recall_prints_its_table_on_locomo_format_data(tmp_path):
+    import json
+
+    from tests.unit.test_bench_parts import sample
+
+    path = tmp_path / "tiny-locomo.json"
+    path.write_text(json.dumps(sample()))
+    result = run("bench", "recall", "--locomo", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures) >= {"lexical", "dense", "hybrid", "latency_ms", "unscored_questions"}
+    assert figures["hybrid"]["single-hop"]["R@1"] == 1.0  # "What instrument?" -> the cello turn
+    assert figures["hybrid"]["overall"]["n"] == 2 and figures["unscored_questions"] == 1
+    table = run("bench", "recall", "--locomo", str(path)).stdout
+    assert "overall" in table and "hybrid R@5" in table and "p95" in table
+    missing = run("bench", "recall", "--locomo", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "is not a file" in missing.stderr
+
+
+def test_reindex_embeds_what_lacks_a_vector_with_a_progress_bar():
+    from memory import store
+    from memory.db import write
+    from memory.models import Author
+
+    engine = build_engine(load_settings())
+    alice = sign_in(engine, registration=Registration.OPEN, username="alice", password="password1")
+
+    def chat(session):
+        store.upsert_thread(session, thread_id="t", user_id=alice.id)
+        for i in range(5):
+            store.save_message(session, step_id=f"s{i}", thread_id="t", user_id=alice.id, author=Author.USER,
+                               content=f"message number {i}")
+
+    write(engine, chat)
+    engine.dispose()
+    first = run("reindex", "--user", "alice")
+    assert first.returncode == 0, first.stderr
+    assert "re-embedded 5 messages" in first.stdout and "5/5" in first.stderr
+    assert "re-embedded 0 messages" in run("reindex").stdout
+    unknown = run("reindex", "--user", "nobody")
+    assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
