@@ -194,8 +194,8 @@ def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
                 scores.latency_ms["recall only"].append((finished - embedded) * 1000)
                 rankings = {
                     "hybrid": [dia_of[r.message_id] for r in hybrid],
-                    "dense": [dia_of[m] for m in dense_ranking(indexes, query)],
-                    "lexical": [dia_of[m] for m in read(engine, lambda s, q=query: lexical_ranking(s, q))],
+                    "dense": [dia_of[m] for m, _ in dense_ranking(indexes, query)],
+                    "lexical": [dia_of[m] for m, _ in read(engine, lambda s, q=query: lexical_ranking(s, q))],
                 }
                 for mode, ranked in rankings.items():
                     scores.add(mode, question.category, ranked, question.evidence)

@@ -174,7 +174,7 @@ class Turns:
         vector = await embedding
         query = replace(query, vector=vector)
         dense = await asyncio.to_thread(dense_ranking, self._indexes, query, fresh=True)
-        recalled = await asyncio.to_thread(read, self._engine, lambda s: assemble(s, query, [dense, lexical]))
+        recalled = await asyncio.to_thread(read, self._engine, lambda s: assemble(s, query, dense, lexical))
         return recalled, vector
 
     async def _record(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_
+from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, delete, select
 
 from memory.models import (
@@ -266,7 +267,14 @@ def recent_window(session: Session, *, thread_id: str, limit: int, before_step_i
 def delete_message(session: Session, *, message: Message) -> None:
     session.exec(delete(Feedback).where(Feedback.message_id == message.id))
     session.exec(delete(Embedding).where(Embedding.message_id == message.id))
+    following = session.exec(
+        select(Message).where(Message.thread_id == message.thread_id, Message.id > message.id).order_by(Message.id)
+    ).first()
     session.delete(message)
+    session.flush()
+    if following is not None:
+        # The next message's lexical entry quotes the deleted one as context (memory/db.py): rewrite it.
+        session.execute(sql_update(Message).where(Message.id == following.id).values(content=following.content))
 
 
 # --- display steps, feedback and elements ----------------------------------------------------

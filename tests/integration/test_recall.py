@@ -162,3 +162,15 @@ def test_an_index_sees_what_another_process_wrote(engine, indexes, embedder, his
         message_id=message.id, model=embedder.model_name, user_id=history.id, content_hash="x",
         vector=np.asarray(embedder.encode_one(message.content), dtype="<f4").tobytes())))
     assert any("Byte" in f.content for f in ask(engine, indexes, embedder, history, "cat sibling"))
+
+
+def test_a_reply_is_found_by_the_words_of_the_question_it_answers(engine, indexes, embedder):
+    ada = user(engine, "ada")
+    say(engine, ada, "q", "Which city should I visit for the azulejo tiles?", step="q1")
+    say(engine, ada, "q", "Lisbon, without a doubt.", author=Author.ASSISTANT, step="q2")
+    query = RecallQuery(user_id=ada.id, text="azulejo", vector=None, authors=frozenset({Author.ASSISTANT}))
+    (found,) = read(engine, lambda s: recall(s, indexes, query))
+    assert found.content == "Lisbon, without a doubt."  # shown as itself, found through its context
+    # Deleting the question also removes it from the reply's lexical context.
+    write(engine, lambda s: store.delete_message(s, message=store.get_message(s, step_id="q1")))
+    assert read(engine, lambda s: recall(s, indexes, query)) == []

@@ -4,7 +4,7 @@ from assistant.prompt import RECALL_HEADER, Memory, build_reply_messages, fit_me
 from assistant.ui.views import recalled_markdown
 from memory.models import Author
 from memory.retrieve import (
-    MAX_QUERY_TERMS, Recalled, collapse_duplicates, fts5_match, query_terms, recency_weight, rrf, tsquery,
+    MAX_QUERY_TERMS, Recalled, collapse_duplicates, fts5_match, query_terms, recency_weight, fuse, tsquery,
 )
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -26,15 +26,16 @@ def test_a_huge_query_is_cut_to_a_bounded_number_of_terms():
 
 
 def test_match_expressions_are_scoped_and_quoted():
-    assert fts5_match(42, ["teal", 'say"x']) == 'owner:u42 AND content:("teal" OR "say""x")'
+    assert fts5_match(42, ["teal", 'say"x']) == 'owner:u42 AND {content context}:("teal" OR "say""x")'
     assert fts5_match(42, []) is None
     assert tsquery(["teal", "colour"]) == "teal | colour" and tsquery([]) is None
 
 
-def test_rrf_rewards_agreement_between_rankings():
-    fused = rrf([[1, 2, 3], [3, 4]])
-    assert max(fused, key=fused.get) == 3
-    assert fused[1] > fused[2] == fused[4]
+def test_fusion_scales_lexical_by_its_best_and_adds_cosine():
+    fused = fuse(dense=[(3, 0.8), (4, 0.5), (5, -0.2)], lexical=[(1, 10.0), (3, 5.0)], dense_weight=1.0)
+    assert fused == {1: 1.0, 3: 0.5 + 0.8, 4: 0.5, 5: 0.0}
+    assert max(fused, key=fused.get) == 3  # found by both sides
+    assert fuse([], []) == {} and fuse([(1, 0.3)], []) == {1: 0.3}
 
 
 def test_recency_weight_halves_with_age_but_keeps_a_floor():
