@@ -35,7 +35,7 @@ def test_fusion_scales_lexical_by_its_best_and_adds_cosine():
     fused = fuse(dense=[(3, 0.8), (4, 0.5), (5, -0.2)], lexical=[(1, 10.0), (3, 5.0)], dense_weight=1.0)
     assert fused == {1: 1.0, 3: 0.5 + 0.8, 4: 0.5, 5: 0.0}
     assert max(fused, key=fused.get) == 3  # found by both sides
-    assert fuse([], []) == {} and fuse([(1, 0.3)], []) == {1: 0.3}
+    assert fuse([], []) == {} and fuse([(1, 0.3)], [], dense_weight=1.0) == {1: 0.3}
 
 
 def test_recency_weight_halves_with_age_but_keeps_a_floor():
