@@ -77,6 +77,7 @@ _PREVIOUS = (
 def m002_recall(conn: Connection) -> None:
     """Vectors, the "don't remember" flag, and the lexical index of each backend."""
     models.Embedding.__table__.create(conn, checkfirst=True)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_message_thread_id ON message (thread_id, id)"))
     if "remember" not in {c["name"] for c in inspect(conn).get_columns("thread")}:
         default = "TRUE" if conn.dialect.name == "postgresql" else "1"
         conn.execute(text(f"ALTER TABLE thread ADD COLUMN remember BOOLEAN NOT NULL DEFAULT {default}"))

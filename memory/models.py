@@ -64,7 +64,11 @@ class Thread(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    __table_args__ = (Index("ix_message_thread_created", "thread_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_message_thread_created", "thread_id", "created_at"),
+        # The lexical index looks up "the message before this one in its thread" on every write.
+        Index("ix_message_thread_id", "thread_id", "id"),
+    )
 
     # Integer ids: later the FAISS indexes use them as vector ids.
     id: int | None = Field(default=None, primary_key=True)

@@ -178,19 +178,31 @@ def recall(session: Session, indexes: UserIndexes, query: RecallQuery) -> list[R
 
 
 def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Scored) -> list[Recalled]:
-    """Fuse both sides and load the rows that pass every filter.
+    """Fuse both sides and load the rows that pass every filter, best first.
 
     Split from `recall` so a caller can compute the lexical ranking while the query is still being
-    embedded, and the dense one afterwards.
+    embedded, and the dense one afterwards. Without recency weighting the order is known before
+    loading, so rows are loaded a few at a time, best first, until `k` survive the filters.
     """
     fused = fuse(dense, lexical)
-    if not fused:
-        return []
-    rows = session.exec(
-        select(Message, Thread)
+    ordered = sorted(fused, key=lambda mid: (-fused[mid], -mid))
+    step = len(ordered) if query.recency_half_life_days else max(3 * query.k, 10)
+    found: list[Recalled] = []
+    for start in range(0, len(ordered), step):
+        found += _load(session, query, ordered[start:start + step], fused)
+        found.sort(key=lambda item: (-item.score, -item.message_id))
+        kept = collapse_duplicates(found)
+        if len(kept) >= query.k:
+            break
+    return collapse_duplicates(found)[: query.k]
+
+
+def _load(session: Session, query: RecallQuery, ids: Sequence[int], fused: dict[int, float]) -> list[Recalled]:
+    rows = session.execute(
+        select(Message.id, Message.thread_id, Thread.name, Message.author, Message.content, Message.created_at)
         .join(Thread, col(Thread.id) == Message.thread_id)
         .where(
-            col(Message.id).in_(list(fused)),
+            col(Message.id).in_(list(ids)),
             Message.user_id == query.user_id,  # defence in depth: ids came from this user's index
             Thread.user_id == query.user_id,
             Thread.remember == True,  # noqa: E712 (SQL expression)
@@ -199,13 +211,10 @@ def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Score
             col(Message.id).not_in(list(query.exclude_message_ids) or [-1]),
         )
     ).all()
-    found = [
+    return [
         Recalled(
-            message_id=message.id, thread_id=thread.id, thread_name=thread.name, author=Author(message.author),
-            content=message.content, created_at=message.created_at,
-            score=fused[message.id] * recency_weight(message.created_at, query.now, query.recency_half_life_days),
+            message_id=mid, thread_id=thread_id, thread_name=name, author=Author(author), content=content,
+            created_at=created, score=fused[mid] * recency_weight(created, query.now, query.recency_half_life_days),
         )
-        for message, thread in rows
+        for mid, thread_id, name, author, content, created in rows
     ]
-    found.sort(key=lambda item: (-item.score, -item.message_id))
-    return collapse_duplicates(found)[: query.k]
