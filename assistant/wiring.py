@@ -75,7 +75,8 @@ def build_gateway(settings: Settings) -> Gateway:
 def build_memory(settings: Settings, engine: Engine) -> tuple[Embedder, UserIndexes]:
     embedder = Embedder(settings.embedding_model)
     indexes = UserIndexes(
-        engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=settings.index_cache_users
+        engine, model=embedder.model_name, dimension=lambda: embedder.dimension,
+        capacity=settings.index_cache_users, folder=settings.data_dir / "indexes",
     )
     return embedder, indexes
 

@@ -4,17 +4,23 @@ One exact inner-product index per (user, model), its ids the message ids, so a s
 ever return that user's messages: isolation by construction, not by a filter that can be forgotten.
 Indexes live in a bounded LRU cache and are rebuilt from the stored vectors (never by re-running the
 model) when missing or stale. Staleness is a cheap indexed count/max query, so a message written by
-another process is seen on the next search.
+another process is seen on the next search. With a folder given, a built index is also written to a
+file named after the SQL state it matches; a cold start reads that file (about 1 ms for 10k vectors,
+against tens of ms from SQL) when it is still current, and rebuilds from SQL when it is missing,
+stale or unreadable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -35,8 +41,12 @@ class _Entry:
 
 
 class UserIndexes:
-    def __init__(self, engine: Engine, *, model: str, dimension: Callable[[], int], capacity: int = 256) -> None:
+    def __init__(
+        self, engine: Engine, *, model: str, dimension: Callable[[], int], capacity: int = 256,
+        folder: Path | None = None,
+    ) -> None:
         """`dimension` is asked on first build: a custom model's width is known once it has loaded."""
+        self._folder = folder / hashlib.sha256(model.encode()).hexdigest()[:16] if folder else None
         self._engine = engine
         self._model = model
         self._dimension_of = dimension
@@ -86,8 +96,11 @@ class UserIndexes:
             return self._cache.get(user_id)
 
     def drop(self, user_id: int) -> None:
+        """Forget the user's index, in memory and on disk (after their vectors are deleted)."""
         with self._lock:
             self._cache.pop(user_id, None)
+            for path in self._files(user_id):
+                path.unlink(missing_ok=True)
 
     def loaded(self) -> dict[int, int]:
         """User id -> vectors held, for every index in memory (used by deletion checks)."""
@@ -111,7 +124,7 @@ class UserIndexes:
             if entry is not None and entry.rows == rows and entry.max_id == max_id:
                 self._cache.move_to_end(user_id)
                 return entry
-        entry = self._build(user_id)
+        entry = self._read_file(user_id, rows, max_id) or self._build(user_id)
         with self._lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -136,4 +149,46 @@ class UserIndexes:
         if len(good) != len(rows):
             logger.warning("user %s: %d stored vectors are corrupt and were skipped", user_id, len(rows) - len(good))
         logger.info("index user=%s vectors=%d built in %.1f ms", user_id, len(good), (time.perf_counter() - started) * 1000)
-        return _Entry(index=index, rows=len(rows), max_id=max((mid for mid, _ in rows), default=0))
+        entry = _Entry(index=index, rows=len(rows), max_id=max((mid for mid, _ in rows), default=0))
+        self._write_file(user_id, entry)
+        return entry
+
+    # --- the file cache ------------------------------------------------------------------------
+
+    def _files(self, user_id: int) -> list[Path]:
+        return sorted(self._folder.glob(f"u{user_id}-*.faiss")) if self._folder and self._folder.exists() else []
+
+    def _path(self, user_id: int, rows: int, max_id: int) -> Path:
+        return self._folder / f"u{user_id}-{rows}-{max_id}.faiss"
+
+    def _read_file(self, user_id: int, rows: int, max_id: int) -> _Entry | None:
+        if self._folder is None:
+            return None
+        path = self._path(user_id, rows, max_id)
+        if not path.exists():
+            return None
+        try:
+            index = faiss.read_index(str(path))
+            if not isinstance(index, faiss.IndexIDMap2):
+                index = faiss.downcast_index(index)
+            if index.d != self._dimension_of():
+                raise ValueError(f"index width {index.d}")
+        except Exception as exc:  # a damaged cache file is rebuilt from SQL, never fatal
+            logger.warning("index file for user %s unreadable (%s); rebuilding from SQL", user_id, type(exc).__name__)
+            path.unlink(missing_ok=True)
+            return None
+        return _Entry(index=index, rows=rows, max_id=max_id)
+
+    def _write_file(self, user_id: int, entry: _Entry) -> None:
+        if self._folder is None:
+            return
+        try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            for old in self._files(user_id):
+                old.unlink(missing_ok=True)
+            target = self._path(user_id, entry.rows, entry.max_id)
+            partial = target.with_suffix(".partial")
+            faiss.write_index(entry.index, str(partial))
+            os.replace(partial, target)  # readers never see half a file
+        except OSError as exc:
+            logger.warning("index file for user %s not written: %s", user_id, exc)

@@ -117,7 +117,8 @@ def embedder():
 
 
 @pytest.fixture
-def indexes(engine, embedder):
+def indexes(engine, embedder, tmp_path):
     from memory.index import UserIndexes
 
-    return UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=8)
+    return UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=8,
+                       folder=tmp_path / "indexes")

@@ -105,7 +105,7 @@ def test_many_users_with_near_identical_texts_never_see_each_other(engine, embed
     assert len(indexes.loaded()) <= 4
 
 
-def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder, history):
+def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder, history, tmp_path):
     other = user(engine, "other")
     say(engine, other, "theirs", "My sister Clara lives in Lisbon too.")
     embed_pending(engine, embedder)
@@ -124,6 +124,7 @@ def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder
             fts = conn.execute(text("SELECT count(*) FROM message_fts WHERE owner = :o"), {"o": f"u{history.id}"})
             assert fts.scalar() == 0
     assert history.id not in indexes.loaded() and indexes.held_ids(history.id) == set()
+    assert list((tmp_path / "indexes").rglob(f"u{history.id}-*")) == []  # no index file either
     assert ask(engine, indexes, embedder, history, "Clara") == []
     assert "Lisbon" in ask(engine, indexes, embedder, other, "Clara")[0].content  # the other user is untouched
 
@@ -174,3 +175,21 @@ def test_a_reply_is_found_by_the_words_of_the_question_it_answers(engine, indexe
     # Deleting the question also removes it from the reply's lexical context.
     write(engine, lambda s: store.delete_message(s, message=store.get_message(s, step_id="q1")))
     assert read(engine, lambda s: recall(s, indexes, query)) == []
+
+
+def test_index_files_are_reused_when_current_and_rebuilt_when_damaged(engine, embedder, history, tmp_path):
+    folder = tmp_path / "files"
+    first = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
+    expected = ask(engine, first, embedder, history, "my cat")
+    (path,) = list(folder.rglob(f"u{history.id}-*.faiss"))
+    restarted = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
+    assert ask(engine, restarted, embedder, history, "my cat") == expected  # read from the file
+    path.write_bytes(b"not a faiss index")
+    damaged = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
+    assert ask(engine, damaged, embedder, history, "my cat") == expected  # rebuilt from SQL, file rewritten
+    assert path.read_bytes() != b"not a faiss index"
+    say(engine, history, "later", "Pixel learned to open doors.")
+    embed_pending(engine, embedder)
+    stale = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
+    assert "doors" in ask(engine, stale, embedder, history, "what did Pixel learn")[0].content  # stale file ignored
+    assert len(list(folder.rglob(f"u{history.id}-*.faiss"))) == 1
