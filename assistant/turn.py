@@ -103,7 +103,12 @@ class Turns:
         too_long = len(text) > self._limits.max_message_chars
         # Embedding is the slowest step; storing and the lexical search run while it does.
         embedding = None if too_long else asyncio.create_task(self._embed(text))
-        stored = await asyncio.to_thread(write, self._engine, lambda s: self._store_user_message(s, request, text))
+        try:
+            stored = await asyncio.to_thread(write, self._engine, lambda s: self._store_user_message(s, request, text))
+        except BaseException:
+            if embedding is not None:
+                embedding.cancel()
+            raise
         if embedding is None:
             return TurnResult("", False, (
                 f"Your message is {len(text):,} characters long; the limit is {self._limits.max_message_chars:,}. "

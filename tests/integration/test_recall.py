@@ -193,3 +193,12 @@ def test_index_files_are_reused_when_current_and_rebuilt_when_damaged(engine, em
     stale = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
     assert "doors" in ask(engine, stale, embedder, history, "what did Pixel learn")[0].content  # stale file ignored
     assert len(list(folder.rglob(f"u{history.id}-*.faiss"))) == 1
+
+
+def test_a_model_that_cannot_be_loaded_offline_says_so():
+    from memory.embed import Embedder, EmbedderUnavailable
+
+    broken = Embedder("/nowhere/no-such-model")
+    with pytest.raises(EmbedderUnavailable, match="without network"):
+        broken.load()
+    assert not broken.ready
