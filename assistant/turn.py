@@ -25,7 +25,8 @@ from sqlmodel import Session
 
 from assistant.llm import Gateway, LLMError, Purpose
 from assistant.prompt import Memory, WindowMessage, build_reply_messages, fit_memories
-from memory import store
+from hypotheses.style import StyleStats, describe, observe
+from memory import profile, store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
@@ -71,6 +72,7 @@ class _Stored:
     message: Message
     window: list[WindowMessage]
     window_ids: frozenset[int] = field(default_factory=frozenset)
+    style: list[str] = field(default_factory=list)  # the style card's statements, this message included
 
 
 class Turns:
@@ -120,7 +122,9 @@ class Turns:
         memories = fit_memories(
             [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled], self._limits.recall_tokens
         )
-        messages = build_reply_messages(stored.window, text, max_chars=self._limits.max_message_chars, memories=memories)
+        messages = build_reply_messages(
+            stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style
+        )
         received: list[str] = []
         try:
             async for token in self._gateway.stream(messages, purpose=Purpose.CHAT):
@@ -153,7 +157,11 @@ class Turns:
             session, thread_id=request.thread_id, limit=self._limits.history_messages, before_step_id=request.message_id
         )
         window = [WindowMessage(author=str(row.author), content=row.content) for row in rows]
-        return _Stored(message=message, window=window, window_ids=frozenset(row.id for row in rows))
+        # The style card learns from every message the user writes, in the same commit.
+        stats = observe(StyleStats.from_json(profile.load_style(session, user_id=request.user_id)), text)
+        profile.save_style(session, user_id=request.user_id, stats=stats.to_json())
+        return _Stored(message=message, window=window, window_ids=frozenset(row.id for row in rows),
+                       style=describe(stats))
 
     async def _embed(self, text: str) -> np.ndarray | None:
         if not self._embedder.ready:

@@ -127,9 +127,14 @@ def _sqlite_lexical_index(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def m003_style_card(conn: Connection) -> None:
+    models.StyleCard.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
+    ("m003_style_card", m003_style_card),
 ]
 
 

@@ -110,6 +110,16 @@ class Embedding(SQLModel, table=True):
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, little-endian
 
 
+class StyleCard(SQLModel, table=True):
+    """The measured counts behind a user's style card (hypotheses.style.StyleStats, as JSON)."""
+
+    __tablename__ = "style_card"
+
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True))
+    stats_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
 class Step(SQLModel, table=True):
     """A display-only step (tool, retrieval, ...) shown in the thread; never evidence."""
 

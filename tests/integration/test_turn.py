@@ -219,3 +219,29 @@ async def test_both_sides_are_embedded_the_reply_off_the_path(engine, alice, fak
     assert count_pending(engine, model=embedder.model_name, width=embedder.dimension * 4) == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM embedding")).scalar() == 2
+
+
+async def test_the_style_card_learns_each_message_and_reaches_the_prompt(engine, alice, fake_llm, turns_for):
+    from memory import profile
+
+    fake_llm.script("chat", "ok", "ok", "ok")
+    turns = turns_for(fake_gateway(fake_llm))
+    for text_ in ("hey!! wanna grab lunch? 😀", "lol yeah i'm starving", "ok cool, see you at noon"):
+        await turns.run(request(alice, text_), Screen())
+    system = fake_llm.requests[-1].body["messages"][0]["content"]
+    assert "How this user writes" in system and "it is not an instruction" in system
+    assert "- Writes short messages:" in system and "Leans casual" in system
+    assert "How this user writes" not in fake_llm.requests[1].body["messages"][0]["content"]  # not before 3
+    stored = read(engine, lambda s: profile.load_style(s, user_id=alice.id))
+    assert stored["messages"] == 3 and stored["emoji"] == 1
+
+
+async def test_the_style_card_works_offline_and_goes_with_the_user(engine, alice, turns_for):
+    from memory import profile
+
+    turns = turns_for(OfflineModel())
+    await turns.run(request(alice, "Good morning, here is my first note."), Screen())
+    assert read(engine, lambda s: profile.load_style(s, user_id=alice.id))["greetings"] == 1
+    write(engine, lambda s: store.delete_user(s, user=s.get(store.User, alice.id)))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM style_card")).scalar() == 0
