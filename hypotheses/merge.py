@@ -1,0 +1,198 @@
+"""Pure: the model proposes, this code disposes. Proposals + the current profile -> a list of changes.
+
+Rules, in the order they are applied to each proposal:
+1. a proposal like a rejected entry (same normalised text, or cosine >= REJECTED_SIMILARITY) is dropped:
+   what the user rejected never comes back in new words;
+2. "support" / "contradict" name an entry; an "add" that duplicates an active entry of its facet
+   (same normalised text, or cosine >= DUPLICATE_SIMILARITY) counts as support for it;
+3. a pinned or user-written entry is never changed, whatever the model says;
+4. support raises the entry's support count, joins the evidence and refreshes its confidence;
+5. contradiction supersedes the entry (kept, with its end date) and adds the proposal's text as new;
+6. each facet keeps at most `cap` active entries; the weakest inferred ones are superseded first.
+Nothing here touches a database: the job writes the returned changes as history rows in one commit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+DUPLICATE_SIMILARITY = 0.85
+REJECTED_SIMILARITY = 0.80
+CAP_PER_FACET = 8
+HALF_LIFE_DAYS = 90.0
+
+Vector = Sequence[float]
+Similarity = Callable[[Vector, Vector], float]
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    REJECTED = "rejected"
+
+
+class Source(StrEnum):
+    INFERRED = "inferred"
+    USER = "user"  # written or edited by the user: the model never changes it
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    facet: str
+    text: str
+    confidence: float
+    support: int
+    evidence: tuple[int, ...]  # message ids
+    status: Status
+    source: Source
+    pinned: bool
+    last_seen: datetime
+    vector: Vector | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A parsed proposal, its evidence already mapped to message ids, its text embedded."""
+
+    action: str  # add | support | contradict
+    facet: str
+    text: str
+    confidence: float
+    evidence: tuple[int, ...]
+    entry_id: int | None = None
+    vector: Vector | None = None
+
+
+class Kind(StrEnum):
+    ADD = "add"
+    SUPPORT = "support"
+    SUPERSEDE = "supersede"
+    EVICT = "evict"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: Kind
+    reason: str
+    before: Entry | None = None  # None for an addition
+    after: Entry | None = None  # None for a skip
+
+
+def normalise(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.findall(r"\w+", folded))
+
+
+def cosine(a: Vector, b: Vector) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norms if norms else 0.0
+
+
+def confidence(support: int, last_seen: datetime, now: datetime, proposed: float) -> float:
+    """Grows with independent support (1 - 0.5^support), fades with time since last seen, floor 0.1."""
+    grown = max(proposed, 1.0 - 0.5 ** support)
+    age_days = max(0.0, (now - last_seen).total_seconds() / 86400)
+    return round(max(0.1, min(0.99, grown * (0.5 + 0.5 * 0.5 ** (age_days / HALF_LIFE_DAYS)))), 3)
+
+
+def _alike(a_text: str, a_vec: Vector | None, b: Entry, threshold: float, similarity: Similarity) -> bool:
+    if normalise(a_text) == normalise(b.text):
+        return True
+    return a_vec is not None and b.vector is not None and similarity(a_vec, b.vector) >= threshold
+
+
+def _protected(entry: Entry) -> bool:
+    return entry.pinned or entry.source is Source.USER
+
+
+def merge(
+    profile: Sequence[Entry],
+    candidates: Sequence[Candidate],
+    *,
+    now: datetime,
+    next_id: int,
+    cap: int = CAP_PER_FACET,
+    similarity: Similarity = cosine,
+) -> list[Change]:
+    """The changes that bring `profile` up to date with `candidates`. New entries get ids from next_id."""
+    current = {entry.id: entry for entry in profile}
+    changes: list[Change] = []
+
+    def record(change: Change) -> None:
+        changes.append(change)
+        if change.after is not None:
+            current[change.after.id] = change.after
+
+    for candidate in candidates:
+        rejected = [e for e in current.values() if e.status is Status.REJECTED]
+        if any(_alike(candidate.text, candidate.vector, e, REJECTED_SIMILARITY, similarity) for e in rejected):
+            record(Change(Kind.SKIP, "like an entry the user rejected"))
+            continue
+        target = _target(candidate, current, similarity)
+        if target is None and candidate.action != "add":
+            record(Change(Kind.SKIP, f"{candidate.action} of an entry that is not active"))
+            continue
+        if target is not None and _protected(target):
+            record(Change(Kind.SKIP, "pinned or written by the user", before=target))
+            continue
+        if target is not None and candidate.action == "contradict":
+            record(Change(Kind.SUPERSEDE, "contradicted by new evidence", target,
+                          replace(target, status=Status.SUPERSEDED, last_seen=now)))
+            target = None
+        if target is not None:
+            support = target.support + 1
+            record(Change(Kind.SUPPORT, "supported by new evidence", target, replace(
+                target, support=support, evidence=tuple(sorted(set(target.evidence) | set(candidate.evidence))),
+                last_seen=now, confidence=confidence(support, now, now, candidate.confidence))))
+            continue
+        added = Entry(
+            id=next_id, facet=candidate.facet, text=candidate.text, support=1, evidence=tuple(candidate.evidence),
+            status=Status.ACTIVE, source=Source.INFERRED, pinned=False, last_seen=now, vector=candidate.vector,
+            confidence=confidence(1, now, now, candidate.confidence),
+        )
+        next_id += 1
+        record(Change(Kind.ADD, "new hypothesis", None, added))
+    for change in _evictions(current.values(), cap, now):
+        record(change)
+    return changes
+
+
+def _target(candidate: Candidate, current: dict[int, Entry], similarity: Similarity) -> Entry | None:
+    if candidate.entry_id is not None:
+        entry = current.get(candidate.entry_id)
+        return entry if entry is not None and entry.status is Status.ACTIVE else None
+    if candidate.action != "add":
+        return None
+    for entry in current.values():
+        if entry.status is Status.ACTIVE and entry.facet == candidate.facet and _alike(
+                candidate.text, candidate.vector, entry, DUPLICATE_SIMILARITY, similarity):
+            return entry
+    return None
+
+
+def strength(entry: Entry, now: datetime) -> float:
+    return confidence(entry.support, entry.last_seen, now, entry.confidence)
+
+
+def _evictions(entries: Sequence[Entry], cap: int, now: datetime) -> list[Change]:
+    evicted = []
+    by_facet: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.status is Status.ACTIVE:
+            by_facet.setdefault(entry.facet, []).append(entry)
+    for facet_entries in by_facet.values():
+        excess = len(facet_entries) - cap
+        weakest = sorted((e for e in facet_entries if not _protected(e)), key=lambda e: (strength(e, now), e.id))
+        for entry in weakest[:max(0, excess)]:
+            evicted.append(Change(Kind.EVICT, f"over the cap of {cap} for its facet", entry,
+                                  replace(entry, status=Status.SUPERSEDED)))
+    return evicted
