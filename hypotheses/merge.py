@@ -55,6 +55,7 @@ class Entry:
     pinned: bool
     last_seen: datetime
     vector: Vector | None = None
+    replaces: int | None = None  # the entry this one superseded, when it came from a contradiction
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,11 @@ def merge(
         if target is not None and _protected(target):
             record(Change(Kind.SKIP, "pinned or written by the user", before=target))
             continue
+        replaced = None
         if target is not None and candidate.action == "contradict":
             record(Change(Kind.SUPERSEDE, "contradicted by new evidence", target,
                           replace(target, status=Status.SUPERSEDED, last_seen=now)))
-            target = None
+            replaced, target = target.id, None
         if target is not None:
             support = target.support + 1
             record(Change(Kind.SUPPORT, "supported by new evidence", target, replace(
@@ -157,7 +159,7 @@ def merge(
         added = Entry(
             id=next_id, facet=candidate.facet, text=candidate.text, support=1, evidence=tuple(candidate.evidence),
             status=Status.ACTIVE, source=Source.INFERRED, pinned=False, last_seen=now, vector=candidate.vector,
-            confidence=confidence(1, now, now, candidate.confidence),
+            confidence=confidence(1, now, now, candidate.confidence), replaces=replaced,
         )
         next_id += 1
         record(Change(Kind.ADD, "new hypothesis", None, added))

@@ -131,10 +131,16 @@ def m003_style_card(conn: Connection) -> None:
     models.StyleCard.__table__.create(conn, checkfirst=True)
 
 
+def m004_profile(conn: Connection) -> None:
+    models.ProfileEntry.__table__.create(conn, checkfirst=True)
+    models.ProfileHistory.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
     ("m003_style_card", m003_style_card),
+    ("m004_profile", m004_profile),
 ]
 
 

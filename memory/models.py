@@ -10,12 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, true
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false, true
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _when(**kwargs: object) -> Column:
@@ -118,6 +123,48 @@ class StyleCard(SQLModel, table=True):
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True))
     stats_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class ProfileEntry(SQLModel, table=True):
+    """One hypothesis about a user: a record, not a sentence in a blob (see hypotheses/merge.py)."""
+
+    __tablename__ = "profile_entry"
+    __table_args__ = (Index("ix_profile_entry_user_status", "user_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
+    facet: str = Field(max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    confidence: float = 0.5
+    support: int = 1
+    evidence_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # message ids
+    status: str = Field(default="active", max_length=16)  # active | superseded | rejected
+    source: str = Field(default="inferred", max_length=16)  # inferred | user
+    pinned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    sensitive: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    superseded_by: int | None = None
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    vector_model: str | None = Field(default=None, max_length=128)
+    valid_from: datetime = Field(default_factory=utcnow, sa_column=_when())
+    valid_to: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_seen: datetime = Field(default_factory=utcnow, sa_column=_when())
+    version: int = 1  # bumped on every change: an edit based on an older version is told it is stale
+
+
+class ProfileHistory(SQLModel, table=True):
+    """Every change to a profile entry: who, what, before, after, why."""
+
+    __tablename__ = "profile_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    entry_id: int = Field(index=True)
+    actor: str = Field(max_length=16)  # inference | user | system
+    kind: str = Field(max_length=16)  # add | support | supersede | evict | edit | pin | reject | ...
+    before_json: str | None = Field(default=None, sa_column=Column(Text))
+    after_json: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str = Field(default="", max_length=255)
+    at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
 class Step(SQLModel, table=True):

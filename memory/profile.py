@@ -1,4 +1,5 @@
-"""What the app holds about a user beyond their messages. For now: the counts behind the style card.
+"""What the app holds about a user beyond their messages: the style card's counts, the profile entries
+and the history of every change to them.
 
 Every function takes the session keyword-only; the caller commits.
 """
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import Session
+from collections.abc import Sequence
 
-from memory.models import StyleCard, utcnow
+from sqlmodel import Session, select
+
+from memory.models import ProfileEntry, ProfileHistory, StyleCard, utcnow
 
 
 def load_style(session: Session, *, user_id: int) -> dict:
@@ -21,3 +24,29 @@ def save_style(session: Session, *, user_id: int, stats: dict) -> None:
     row = session.get(StyleCard, user_id) or StyleCard(user_id=user_id)
     row.stats_json, row.updated_at = json.dumps(stats, ensure_ascii=False), utcnow()
     session.add(row)
+
+
+def entries(session: Session, *, user_id: int, statuses: Sequence[str] | None = None) -> list[ProfileEntry]:
+    query = select(ProfileEntry).where(ProfileEntry.user_id == user_id)
+    if statuses:
+        query = query.where(ProfileEntry.status.in_(list(statuses)))  # type: ignore[attr-defined]
+    return list(session.exec(query.order_by(ProfileEntry.id)).all())
+
+
+def history(session: Session, *, user_id: int) -> list[ProfileHistory]:
+    query = select(ProfileHistory).where(ProfileHistory.user_id == user_id).order_by(ProfileHistory.id)
+    return list(session.exec(query).all())
+
+
+def snapshot(entry: ProfileEntry) -> str:
+    """An entry as history keeps it (no vector: history is for people)."""
+    return json.dumps(entry.model_dump(exclude={"vector"}), default=str, ensure_ascii=False)
+
+
+def record_change(
+    session: Session, *, entry: ProfileEntry, actor: str, kind: str, before: str | None, reason: str
+) -> None:
+    session.add(ProfileHistory(
+        user_id=entry.user_id, entry_id=entry.id, actor=actor, kind=kind, before_json=before,
+        after_json=snapshot(entry), reason=reason[:255],
+    ))

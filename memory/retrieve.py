@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from memory.index import UserIndexes
-from memory.models import Author, Message, MessageStatus, Thread
+from memory.models import Author, Message, MessageStatus, Thread, aware
 
 # Fusion: lexical scores scaled to [0, 1] by the best hit, plus DENSE_WEIGHT x cosine. On LoCoMo this
 # beat reciprocal rank fusion by several points of recall@5, because the two sides are far from
@@ -114,9 +114,7 @@ def fuse(dense: Scored, lexical: Scored, *, dense_weight: float | None = None) -
 def recency_weight(created_at: datetime, now: datetime, half_life_days: float | None) -> float:
     if not half_life_days:
         return 1.0
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
-    age_days = max(0.0, (now - created_at).total_seconds() / 86400)
+    age_days = max(0.0, (now - aware(created_at)).total_seconds() / 86400)
     # Halves the score every half-life but never below a quarter: old facts still count.
     return 0.25 + 0.75 * math.pow(0.5, age_days / half_life_days)
 

@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from memory import store
 from memory.db import read, write
-from memory.models import Author, Element, Message, Step, Thread, User
+from memory.models import Author, Element, Message, Step, Thread, User, aware
 from memory.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -52,10 +52,8 @@ def _logged(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def iso(moment: datetime) -> str:
-    """Chainlit's timestamp format; SQLite hands datetimes back without their zone, so add UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Chainlit's timestamp format."""
+    return aware(moment).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def persisted_user(user: User) -> PersistedUser:

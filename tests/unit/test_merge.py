@@ -49,6 +49,7 @@ def test_contradiction_supersedes_and_adds_the_new_claim():
                     [propose("Prefers short answers.", action="contradict", entry_id=1)], now=NOW, next_id=2)
     assert [c.kind for c in changes] == [Kind.SUPERSEDE, Kind.ADD]
     assert changes[0].after.status is Status.SUPERSEDED and changes[0].after.text == "Prefers long explanations."
+    assert changes[1].after.replaces == 1
 
 
 def test_pinned_and_user_written_entries_survive_fifty_contradicting_jobs():
