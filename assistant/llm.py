@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -69,11 +70,25 @@ class StreamBroken(LLMError):
     user_message = "The connection to the language model broke while the reply was being written."
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A whole (non-streamed) answer and what it cost."""
+
+    text: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    ms: float
+    response_format: str  # json_schema | json_object | text: what the server accepted
+
+
 class Gateway(Protocol):
     label: str  # shown with every reply: which model wrote it
     offline: bool
 
     def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]: ...
+
+    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion: ...
 
     async def close(self) -> None: ...
 
@@ -131,8 +146,50 @@ class OpenAIGateway:
         if not received:
             raise ModelBadResponse("the stream ended without any text")
 
+    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+        """One whole answer. With a schema: structured output where the server supports it, falling back
+        to JSON mode and then to plain text when it answers 400 to the format (the caller validates)."""
+        model = self._models[purpose]
+        formats: list[tuple[str, dict | None]] = [("text", None)]
+        if json_schema is not None:
+            formats = [("json_schema", {"type": "json_schema", "json_schema": json_schema}),
+                       ("json_object", {"type": "json_object"}), ("text", None)]
+        started = time.perf_counter()
+        for position, (name, response_format) in enumerate(formats):
+            extra = {"response_format": response_format} if response_format else {}
+            try:
+                response = await self._client.chat.completions.create(
+                    model=model, messages=list(messages), extra_headers={"X-Assistant-Purpose": str(purpose)}, **extra
+                )
+            except openai.BadRequestError as exc:
+                if position + 1 < len(formats):
+                    logger.info("llm purpose=%s model=%s: %s not supported, falling back", purpose, model, name)
+                    continue
+                raise _map_error(exc, partial="") from exc
+            except Exception as exc:
+                raise _map_error(exc, partial="") from exc
+            return _completion(response, model, name, started)
+        raise AssertionError("unreachable")
+
     async def close(self) -> None:
         await self._client.close()
+
+
+def _completion(response, model: str, response_format: str, started: float) -> Completion:
+    if not response.choices:
+        raise ModelBadResponse("no choices in the answer")
+    choice = response.choices[0]
+    if choice.finish_reason == "content_filter":
+        raise ModelRefused("finish_reason=content_filter")
+    text = (choice.message.content or "") if choice.message else ""
+    if not text.strip():
+        raise ModelBadResponse("the answer was empty")
+    usage = response.usage
+    return Completion(
+        text=text, model=model, tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0, ms=(time.perf_counter() - started) * 1000,
+        response_format=response_format,
+    )
 
 
 def _map_error(exc: Exception, *, partial: str) -> LLMError:
@@ -182,6 +239,10 @@ class OfflineModel:
     async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
         for line in OFFLINE_REPLY.splitlines(keepends=True):
             yield line
+
+    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+        # Hypotheses need a language model; pretending would invent a profile. The style card needs none.
+        raise ModelUnavailable("offline mode: no language model is connected")
 
     async def close(self) -> None:
         return None

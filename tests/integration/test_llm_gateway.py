@@ -95,3 +95,21 @@ async def test_the_offline_model_says_what_it_is_and_how_to_connect_one():
     text = "".join([t async for t in OfflineModel().stream(MESSAGES, purpose=Purpose.CHAT)])
     assert "Offline mode" in text and "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text
     assert "not from a language model" in text
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [(Reply(status=500), ModelUnavailable), (Reply(status=429), ModelRateLimited), (Reply(text=""), ModelBadResponse),
+     (Reply(text="no", finish_reason="content_filter"), ModelRefused), (Reply(status=401), ModelMisconfigured)],
+)
+async def test_whole_answers_map_errors_the_same_way(fake_llm, gateways, reply, error):
+    fake_llm.script("hypotheses", reply)
+    with pytest.raises(error):
+        await gateways(fake_llm).complete(MESSAGES, purpose=Purpose.HYPOTHESES)
+
+
+async def test_a_whole_answer_reports_its_cost(fake_llm, gateways):
+    fake_llm.script("hypotheses", "{}")
+    completion = await gateways(fake_llm).complete(MESSAGES, purpose=Purpose.HYPOTHESES)
+    assert (completion.text, completion.model, completion.tokens_in, completion.tokens_out) == ("{}", "hyp-m", 1, 1)
+    assert not fake_llm.requests[0].body.get("stream")

@@ -1,0 +1,97 @@
+"""Inference: choose the evidence, ask the model, validate (one re-ask), map ids back to the database.
+
+The model is reached only through the `Complete` callable it is given (the gateway's `complete`), so
+this module knows nothing of HTTP clients. A failure is raised, never turned into "no hypotheses".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from hypotheses.merge import Candidate, Entry, Status
+from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema
+from hypotheses.prompts import Shown, build_messages, reask
+from hypotheses.style import is_pasted
+
+Complete = Callable[[list[dict[str, str]], dict], Awaitable[object]]  # returns an object with .text
+CHARS_PER_TOKEN = 4
+MIN_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Text:
+    """One message the user wrote, as evidence."""
+
+    message_id: int
+    content: str
+
+
+class InferenceFailed(Exception):
+    """The model's answer stayed unusable after the re-ask; carries the reason and the last answer."""
+
+    def __init__(self, reason: str, last_answer: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason, self.last_answer, self.attempts = reason, last_answer, attempts
+
+
+@dataclass
+class Inference:
+    candidates: list[Candidate]
+    refused: list[Refusal]
+    samples: int
+    completions: list[object] = field(default_factory=list)  # the gateway's Completion records (cost)
+
+
+def is_substantive(text: str) -> bool:
+    """Evidence is the user's own writing of some length: no greetings or one-liners (under five words),
+    no pasted material."""
+    return len(re.findall(r"\w+", text)) >= MIN_WORDS and not is_pasted(text)
+
+
+def choose_samples(new: Sequence[Text], older: Sequence[Text], *, budget_tokens: int, older_count: int = 3) -> list[Text]:
+    """The new substantive texts (newest first while they fit) plus a few older ones for contrast."""
+    budget = budget_tokens * CHARS_PER_TOKEN
+    chosen: list[Text] = []
+    for text in [*reversed([t for t in new if is_substantive(t.content)]),
+                 *[t for t in older if is_substantive(t.content)][-older_count:]]:
+        if len(text.content) > budget:
+            continue
+        chosen.append(text)
+        budget -= len(text.content)
+    return sorted(chosen, key=lambda t: t.message_id)
+
+
+async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[Entry]) -> Inference:
+    """Hypotheses from the samples, as merge candidates; raises InferenceFailed after one failed re-ask."""
+    shown_samples = [Shown(i, s.content) for i, s in enumerate(samples, start=1)]
+    active = [e for e in profile if e.status is Status.ACTIVE]
+    shown_entries = [Shown(i, e.text, e.facet) for i, e in enumerate(active, start=1)]
+    messages = build_messages(shown_samples, shown_entries)
+    completions, parsed, problem, answer = [], None, "", ""
+    for _attempt in range(2):
+        completion = await complete(messages, response_schema())
+        completions.append(completion)
+        answer = completion.text
+        try:
+            parsed = parse_proposals(answer, sample_ids={s.id for s in shown_samples},
+                                     entry_ids={e.id for e in shown_entries})
+            break
+        except InvalidOutput as exc:
+            problem = str(exc)
+            messages = reask(messages, answer, problem)
+    if parsed is None:
+        raise InferenceFailed(problem, answer, attempts=len(completions))
+    return Inference(_candidates(parsed, samples, active), parsed.refused, len(samples), completions)
+
+
+def _candidates(parsed: Parsed, samples: Sequence[Text], active: Sequence[Entry]) -> list[Candidate]:
+    return [
+        Candidate(
+            action=p.action, facet=str(p.facet), text=p.text.strip(), confidence=p.confidence,
+            evidence=tuple(sorted({samples[i - 1].message_id for i in p.evidence})),
+            entry_id=active[p.entry - 1].id if p.entry is not None and p.action != "add" else None,
+        )
+        for p in parsed.accepted
+    ]
