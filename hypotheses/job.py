@@ -1,19 +1,30 @@
-"""Profile I/O for hypothesis jobs: load the profile for merging, write merge's changes with history.
-
-(The job itself, which selects evidence, calls the model and runs merge, builds on these.)
-The caller owns the commit, so a job's changes and their history rows land together or not at all.
+"""Hypothesis jobs: load the profile, gather evidence, infer, merge, and write the changes with their
+history in one commit. A job is a row of `hypothesis_job`, claimed atomically, so two app processes
+never run the same one, and at most one is queued or running per user.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
-from sqlmodel import Session
+from sqlalchemy import Engine, func
+from sqlalchemy import update as sql_update
+from sqlmodel import Session, col, select
 
-from hypotheses.merge import Change, Entry, Kind, Source, Status
+from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
+from hypotheses.merge import Change, Entry, Kind, Source, Status, merge
 from memory import profile
-from memory.models import ProfileEntry, aware, utcnow
+from memory.db import read, write
+from memory.models import HypothesisJob, Message, ProfileEntry, Thread, aware, utcnow
+
+logger = logging.getLogger(__name__)
 
 
 def load_profile(session: Session, *, user_id: int) -> list[Entry]:
@@ -70,3 +81,133 @@ def _copy(entry: Entry, row: ProfileEntry, vector_model: str | None) -> None:
     row.pinned, row.last_seen = entry.pinned, entry.last_seen
     if entry.vector is not None:
         row.vector, row.vector_model = np.asarray(entry.vector, dtype="<f4").tobytes(), vector_model
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+class JobLost(Exception):
+    """Another process claimed the job first."""
+
+
+def enqueue(session: Session, *, user_id: int, trigger: str) -> HypothesisJob | None:
+    """A queued job for the user, unless one is already queued or running (one at a time per user)."""
+    waiting = session.exec(select(HypothesisJob).where(
+        HypothesisJob.user_id == user_id, col(HypothesisJob.status).in_(["queued", "running"]))).first()
+    if waiting is not None:
+        return None
+    job = HypothesisJob(user_id=user_id, trigger=trigger)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim(engine: Engine, *, job_id: int, worker: str) -> bool:
+    """Atomically move a queued job to running; False if another process got it."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sql_update(HypothesisJob).where(HypothesisJob.id == job_id, HypothesisJob.status == "queued")
+            .values(status="running", claimed_by=worker)
+        )
+        return result.rowcount == 1
+
+
+def last_seen_message(session: Session, *, user_id: int) -> int:
+    """The newest user message a successful job has already considered."""
+    return session.exec(select(func.coalesce(func.max(HypothesisJob.up_to_message_id), 0)).where(
+        HypothesisJob.user_id == user_id, HypothesisJob.status == "done")).one()
+
+
+def user_texts(session: Session, *, user_id: int, after: int | None = None, before: int | None = None,
+               limit: int = 200) -> list[Text]:
+    """The user's own complete messages in remembered threads, oldest first."""
+    query = (select(Message.id, Message.content).join(Thread, col(Thread.id) == Message.thread_id)
+             .where(Message.user_id == user_id, Message.author == "user", Message.status == "complete",
+                    Thread.remember == True))  # noqa: E712
+    if after is not None:
+        query = query.where(Message.id > after)
+    if before is not None:
+        query = query.where(Message.id <= before)
+    rows = session.exec(query.order_by(col(Message.id).desc()).limit(limit)).all()
+    return [Text(mid, content) for mid, content in reversed(rows)]
+
+
+def count_new_substantive(session: Session, *, user_id: int) -> tuple[int, bool]:
+    """(substantive texts since the last successful job, whether a job ever succeeded)."""
+    seen = last_seen_message(session, user_id=user_id)
+    new = user_texts(session, user_id=user_id, after=seen, limit=50)
+    return sum(1 for t in new if is_substantive(t.content)), seen > 0
+
+
+@dataclass
+class JobOutcome:
+    job_id: int
+    status: str
+    changes: list[Change]
+    reason: str | None = None
+
+
+async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: str,
+                  embed: Callable[[list[str]], np.ndarray] | None = None, vector_model: str | None = None,
+                  budget_tokens: int = 1500, now: datetime | None = None) -> JobOutcome:
+    """Claim, gather evidence, infer, merge against the profile as it is *at write time*, commit once.
+
+    Merging inside the final transaction is what lets a user's edit made during the (slow) model call
+    win: the edited entry is read back as the user's own and merge never changes it. A failure marks
+    the job failed with its reason and leaves the profile untouched.
+    """
+    if not await asyncio.to_thread(claim, engine, job_id=job_id, worker=worker):
+        raise JobLost(f"job {job_id} was claimed by another process")
+    job = await asyncio.to_thread(read, engine, lambda s: s.get(HypothesisJob, job_id))
+    started = time.perf_counter()
+
+    def gather(session: Session):
+        seen = last_seen_message(session, user_id=job.user_id)
+        new = user_texts(session, user_id=job.user_id, after=seen)
+        older = user_texts(session, user_id=job.user_id, before=seen, limit=20)
+        return choose_samples(new, older, budget_tokens=budget_tokens), load_profile(session, user_id=job.user_id)
+
+    samples, current = await asyncio.to_thread(read, engine, gather)
+    try:
+        result = await infer(complete, samples, current)
+    except Exception as exc:  # the job's outermost boundary: a model error, garbage, or a bug
+        if not isinstance(exc, InferenceFailed):
+            logger.exception("hypothesis job %s: inference raised", job_id)
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        await asyncio.to_thread(write, engine, lambda s: _finish(s, job_id, "failed", reason=reason,
+                                                                   ms=(time.perf_counter() - started) * 1000))
+        logger.warning("hypothesis job %s for user %s failed: %s", job_id, job.user_id, type(exc).__name__)
+        return JobOutcome(job_id, "failed", [], reason)
+    candidates = result.candidates
+    if embed is not None and candidates:
+        vectors = await asyncio.to_thread(embed, [c.text for c in candidates])
+        candidates = [replace(c, vector=tuple(v.tolist())) for c, v in zip(candidates, vectors, strict=True)]
+    moment = now or utcnow()
+    up_to = max((t.message_id for t in samples), default=0)
+
+    def commit(session: Session) -> list[Change]:
+        fresh = load_profile(session, user_id=job.user_id)
+        next_id = -1_000_000  # provisional ids for new entries; apply_changes maps them to real ones
+        changes = merge(fresh, candidates, now=moment, next_id=next_id)
+        apply_changes(session, user_id=job.user_id, changes=changes, vector_model=vector_model)
+        _finish(session, job_id, "done", up_to=up_to, samples=len(samples), changes=changes,
+                refused=len(result.refused), completions=result.completions, ms=(time.perf_counter() - started) * 1000)
+        return changes
+
+    changes = await asyncio.to_thread(write, engine, commit)
+    logger.info("hypothesis job %s user=%s samples=%d changes=%d refused=%d", job_id, job.user_id, len(samples),
+                sum(1 for c in changes if c.kind is not Kind.SKIP), len(result.refused))
+    return JobOutcome(job_id, "done", changes)
+
+
+def _finish(session: Session, job_id: int, status: str, *, reason: str | None = None, up_to: int = 0,
+            samples: int = 0, changes: Sequence[Change] = (), refused: int = 0, completions: Sequence = (),
+            ms: float = 0.0) -> None:
+    job = session.get(HypothesisJob, job_id)
+    job.status, job.reason, job.finished_at, job.ms = status, reason, utcnow(), ms
+    job.up_to_message_id, job.samples, job.refused = up_to, samples, refused
+    job.changes = sum(1 for c in changes if c.kind is not Kind.SKIP)
+    job.calls = len(completions)
+    job.tokens_in = sum(getattr(c, "tokens_in", 0) for c in completions)
+    job.tokens_out = sum(getattr(c, "tokens_out", 0) for c in completions)
+    job.model = getattr(completions[-1], "model", None) if completions else None
+    session.add(job)

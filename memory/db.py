@@ -134,6 +134,7 @@ def m003_style_card(conn: Connection) -> None:
 def m004_profile(conn: Connection) -> None:
     models.ProfileEntry.__table__.create(conn, checkfirst=True)
     models.ProfileHistory.__table__.create(conn, checkfirst=True)
+    models.HypothesisJob.__table__.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [

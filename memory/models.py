@@ -167,6 +167,31 @@ class ProfileHistory(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class HypothesisJob(SQLModel, table=True):
+    """One run of hypothesis inference for a user: claimed once, so two processes never both run it."""
+
+    __tablename__ = "hypothesis_job"
+    __table_args__ = (Index("ix_hypothesis_job_user_status", "user_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
+    status: str = Field(default="queued", max_length=16)  # queued | running | done | failed
+    trigger: str = Field(default="messages", max_length=16)  # messages | chat_end | command
+    reason: str | None = Field(default=None, max_length=500)  # why it failed
+    claimed_by: str | None = Field(default=None, max_length=64)
+    up_to_message_id: int = 0  # evidence considered: the user's messages up to this id
+    samples: int = 0
+    changes: int = 0
+    refused: int = 0
+    model: str | None = Field(default=None, max_length=128)
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    ms: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 class Step(SQLModel, table=True):
     """A display-only step (tool, retrieval, ...) shown in the thread; never evidence."""
 

@@ -16,7 +16,8 @@ from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, delete, select
 
 from memory.models import (
-    Author, Element, Embedding, Feedback, Message, MessageStatus, ProfileEntry, ProfileHistory, Role, Step,
+    Author, Element, Embedding, Feedback, HypothesisJob, Message, MessageStatus, ProfileEntry, ProfileHistory,
+    Role, Step,
     StyleCard, Thread, User, utcnow,
 )
 from memory.passwords import hash_password, verify_password
@@ -103,6 +104,7 @@ def delete_user(session: Session, *, user: User) -> None:
     session.exec(delete(StyleCard).where(StyleCard.user_id == user.id))
     session.exec(delete(ProfileHistory).where(ProfileHistory.user_id == user.id))
     session.exec(delete(ProfileEntry).where(ProfileEntry.user_id == user.id))
+    session.exec(delete(HypothesisJob).where(HypothesisJob.user_id == user.id))
     session.delete(user)
 
 
