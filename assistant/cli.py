@@ -4,6 +4,8 @@ Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
+  hyperalign profile show NAME
+  hyperalign profile infer NAME
   hyperalign reindex [--user NAME]
   hyperalign bench recall --locomo PATH [--json]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N]
@@ -60,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     add.set_defaults(run=users_add)
     listing = users_cmd.add_parser("list", help="list accounts with their role and creation date")
     listing.set_defaults(run=users_list)
+
+    profile_cmd = commands.add_parser("profile", help="what the assistant holds about a user").add_subparsers(
+        title="profile commands")
+    show = profile_cmd.add_parser("show", help="the user's profile entries, style card and recent jobs")
+    show.add_argument("name")
+    show.set_defaults(run=profile_show)
+    infer_now = profile_cmd.add_parser("infer", help="run a hypothesis job for the user now and print the changes")
+    infer_now.add_argument("name")
+    infer_now.set_defaults(run=profile_infer)
 
     reindex_cmd = commands.add_parser("reindex", help="embed every message that lacks a vector of the current model")
     reindex_cmd.add_argument("--user", help="only this user's messages")
@@ -209,3 +220,82 @@ def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def _user_id(engine, name: str) -> int:
+    from memory import store
+    from memory.db import read
+
+    user = read(engine, lambda s: store.get_user(s, identifier=name))
+    if user is None:
+        raise CommandError(f"no user named {name!r}")
+    return user.id
+
+
+def profile_show(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from hypotheses.style import StyleStats, describe
+    from memory import profile
+    from memory.db import read
+    from memory.models import HypothesisJob
+
+    engine = _open_engine(settings)
+    try:
+        user_id = _user_id(engine, args.name)
+        rows = read(engine, lambda s: profile.entries(s, user_id=user_id))
+        style = read(engine, lambda s: profile.load_style(s, user_id=user_id))
+        jobs = read(engine, lambda s: list(s.exec(select(HypothesisJob).where(HypothesisJob.user_id == user_id)
+                                                   .order_by(HypothesisJob.id.desc()).limit(5)).all()))
+    finally:
+        engine.dispose()
+    active = [r for r in rows if r.status == "active"]
+    print(f"profile of {args.name}: {len(active)} active, "
+          f"{sum(r.status == 'superseded' for r in rows)} superseded, {sum(r.status == 'rejected' for r in rows)} rejected")
+    for facet in sorted({r.facet for r in active}):
+        print(f"\n{facet}")
+        for r in sorted((r for r in active if r.facet == facet), key=lambda r: -r.confidence):
+            marks = "".join([" [pinned]" if r.pinned else "", " [yours]" if r.source == "user" else ""])
+            print(f"  #{r.id} {r.text}  (confidence {r.confidence:.2f}, support {r.support}){marks}")
+    statements = describe(StyleStats.from_json(style))
+    print("\nstyle card" + ("" if statements else ": not enough messages yet"))
+    for line in statements:
+        print(f"  {line}")
+    if jobs:
+        print("\nrecent jobs")
+        for job in jobs:
+            print(f"  #{job.id} {job.status} {job.trigger}: {job.samples} samples, {job.changes} changes, "
+                  f"{job.calls} calls, {job.tokens_in}+{job.tokens_out} tokens, {job.ms:.0f} ms"
+                  + (f" ({job.reason})" if job.reason else ""))
+    return 0
+
+
+def profile_infer(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from assistant.wiring import build_app
+    from hypotheses.job import enqueue
+    from memory.db import write
+
+    if settings.offline:
+        raise CommandError("inferring hypotheses needs a language model: set OPENAI_API_KEY or OPENAI_BASE_URL")
+    app = build_app(settings)
+
+    async def run() -> int:
+        try:
+            user_id = _user_id(app.engine, args.name)
+            job = write(app.engine, lambda s: enqueue(s, user_id=user_id, trigger="command"))
+            if job is None:
+                raise CommandError(f"a job for {args.name} is already queued or running")
+            outcome = await app.jobs.run(job.id)
+        finally:
+            await app.aclose()
+        if outcome.status != "done":
+            raise CommandError(f"job {outcome.job_id} failed: {outcome.reason}")
+        print(f"job {outcome.job_id} done: {sum(c.kind != 'skip' for c in outcome.changes)} changes")
+        for change in outcome.changes:
+            entry = change.after or change.before
+            print(f"  {change.kind:<9} {entry.text if entry else '':<60} {change.reason}")
+        return 0
+
+    return asyncio.run(run())

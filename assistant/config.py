@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Recency weighting of recall: a message this many days old counts "
         "about half; 0 turns weighting off.",
     )
+    profile_tokens: int = Field(
+        default=500, ge=0, description="Budget (approximate tokens) for the user's profile in a reply's prompt."
+    )
+    infer_every: int = Field(
+        default=6, ge=1, le=100, description="Substantive user messages between two hypothesis jobs "
+        "(the first profile comes after 3)."
+    )
     index_cache_users: int = Field(default=256, ge=1, description="Users whose vector index is kept in memory.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 

@@ -24,6 +24,11 @@ STYLE_HEADER = """\
 How this user writes, measured from their own messages. This describes the user; it is not an \
 instruction. Let it shape length, tone and register where that suits the answer."""
 
+PROFILE_HEADER = """\
+What is known about this user: hypotheses inferred from their own messages, and entries they wrote or \
+corrected themselves. They describe the user; they are not instructions. Use them to fit the answer to \
+the person, never to decide whether to answer."""
+
 CHARS_PER_TOKEN = 4  # a rough, model-independent estimate; budgets are approximate by design
 MAX_RECALLED_CHARS = 800  # one long old message must not crowd out every other memory
 
@@ -67,6 +72,17 @@ def render_memories(memories: Sequence[Memory]) -> str:
     return "\n".join(lines)
 
 
+def fit_profile(lines: Sequence[str], budget_tokens: int) -> list[str]:
+    """The strongest-first profile lines that fit the budget (whole lines only)."""
+    kept, left = [], budget_tokens * CHARS_PER_TOKEN
+    for line in lines:
+        if len(line) > left:
+            break
+        kept.append(line)
+        left -= len(line)
+    return kept
+
+
 def render_style(statements: Sequence[str]) -> str:
     return "\n".join([STYLE_HEADER, *(f"- {line}" for line in statements)])
 
@@ -78,9 +94,12 @@ def build_reply_messages(
     max_chars: int,
     memories: Sequence[Memory] = (),
     style: Sequence[str] = (),
+    profile: Sequence[str] = (),
 ) -> list[dict[str, str]]:
-    """System prompt (style card, recalled memories), the recent window (oldest first), the new message."""
+    """System prompt (profile, style card, recalled memories), the recent window, the new message."""
     sections = [SYSTEM_PROMPT]
+    if profile:
+        sections.append("\n".join([PROFILE_HEADER, *(f"- {line}" for line in profile)]))
     if style:
         sections.append(render_style(style))
     if memories:

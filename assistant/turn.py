@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, LLMError, Purpose
-from assistant.prompt import Memory, WindowMessage, build_reply_messages, fit_memories
+from assistant.prompt import Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile
 from hypotheses.style import StyleStats, describe, observe
 from memory import profile, store
 from memory.db import read, write
@@ -65,6 +65,7 @@ class TurnLimits:
     recall_tokens: int = 600
     recall_results: int = 6
     recall_half_life_days: float = 0.0
+    profile_tokens: int = 500
 
 
 @dataclass
@@ -73,6 +74,7 @@ class _Stored:
     window: list[WindowMessage]
     window_ids: frozenset[int] = field(default_factory=frozenset)
     style: list[str] = field(default_factory=list)  # the style card's statements, this message included
+    profile: list[str] = field(default_factory=list)  # active profile entries, strongest first
 
 
 class Turns:
@@ -123,7 +125,8 @@ class Turns:
             [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled], self._limits.recall_tokens
         )
         messages = build_reply_messages(
-            stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style
+            stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
+            profile=stored.profile,
         )
         received: list[str] = []
         try:
@@ -160,8 +163,12 @@ class Turns:
         # The style card learns from every message the user writes, in the same commit.
         stats = observe(StyleStats.from_json(profile.load_style(session, user_id=request.user_id)), text)
         profile.save_style(session, user_id=request.user_id, stats=stats.to_json())
+        entries = sorted(profile.entries(session, user_id=request.user_id, statuses=["active"]),
+                         key=lambda e: (-e.confidence, -e.support, e.id))
+        lines = fit_profile([f"{e.text} ({e.facet}{', written by the user' if e.source == 'user' else ''})"
+                             for e in entries], self._limits.profile_tokens)
         return _Stored(message=message, window=window, window_ids=frozenset(row.id for row in rows),
-                       style=describe(stats))
+                       style=describe(stats), profile=lines)
 
     async def _embed(self, text: str) -> np.ndarray | None:
         if not self._embedder.ready:

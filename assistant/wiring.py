@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from assistant.background import HypothesisJobs
 from assistant.config import Settings
 from assistant.llm import Gateway, OfflineModel, OpenAIGateway, Purpose
 from assistant.turn import TurnLimits, Turns
@@ -31,6 +32,7 @@ class App:
     embedder: Embedder
     indexes: UserIndexes
     turns: Turns
+    jobs: HypothesisJobs
 
     def warm_up(self) -> None:
         """Load the embedding model in the background, then embed what waited for it. Returns at once."""
@@ -46,6 +48,7 @@ class App:
 
     async def aclose(self) -> None:
         await self.turns.settle()
+        await self.jobs.settle()
         await self.gateway.close()
         self.engine.dispose()
 
@@ -91,7 +94,10 @@ def build_app(settings: Settings) -> App:
         recall_tokens=settings.recall_tokens,
         recall_results=settings.recall_results,
         recall_half_life_days=settings.recall_half_life_days,
+        profile_tokens=settings.profile_tokens,
     )
     turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every)
     logger.info("app built: database=%s model=%s", engine.dialect.name, gateway.label)
-    return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns)
+    return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns,
+               jobs=jobs)

@@ -117,3 +117,11 @@ async def on_message(message: cl.Message) -> None:
         await reply.send()
     if result.notice:
         await cl.ErrorMessage(content=result.notice, author="hyperalign").send()
+    await app.jobs.after_turn(request.user_id)  # enqueues a hypothesis job when one is due; never waits for it
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    user = cl.user_session.get("user")
+    if isinstance(user, PersistedUser):
+        await runtime.app().jobs.after_turn(int(user.id), chat_ended=True)

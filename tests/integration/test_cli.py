@@ -98,3 +98,38 @@ def test_reindex_embeds_what_lacks_a_vector_with_a_progress_bar():
     assert "re-embedded 0 messages" in run("reindex").stdout
     unknown = run("reindex", "--user", "nobody")
     assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
+
+
+def test_profile_infer_then_show(monkeypatch, fake_llm):
+    import json
+
+    from memory import store
+    from memory.db import write
+    from memory.models import Author
+
+    engine = build_engine(load_settings())
+    ada = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
+
+    def chat(session):
+        store.upsert_thread(session, thread_id="t", user_id=ada.id)
+        for i, content in enumerate(["I always sketch a map before I write any code.",
+                                     "Give me the short version first, please, then details.",
+                                     "Concrete examples help me far more than theory does."]):
+            store.save_message(session, step_id=f"s{i}", thread_id="t", user_id=ada.id, author=Author.USER,
+                               content=content)
+
+    write(engine, chat)
+    engine.dispose()
+    assert "needs a language model" in run("profile", "infer", "ada").stderr
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("HYPERALIGN_MAX_RETRIES", "0")
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [
+        {"action": "add", "facet": "communication", "text": "Plans visually before writing.", "evidence": [1],
+         "confidence": 0.8, "entry": None, "stated": False}]}))
+    inferred = run("profile", "infer", "ada")
+    assert inferred.returncode == 0, inferred.stderr
+    assert "1 changes" in inferred.stdout and "Plans visually before writing." in inferred.stdout
+    shown = run("profile", "show", "ada").stdout
+    assert "1 active" in shown and "communication" in shown and "Plans visually before writing." in shown
+    assert "recent jobs" in shown and "done command: 3 samples, 1 changes, 1 calls" in shown
+    assert run("profile", "show", "nobody").returncode == 2

@@ -245,3 +245,37 @@ async def test_the_style_card_works_offline_and_goes_with_the_user(engine, alice
     write(engine, lambda s: store.delete_user(s, user=s.get(store.User, alice.id)))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM style_card")).scalar() == 0
+
+
+async def test_a_profile_grows_from_chat_and_the_next_reply_is_written_for_the_person(
+        engine, alice, fake_llm, turns_for, embedder):
+    import json as json_
+
+    from assistant.background import HypothesisJobs
+    from memory import profile
+
+    gateway = fake_gateway(fake_llm)
+    turns = turns_for(gateway)
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    bob = write(engine, lambda s: store.create_user(s, identifier="bob", password="password1"))
+    fake_llm.script("chat", "a", "b", "c", "d")
+    fake_llm.script("hypotheses", json_.dumps({"hypotheses": [
+        {"action": "add", "facet": "preference", "text": "Wants the short version first.", "evidence": [2],
+         "confidence": 0.8, "entry": None, "stated": False}]}))
+    for text_ in ("I always sketch a map before I write any code at all.",
+                  "Give me the short version first and details only when I ask.",
+                  "Concrete examples help me far more than abstract theory does."):
+        await turns.run(request(alice, text_), Screen())
+        await jobs.after_turn(alice.id)
+    await jobs.settle()
+    assert [e.text for e in read(engine, lambda s: profile.entries(s, user_id=alice.id))] == [
+        "Wants the short version first."]
+    await turns.run(request(alice, "How do I start learning Rust?"), Screen())
+    system = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
+    assert "What is known about this user" in system and "- Wants the short version first. (preference)" in system
+    assert "they are not instructions" in system
+    fake_llm.script("chat", "e")
+    await turns.run(request(bob, "How do I start learning Rust?", thread="bob-t"), Screen())
+    assert "short version" not in fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
+    hypothesis_request = fake_llm.requests_for("hypotheses")[0].body["messages"][1]["content"]
+    assert "sketch a map" in hypothesis_request  # the hypotheses purpose saw only alice's own texts

@@ -1,0 +1,66 @@
+"""Hypothesis jobs off the chat path: after a turn or when a chat ends, enqueue a job if one is due
+and run it in the background. Any process can run a queued job; the job table's claim makes sure
+only one does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from typing import Any
+
+from sqlalchemy import Engine
+
+from assistant.llm import Gateway, Purpose
+from hypotheses.job import JobOutcome, count_new_substantive, enqueue, run_job
+from hypotheses.schedule import FIRST_AFTER, due
+from memory.db import write
+from memory.embed import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+class HypothesisJobs:
+    def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int) -> None:
+        self._engine, self._gateway, self._embedder, self._every = engine, gateway, embedder, every
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks: set[asyncio.Task] = set()
+
+    async def after_turn(self, user_id: int, *, chat_ended: bool = False) -> None:
+        """Enqueue and start a job when one is due. Offline there is no model, so there are no jobs."""
+        if self._gateway.offline:
+            return
+
+        def maybe_enqueue(session):
+            new, has_run = count_new_substantive(session, user_id=user_id)
+            if not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every, first_after=FIRST_AFTER):
+                return None
+            return enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages")
+
+        job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
+        if job is not None:
+            self._spawn(self.run(job.id))
+
+    async def run(self, job_id: int) -> JobOutcome:
+        async def complete(messages, schema):
+            return await self._gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)
+
+        embed = self._embedder.encode if self._embedder.ready else None
+        return await run_job(self._engine, job_id=job_id, complete=complete, worker=self._worker, embed=embed,
+                             vector_model=self._embedder.model_name)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("hypothesis job task failed", exc_info=task.exception())
+
+    async def settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
