@@ -58,6 +58,14 @@ class AppServer:
             time.sleep(0.2)
         raise RuntimeError(f"the app did not become healthy in {timeout} s:\n{self.log()}")
 
+    def wait_for_log(self, pattern: str, timeout: float = 60.0) -> None:
+        """Block until the server's log contains `pattern` (e.g. the embedding model has loaded)."""
+        deadline = time.monotonic() + timeout
+        while pattern not in self.log():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app never logged {pattern!r}:\n{self.log()}")
+            time.sleep(0.2)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -52,6 +52,9 @@ def fake():
 def app(fake):
     workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-"))
     server = AppServer(workdir, llm_base_url=fake.base_url).start()
+    # The embedding model loads in the background (several seconds of both cores): let it finish so
+    # the browser tests are not timed against it and recall has its dense side.
+    server.wait_for_log("embedding model")
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -61,6 +64,7 @@ def app(fake):
 def offline_app():
     workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-offline-"))
     server = AppServer(workdir).start()
+    server.wait_for_log("embedding model")
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
