@@ -24,7 +24,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, LLMError, Purpose
-from assistant.prompt import Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile
+from assistant.prompt import (
+    MAX_EXEMPLARS, Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile,
+)
 from hypotheses.style import StyleStats, describe, observe
 from memory import profile, store
 from memory.db import read, write
@@ -121,12 +123,16 @@ class Turns:
         recalled, vector = await self._recall(request, text, embedding, stored)
         if on_recalled is not None:
             await on_recalled(recalled)
+        # The user's own recalled texts double as style exemplars (they resemble the request by
+        # construction); the rest, and the assistant's replies, stay memories.
+        exemplars = [r for r in recalled if r.author == Author.USER][:MAX_EXEMPLARS]
         memories = fit_memories(
-            [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled], self._limits.recall_tokens
+            [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled if r not in exemplars],
+            self._limits.recall_tokens,
         )
         messages = build_reply_messages(
             stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
-            profile=stored.profile,
+            profile=stored.profile, exemplars=[r.content for r in exemplars],
         )
         received: list[str] = []
         try:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from hypotheses.merge import Candidate, Entry, Status
-from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema
+from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema, sensitive_category
 from hypotheses.prompts import Shown, build_messages, reask
 from hypotheses.style import is_pasted
 
@@ -92,6 +92,7 @@ def _candidates(parsed: Parsed, samples: Sequence[Text], active: Sequence[Entry]
             action=p.action, facet=str(p.facet), text=p.text.strip(), confidence=p.confidence,
             evidence=tuple(sorted({samples[i - 1].message_id for i in p.evidence})),
             entry_id=active[p.entry - 1].id if p.entry is not None and p.action != "add" else None,
+            sensitive=sensitive_category(p.text) is not None,  # parse let it through only if stated
         )
         for p in parsed.accepted
     ]

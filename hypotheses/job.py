@@ -37,7 +37,7 @@ def _entry(row: ProfileEntry) -> Entry:
     return Entry(
         id=row.id, facet=row.facet, text=row.text, confidence=row.confidence, support=row.support,
         evidence=tuple(json.loads(row.evidence_json)), status=Status(row.status), source=Source(row.source),
-        pinned=row.pinned, last_seen=aware(row.last_seen), vector=vector,
+        pinned=row.pinned, last_seen=aware(row.last_seen), vector=vector, sensitive=row.sensitive,
     )
 
 
@@ -78,7 +78,7 @@ def apply_changes(
 def _copy(entry: Entry, row: ProfileEntry, vector_model: str | None) -> None:
     row.confidence, row.support, row.status, row.source = entry.confidence, entry.support, str(entry.status), str(entry.source)
     row.evidence_json = json.dumps(list(entry.evidence))
-    row.pinned, row.last_seen = entry.pinned, entry.last_seen
+    row.pinned, row.last_seen, row.sensitive = entry.pinned, entry.last_seen, entry.sensitive
     if entry.vector is not None:
         row.vector, row.vector_model = np.asarray(entry.vector, dtype="<f4").tobytes(), vector_model
 

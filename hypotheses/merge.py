@@ -56,6 +56,7 @@ class Entry:
     last_seen: datetime
     vector: Vector | None = None
     replaces: int | None = None  # the entry this one superseded, when it came from a contradiction
+    sensitive: bool = False  # a sensitive attribute the user stated about themselves
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Candidate:
     evidence: tuple[int, ...]
     entry_id: int | None = None
     vector: Vector | None = None
+    sensitive: bool = False
 
 
 class Kind(StrEnum):
@@ -159,7 +161,7 @@ def merge(
         added = Entry(
             id=next_id, facet=candidate.facet, text=candidate.text, support=1, evidence=tuple(candidate.evidence),
             status=Status.ACTIVE, source=Source.INFERRED, pinned=False, last_seen=now, vector=candidate.vector,
-            confidence=confidence(1, now, now, candidate.confidence), replaces=replaced,
+            confidence=confidence(1, now, now, candidate.confidence), replaces=replaced, sensitive=candidate.sensitive,
         )
         next_id += 1
         record(Change(Kind.ADD, "new hypothesis", None, added))

@@ -142,3 +142,14 @@ def test_schedule():
     assert not due(2, has_run=False) and due(3, has_run=False)
     assert not due(5, has_run=True) and due(6, has_run=True) and due(1, has_run=True, chat_ended=True)
     assert not due(0, has_run=True, chat_ended=True)
+
+
+async def test_a_stated_sensitive_attribute_is_kept_and_marked_sensitive(engine, ada, fake_llm, complete):
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [
+        {"action": "add", "facet": "preference", "text": "Says they are a practising Buddhist.", "evidence": [1],
+         "confidence": 0.9, "entry": None, "stated": True},
+        {"action": "add", "facet": "personality", "text": "Seems religious.", "evidence": [2],
+         "confidence": 0.5, "entry": None, "stated": False}]}))
+    await start(engine, ada, complete)
+    (row,) = read(engine, lambda s: profile.entries(s, user_id=ada.id))
+    assert row.text == "Says they are a practising Buddhist." and row.sensitive

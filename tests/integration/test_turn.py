@@ -279,3 +279,14 @@ async def test_a_profile_grows_from_chat_and_the_next_reply_is_written_for_the_p
     assert "short version" not in fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
     hypothesis_request = fake_llm.requests_for("hypotheses")[0].body["messages"][1]["content"]
     assert "sketch a map" in hypothesis_request  # the hypotheses purpose saw only alice's own texts
+
+
+async def test_the_users_own_similar_texts_are_style_exemplars_not_memories(engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", "Noted.", "Sure.")
+    turns = turns_for(fake_gateway(fake_llm))
+    await turns.run(request(alice, "Quick q: best way to learn Rust?? asking for a friend lol", thread="old"), Screen())
+    await turns.run(request(alice, "Quick q: best way to learn Go?? lol", thread="new"), Screen())
+    system = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
+    exemplars = system.split("as examples of how they write")[1]
+    assert "«Quick q: best way to learn Rust?? asking for a friend lol»" in exemplars
+    assert "the user said: «Quick q: best way to learn Rust" not in system  # not quoted twice

@@ -71,3 +71,11 @@ def test_the_recalled_step_lists_who_when_where():
     first, second = text.splitlines()
     assert first.startswith("- **You**, 26 Nov 2026 in [Plans](/thread/t1): I love teal") and first.endswith("…")
     assert second.startswith("- **Assistant**, 26 Nov 2026")
+
+
+def test_exemplars_are_quoted_shortened_and_at_most_three():
+    from assistant.prompt import EXEMPLAR_HEADER
+
+    system = build_reply_messages([], "hi", max_chars=100, exemplars=["one\ntwo", "x" * 2000, "c", "d"])[0]["content"]
+    assert EXEMPLAR_HEADER in system and "«one two»" in system and "«c»" in system and "«d»" not in system
+    assert "x" * 799 + "…»" in system
