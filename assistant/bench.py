@@ -367,3 +367,102 @@ async def _time_turns(service, user_id: int, queries: Sequence[str], TurnRequest
         timings.append((time.perf_counter() - started) * 1000)
         await service.settle()  # background work (the reply's vector) is not on the user's path
     return timings
+
+
+# --- the inference-cost benchmark ------------------------------------------------------------
+
+class ScriptedModel:
+    """Stands in for a model: counts every call and its characters by purpose, answers validly."""
+
+    offline, label = False, "scripted"
+
+    def __init__(self, rng: random.Random) -> None:
+        self.calls: dict[str, int] = defaultdict(int)
+        self.chars_in: dict[str, int] = defaultdict(int)
+        self.chars_out: dict[str, int] = defaultdict(int)
+        self.profile_chars: list[int] = []  # size of the profile block in each chat prompt
+        self._rng = rng
+
+    async def stream(self, messages, *, purpose):
+        self._count(str(purpose), messages, "Noted.")
+        yield "Noted."
+
+    async def complete(self, messages, *, purpose, json_schema=None):
+        from assistant.llm import Completion
+
+        facet = self._rng.choice(["communication", "personality", "style", "preference"])
+        text = f"Tends to mention {self._rng.choice(WORDS)} when explaining {self._rng.choice(WORDS)}."
+        answer = json.dumps({"hypotheses": [{"action": "add", "facet": facet, "text": text, "evidence": [1],
+                                             "confidence": 0.6, "entry": None, "stated": False}]})
+        self._count(str(purpose), messages, answer)
+        return Completion(answer, "scripted", 0, 0, 0.0, "json_schema")
+
+    def _count(self, purpose: str, messages, answer: str) -> None:
+        from assistant.prompt import PROFILE_HEADER
+
+        self.calls[purpose] += 1
+        self.chars_in[purpose] += sum(len(m["content"]) for m in messages)
+        self.chars_out[purpose] += len(answer)
+        if purpose == "chat":
+            block = messages[0]["content"].split(PROFILE_HEADER)
+            self.profile_chars.append(len(block[1].split("\n\n")[0]) if len(block) > 1 else 0)
+
+    async def close(self) -> None:
+        return None
+
+
+def run_inference_bench(*, messages: int = 200, say: Callable[[str], None] = print) -> dict:
+    """Replay `messages` simulated user messages through the real turn and job code."""
+    import asyncio
+
+    from assistant.background import HypothesisJobs
+    from assistant.prompt import CHARS_PER_TOKEN
+    from assistant.turn import TurnLimits, TurnRequest, Turns
+    from memory.db import make_engine, migrate, write
+    from memory.embed import Embedder
+    from memory.index import UserIndexes
+
+    rng = random.Random(11)
+    model = ScriptedModel(rng)
+    embedder = Embedder()
+    embedder.load()
+
+    async def replay(engine, user_id: int) -> None:
+        indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
+        turns = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits())
+        jobs = HypothesisJobs(engine=engine, gateway=model, embedder=embedder, every=6)
+        for i in range(messages):
+            text = _sentence(rng) if i % 5 else "ok thanks"  # one in five is not substantive
+            request = TurnRequest(user_id=user_id, thread_id=f"t{i // 20}", message_id=f"m{i}", reply_id=f"r{i}",
+                                  text=text)
+            await turns.run(request, _ignore)
+            await jobs.after_turn(user_id, chat_ended=i % 20 == 19)
+            await jobs.settle()
+            await turns.settle()
+
+    with tempfile.TemporaryDirectory(prefix="hyperalign-bench-") as folder:
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        migrate(engine)
+        user = write(engine, lambda s: _account(s, "simulated"))
+        asyncio.run(replay(engine, user.id))
+        engine.dispose()
+    per_message = {p: round(n / messages, 3) for p, n in model.calls.items()}
+    result = {
+        "user_messages": messages,
+        "calls_per_user_message": per_message,
+        "approx_tokens_per_user_message": {
+            p: {"in": round(model.chars_in[p] / CHARS_PER_TOKEN / messages, 1),
+                "out": round(model.chars_out[p] / CHARS_PER_TOKEN / messages, 1)} for p in model.calls},
+        "profile_block_tokens": {"max": round(max(model.profile_chars, default=0) / CHARS_PER_TOKEN, 1),
+                                 "last": round((model.profile_chars or [0])[-1] / CHARS_PER_TOKEN, 1),
+                                 "budget": TurnLimits().profile_tokens},
+    }
+    say(f"{messages} user messages: calls per message {per_message}")
+    say(f"approximate tokens per message (chars/4): {result['approx_tokens_per_user_message']}")
+    say(f"profile block in the chat prompt: max {result['profile_block_tokens']['max']} tokens, "
+        f"last {result['profile_block_tokens']['last']}, budget {result['profile_block_tokens']['budget']}")
+    return result
+
+
+async def _ignore(_token: str) -> None:
+    return None

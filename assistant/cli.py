@@ -9,6 +9,7 @@ Commands (each is documented in README; a test checks):
   hyperalign reindex [--user NAME]
   hyperalign bench recall --locomo PATH [--json]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N]
+  hyperalign bench inference [--messages N] [--json]
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_turn.add_argument("--others", type=int, default=1000, help="other users in the database")
     bench_turn.add_argument("--turns", type=int, default=60, help="turns measured per size")
     bench_turn.set_defaults(run=bench_turn_command)
+    bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
+    bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
+    bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    bench_inference.set_defaults(run=bench_inference_command)
     return parser
 
 
@@ -299,3 +304,17 @@ def profile_infer(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.bench import run_inference_bench
+
+    if args.messages < 1:
+        raise CommandError("--messages must be at least 1")
+    result = run_inference_bench(messages=args.messages,
+                                 say=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0

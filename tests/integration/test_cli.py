@@ -133,3 +133,14 @@ def test_profile_infer_then_show(monkeypatch, fake_llm):
     assert "1 active" in shown and "communication" in shown and "Plans visually before writing." in shown
     assert "recent jobs" in shown and "done command: 3 samples, 1 changes, 1 calls" in shown
     assert run("profile", "show", "nobody").returncode == 2
+
+
+def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
+    import json
+
+    result = run("bench", "inference", "--messages", "30", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["calls_per_user_message"]["chat"] == 1.0
+    assert 0 < figures["calls_per_user_message"]["hypotheses"] <= 0.25
+    assert figures["profile_block_tokens"]["max"] <= figures["profile_block_tokens"]["budget"]
