@@ -35,6 +35,9 @@ def browser():
     except ImportError:
         unavailable("playwright is not installed (pip install -e '.[test]')")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Under a loaded 2-core machine (the app's model warm-up, PostgreSQL, the browser) Chainlit can
+    # take longer than Playwright's 5 s default to render a restored thread.
+    sync_api.expect.set_options(timeout=15_000)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield launched
