@@ -22,11 +22,34 @@ from memory.embed import Embedder
 logger = logging.getLogger(__name__)
 
 
+class TaskSet:
+    """Work started off the user's path: tracked so it can be awaited, and failures are logged, not lost."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background %s failed", self._name, exc_info=task.exception())
+
+    async def settle(self) -> None:
+        """Wait until nothing is running (tests, benchmarks, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
 class HypothesisJobs:
     def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int) -> None:
         self._engine, self._gateway, self._embedder, self._every = engine, gateway, embedder, every
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet("hypothesis job")
 
     async def after_turn(self, user_id: int, *, chat_ended: bool = False) -> None:
         """Enqueue and start a job when one is due. Offline there is no model, so there are no jobs."""
@@ -41,7 +64,7 @@ class HypothesisJobs:
 
         job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
         if job is not None:
-            self._spawn(self.run(job.id))
+            self._tasks.spawn(self.run(job.id))
 
     async def run(self, job_id: int) -> JobOutcome:
         async def complete(messages, schema):
@@ -51,16 +74,5 @@ class HypothesisJobs:
         return await run_job(self._engine, job_id=job_id, complete=complete, worker=self._worker, embed=embed,
                              vector_model=self._embedder.model_name)
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("hypothesis job task failed", exc_info=task.exception())
-
     async def settle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.settle()

@@ -15,14 +15,14 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from assistant.background import TaskSet
 from assistant.llm import Gateway, LLMError, Purpose
 from assistant.prompt import (
     MAX_EXEMPLARS, Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile,
@@ -91,7 +91,7 @@ class Turns:
         self._indexes = indexes
         self._limits = limits
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._background: set[asyncio.Task] = set()
+        self._background = TaskSet("memory work")
 
     async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None) -> TurnResult:
         text = clean_text(request.text)
@@ -140,7 +140,7 @@ class Turns:
                 received.append(token)
                 await on_token(token)
         except LLMError as exc:
-            logger.warning("turn thread=%s failed: %s", request.thread_id, exc)
+            logger.warning("turn thread=%s failed: %s", request.thread_id, type(exc).__name__)
             await self._record(request, stored.message, vector, "".join(received), reason=type(exc).__name__)
             return TurnResult("".join(received), False, _failure_notice(exc, bool(received)), tuple(recalled))
         except asyncio.CancelledError:
@@ -227,7 +227,7 @@ class Turns:
         if saved is not None and reason is None and self._embedder.ready:
             # Embedding the reply would add a second model call after the user has read it; it runs in
             # the background instead (memory.vectors.embed_pending catches up if it ever fails).
-            self._spawn(self._embed_reply(request.user_id, saved))
+            self._background.spawn(self._embed_reply(request.user_id, saved))
 
     async def _embed_reply(self, user_id: int, reply: Message) -> None:
         vector = await asyncio.to_thread(self._embedder.encode_one, reply.content)
@@ -235,20 +235,9 @@ class Turns:
             s, model=self._embedder.model_name, messages=[reply], vectors=vector[None]))
         self._indexes.add(user_id, [reply.id], vector[None])
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background memory work failed", exc_info=task.exception())
-
     async def settle(self) -> None:
         """Wait for background memory work (tests, benchmarks, shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._background.settle()
 
 
 def _failure_notice(exc: LLMError, partial: bool) -> str:

@@ -122,3 +122,18 @@ def indexes(engine, embedder, tmp_path):
 
     return UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=8,
                        folder=tmp_path / "indexes")
+
+
+@pytest.fixture
+async def complete(fake_llm):
+    """The gateway's whole-answer call for the hypotheses purpose, against the fake model."""
+    from assistant.llm import OpenAIGateway, Purpose
+
+    gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
+                            timeout=5, max_retries=0)
+
+    async def call(messages, schema):
+        return await gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)
+
+    yield call
+    await gateway.close()

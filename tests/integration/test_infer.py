@@ -15,18 +15,6 @@ SAMPLES = [Text(101, "I always sketch a map before I write a single line."),
            Text(205, "Honestly, give me the short version first, details later!")]
 
 
-@pytest.fixture
-async def complete(fake_llm):
-    gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                            timeout=5, max_retries=0)
-
-    async def call(messages, schema):
-        return await gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)
-
-    yield call
-    await gateway.close()
-
-
 def answer(*items):
     return json.dumps({"hypotheses": list(items)})
 

@@ -22,18 +22,6 @@ TEXTS = ["I always sketch a map before I write a single line of code.",
 
 
 @pytest.fixture
-async def complete(fake_llm):
-    gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                            timeout=5, max_retries=0)
-
-    async def call(messages, schema):
-        return await gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)
-
-    yield call
-    await gateway.close()
-
-
-@pytest.fixture
 def ada(engine):
     user = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
 
