@@ -23,7 +23,12 @@ from datetime import datetime
 from enum import StrEnum
 
 DUPLICATE_SIMILARITY = 0.85
-REJECTED_SIMILARITY = 0.80
+# Measured with all-MiniLM-L6-v2 on hypothesis sentences: 276 pairs of distinct facts reached at most
+# 0.62 cosine (one pair; the next 0.56), paraphrases of one fact 0.62-0.87. Dropping a proposal that
+# resembles a rejected entry costs little when wrong, so the bar for "like a rejected one" is low;
+# the bar for "the same as an active one" stays high, because contradictions ("prefers short answers"
+# vs "prefers long answers") score 0.78-0.82 too and must not be counted as support.
+REJECTED_SIMILARITY = 0.65
 CAP_PER_FACET = 8
 HALF_LIFE_DAYS = 90.0
 

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -45,9 +46,13 @@ class Recorded:
     headers: dict[str, str]
 
 
+Responder = Callable[[dict], "Reply | str"]  # computes a reply from the request body (a model that reads)
+
+
 class FakeLLM:
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._responders: dict[str, Responder] = {}
         self.requests: list[Recorded] = []
         self.unscripted: list[Recorded] = []
         self._lock = threading.Lock()
@@ -66,6 +71,14 @@ class FakeLLM:
             for reply in replies:
                 self._scripts[purpose].append(Reply(text=reply) if isinstance(reply, str) else reply)
 
+    def respond(self, purpose: str, responder: Responder | None) -> None:
+        """Answer every call of the purpose with `responder(body)` once the script queue is empty."""
+        with self._lock:
+            if responder is None:
+                self._responders.pop(purpose, None)
+            else:
+                self._responders[purpose] = responder
+
     def requests_for(self, purpose: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.purpose == purpose]
@@ -77,6 +90,7 @@ class FakeLLM:
     def reset(self) -> None:
         with self._lock:
             self._scripts.clear()
+            self._responders.clear()
             self.requests.clear()
             self.unscripted.clear()
 
@@ -90,8 +104,12 @@ class FakeLLM:
             queue = self._scripts.get(record.purpose)
             if queue:
                 return queue.popleft()
-            self.unscripted.append(record)
-            return None
+            responder = self._responders.get(record.purpose)
+            if responder is None:
+                self.unscripted.append(record)
+                return None
+        reply = responder(record.body)  # outside the lock: a responder may be slow or call back
+        return Reply(text=reply) if isinstance(reply, str) else reply
 
 
 def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
