@@ -101,10 +101,22 @@ class Settings(BaseSettings):
         default=6, ge=1, le=100, description="Substantive user messages between two hypothesis jobs "
         "(the first profile comes after 3)."
     )
+    safety_spec: Path | None = Field(
+        default=None, description="The safety specification (YAML); empty means the bundled "
+        "assistant/safety/spec.yaml. Check a file with `hyperalign spec check PATH`.",
+    )
+    safety_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds the safety deliberation may take (re-ask included) before the "
+        "reply is written under the documented fallback.",
+    )
+    show_deliberation: bool = Field(
+        default=True, description="Show users the Deliberation step (decision, rules, rationale) above each "
+        "reply; the decision is recorded either way.",
+    )
     index_cache_users: int = Field(default=256, ge=1, description="Users whose vector index is kept in memory.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
-    @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", mode="before")
+    @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", "safety_spec", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

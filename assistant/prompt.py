@@ -1,7 +1,7 @@
 """Pure: the messages of one reply, built from the thread's recent window and the new message.
 
-Later issues add the profile, recalled texts and the safety verdict here; each arrives as data
-and is quoted as data. Builders return new lists and never mutate their inputs.
+The safety decision comes first and binds; the profile, exemplars, style card and recalled texts
+follow as quoted data about the user. Builders return new lists and never mutate their inputs.
 """
 
 from __future__ import annotations
@@ -104,9 +104,13 @@ def build_reply_messages(
     style: Sequence[str] = (),
     profile: Sequence[str] = (),
     exemplars: Sequence[str] = (),
+    safety: str | None = None,
 ) -> list[dict[str, str]]:
-    """System prompt (profile, style card, exemplars, recalled memories), the recent window, the new message."""
+    """System prompt (safety decision, profile, exemplars, style card, recalled memories), the recent window,
+    the new message."""
     sections = [SYSTEM_PROMPT]
+    if safety:
+        sections.append(safety)
     if profile:
         sections.append("\n".join([PROFILE_HEADER, *(f"- {line}" for line in profile)]))
     if exemplars:

@@ -1,4 +1,4 @@
-"""One chat turn, end to end: store, recall, build the prompt, stream the reply, record it.
+"""One chat turn, end to end: store, recall and deliberate, build the prompt, stream the reply, record it.
 
 The user's message is committed before any model call, so it survives whatever happens next.
 A reply cut short (model error, timeout, broken stream, the user pressing stop) is kept with the
@@ -7,6 +7,11 @@ stored at all. Either way the user is told what happened and the next message wo
 
 Recall never waits for the embedding model: until it has loaded, a turn recalls lexically only
 and its messages are embedded later (memory.vectors.embed_pending).
+
+The safety deliberation runs beside recall (it needs only the message, its embedding and the
+thread's recent window, never the profile), so it adds to the time before the first token only
+what it takes beyond recall. Its verdict binds the answer; refusals, safe completions and failed
+deliberations are audited in the reply's commit.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from assistant.llm import Gateway, LLMError, Purpose
 from assistant.prompt import (
     MAX_EXEMPLARS, Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile,
 )
+from assistant.safety.audit import add_record, needs_record
+from assistant.safety.deliberate import Deliberation
+from assistant.safety.gate import SafetyGate, answer_instructions, verdict_json
 from hypotheses.style import StyleStats, describe, observe
 from memory import profile, store
 from memory.db import read, write
@@ -41,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 OnToken = Callable[[str], Awaitable[None]]
 OnRecalled = Callable[[Sequence[Recalled]], Awaitable[None]]
+OnDeliberated = Callable[[Deliberation], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class TurnResult:
     complete: bool
     notice: str | None = None  # what went wrong, in words for the user
     recalled: tuple[Recalled, ...] = ()
+    deliberation: Deliberation | None = None  # None only when no model decides (offline, message too long)
 
 
 @dataclass(frozen=True)
@@ -83,9 +93,11 @@ class Turns:
     """Runs chat turns; one at a time per thread, so replies never interleave."""
 
     def __init__(
-        self, *, engine: Engine, gateway: Gateway, embedder: Embedder, indexes: UserIndexes, limits: TurnLimits
+        self, *, engine: Engine, gateway: Gateway, embedder: Embedder, indexes: UserIndexes, limits: TurnLimits,
+        safety: SafetyGate | None = None,
     ) -> None:
         self._engine = engine
+        self._safety = safety
         self._gateway = gateway
         self._embedder = embedder
         self._indexes = indexes
@@ -93,17 +105,19 @@ class Turns:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background = TaskSet("memory work")
 
-    async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None) -> TurnResult:
+    async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None,
+                  on_deliberated: OnDeliberated | None = None) -> TurnResult:
         text = clean_text(request.text)
         if not text.strip():
             return TurnResult("", False, "Your message was empty, so there was nothing to answer.")
         lock = self._locks.setdefault(request.thread_id, asyncio.Lock())
         # A message sent while the previous reply still streams waits for it instead of racing it.
         async with lock:
-            return await self._run_locked(request, text, on_token, on_recalled)
+            return await self._run_locked(request, text, on_token, on_recalled, on_deliberated)
 
     async def _run_locked(
-        self, request: TurnRequest, text: str, on_token: OnToken, on_recalled: OnRecalled | None
+        self, request: TurnRequest, text: str, on_token: OnToken, on_recalled: OnRecalled | None,
+        on_deliberated: OnDeliberated | None,
     ) -> TurnResult:
         started = time.perf_counter()
         too_long = len(text) > self._limits.max_message_chars
@@ -120,9 +134,21 @@ class Turns:
                 f"Your message is {len(text):,} characters long; the limit is {self._limits.max_message_chars:,}. "
                 "It is saved in this conversation but was not sent to the model. Please send a shorter message."
             ))
-        recalled, vector = await self._recall(request, text, embedding, stored)
+        deciding = None
+        if self._safety is not None:
+            window = [(item.author, item.content) for item in stored.window]
+            deciding = asyncio.create_task(self._safety.decide(text, window, embedding))
+        try:
+            recalled, vector = await self._recall(request, text, embedding, stored)
+        except BaseException:
+            if deciding is not None:
+                deciding.cancel()
+            raise
         if on_recalled is not None:
             await on_recalled(recalled)
+        deliberation = await deciding if deciding is not None else None
+        if deliberation is not None and on_deliberated is not None:
+            await on_deliberated(deliberation)
         # The user's own recalled texts double as style exemplars (they resemble the request by
         # construction); the rest, and the assistant's replies, stay memories.
         exemplars = [r for r in recalled if r.author == Author.USER][:MAX_EXEMPLARS]
@@ -133,6 +159,7 @@ class Turns:
         messages = build_reply_messages(
             stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
             profile=stored.profile, exemplars=[r.content for r in exemplars],
+            safety=answer_instructions(deliberation, self._safety.spec) if deliberation is not None else None,
         )
         received: list[str] = []
         try:
@@ -141,20 +168,23 @@ class Turns:
                 await on_token(token)
         except LLMError as exc:
             logger.warning("turn thread=%s failed: %s", request.thread_id, type(exc).__name__)
-            await self._record(request, stored.message, vector, "".join(received), reason=type(exc).__name__)
-            return TurnResult("".join(received), False, _failure_notice(exc, bool(received)), tuple(recalled))
+            await self._record(request, stored.message, vector, "".join(received), deliberation,
+                               reason=type(exc).__name__)
+            return TurnResult("".join(received), False, _failure_notice(exc, bool(received)), tuple(recalled),
+                              deliberation)
         except asyncio.CancelledError:
             # The user pressed stop: keep what they saw, then let the cancellation proceed.
-            await asyncio.shield(self._record(request, stored.message, vector, "".join(received), reason="stopped"))
+            await asyncio.shield(self._record(request, stored.message, vector, "".join(received), deliberation,
+                                              reason="stopped"))
             raise
         reply = "".join(received)
-        await self._record(request, stored.message, vector, reply, reason=None)
+        await self._record(request, stored.message, vector, reply, deliberation, reason=None)
         logger.info(
-            "turn thread=%s user=%s chars_in=%d chars_out=%d recalled=%d ms=%.0f",
+            "turn thread=%s user=%s chars_in=%d chars_out=%d recalled=%d decision=%s ms=%.0f",
             request.thread_id, request.user_id, len(text), len(reply), len(recalled),
-            (time.perf_counter() - started) * 1000,
+            deliberation.decision if deliberation else "none", (time.perf_counter() - started) * 1000,
         )
-        return TurnResult(reply, True, recalled=tuple(recalled))
+        return TurnResult(reply, True, recalled=tuple(recalled), deliberation=deliberation)
 
     def _store_user_message(self, session: Session, request: TurnRequest, text: str) -> _Stored:
         store.upsert_thread(session, thread_id=request.thread_id, user_id=request.user_id)
@@ -204,9 +234,11 @@ class Turns:
         return recalled, vector
 
     async def _record(
-        self, request: TurnRequest, message: Message, vector: np.ndarray | None, reply: str, *, reason: str | None
+        self, request: TurnRequest, message: Message, vector: np.ndarray | None, reply: str,
+        deliberation: Deliberation | None, *, reason: str | None,
     ) -> None:
-        """The reply and the user message's vector in one commit; the reply's vector follows off the path."""
+        """The reply, its audit record and the user message's vector in one commit; the reply's vector
+        follows off the path."""
         status = MessageStatus.COMPLETE if reason is None else MessageStatus.INCOMPLETE
 
         def record(session: Session) -> Message | None:
@@ -216,7 +248,11 @@ class Turns:
                     session, step_id=request.reply_id, thread_id=request.thread_id, user_id=request.user_id,
                     author=Author.ASSISTANT, content=reply, status=status, status_reason=reason,
                     model=self._gateway.label,
+                    safety_json=verdict_json(deliberation) if deliberation is not None else None,
                 )
+            if needs_record(deliberation):
+                add_record(session, deliberation=deliberation, user_id=request.user_id, thread_id=request.thread_id,
+                           message_id=request.message_id, reply_id=request.reply_id)
             if vector is not None:
                 save_vectors(session, model=self._embedder.model_name, messages=[message], vectors=vector[None])
             return saved

@@ -14,7 +14,11 @@ from sqlalchemy import Engine
 
 from assistant.background import HypothesisJobs
 from assistant.config import Settings
+from assistant.config import ConfigError
 from assistant.llm import Gateway, OfflineModel, OpenAIGateway, Purpose
+from assistant.safety.gate import SafetyGate
+from assistant.safety.router import Router
+from assistant.safety.spec import Spec, SpecError, load_spec
 from assistant.turn import TurnLimits, Turns
 from memory.db import make_engine, migrate
 from memory.embed import Embedder
@@ -33,6 +37,8 @@ class App:
     indexes: UserIndexes
     turns: Turns
     jobs: HypothesisJobs
+    spec: Spec
+    router: Router
 
     def warm_up(self) -> None:
         """Load the embedding model in the background, then embed what waited for it. Returns at once."""
@@ -40,6 +46,7 @@ class App:
         def load_then_backfill() -> None:
             try:
                 self.embedder.load()
+                self.router.prepare()
                 embed_pending(self.engine, self.embedder)
             except Exception:  # a background thread has no caller to raise to
                 logger.exception("embedding warm-up failed; recall stays lexical-only")
@@ -84,10 +91,22 @@ def build_memory(settings: Settings, engine: Engine) -> tuple[Embedder, UserInde
     return embedder, indexes
 
 
+def build_spec(settings: Settings) -> Spec:
+    try:
+        return load_spec(settings.safety_spec)
+    except SpecError as exc:
+        raise ConfigError(f"HYPERALIGN_SAFETY_SPEC: {exc}") from None
+
+
 def build_app(settings: Settings) -> App:
+    spec = build_spec(settings)  # first: a bad spec stops the app before anything is opened
     engine = build_engine(settings)
     gateway = build_gateway(settings)
     embedder, indexes = build_memory(settings, engine)
+    router = Router(spec, embedder.encode)
+    # Offline there is no model to deliberate with; the offline reply answers nothing anyway.
+    safety = None if gateway.offline else SafetyGate(spec=spec, router=router, gateway=gateway,
+                                                      timeout=settings.safety_timeout)
     limits = TurnLimits(
         max_message_chars=settings.max_message_chars,
         history_messages=settings.history_messages,
@@ -96,8 +115,8 @@ def build_app(settings: Settings) -> App:
         recall_half_life_days=settings.recall_half_life_days,
         profile_tokens=settings.profile_tokens,
     )
-    turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
+    turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits, safety=safety)
     jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every)
-    logger.info("app built: database=%s model=%s", engine.dialect.name, gateway.label)
+    logger.info("app built: database=%s model=%s spec=%s", engine.dialect.name, gateway.label, spec.version)
     return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns,
-               jobs=jobs)
+               jobs=jobs, spec=spec, router=router)

@@ -7,12 +7,13 @@ so a database is only ever moved forward. Append new migrations; never edit or r
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import TypeVar
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
@@ -137,11 +138,22 @@ def m004_profile(conn: Connection) -> None:
     models.HypothesisJob.__table__.create(conn, checkfirst=True)
 
 
+def m005_audit(conn: Connection) -> None:
+    models.AuditRecord.__table__.create(conn, checkfirst=True)
+    models.AppKey.__table__.create(conn, checkfirst=True)
+    if "safety_json" not in {c["name"] for c in inspect(conn).get_columns("message")}:
+        conn.execute(text("ALTER TABLE message ADD COLUMN safety_json TEXT"))
+    # Generated here, once, inside the migration's lock: every process gets the same key, so a user
+    # keeps one pseudonym however many app processes write audit records.
+    conn.execute(insert(models.AppKey).values(name="audit_pseudonym", value=secrets.token_hex(32)))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
     ("m003_style_card", m003_style_card),
     ("m004_profile", m004_profile),
+    ("m005_audit", m005_audit),
 ]
 
 

@@ -92,6 +92,9 @@ class Message(SQLModel, table=True):
     )
     status_reason: str | None = Field(default=None, max_length=255)
     model: str | None = Field(default=None, max_length=128)  # who wrote a reply
+    # A reply's safety decision as JSON (decision, rules, rationale, spec version): kept for every reply,
+    # comply included, whether or not the user is shown the Deliberation step.
+    safety_json: str | None = Field(default=None, sa_column=Column(Text))
     name: str | None = Field(default=None, max_length=64)  # the author name the UI shows
     parent_step_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
@@ -235,6 +238,46 @@ class Element(SQLModel, table=True):
     url: str | None = Field(default=None, sa_column=Column(Text))
     props_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class AuditRecord(SQLModel, table=True):
+    """One refusal, safe completion or failed deliberation, for operators.
+
+    The user appears only as a pseudonym (a keyed hash of their id), so the audit survives the user's
+    erasure as counts. Message text is not copied here: it is read from `message` by the ids, and goes
+    when the user's messages go. The label fields are empty until an operator reviews the record.
+    """
+
+    __tablename__ = "audit_record"
+    __table_args__ = (Index("ix_audit_record_decision_created", "decision", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    pseudonym: str = Field(max_length=32, index=True)
+    thread_id: str = Field(max_length=64)
+    message_id: str = Field(max_length=64)  # the user's message (step id)
+    reply_id: str = Field(max_length=64)  # the reply written under the verdict (step id)
+    decision: str = Field(max_length=24)  # refuse | safe_complete | deliberation_failed
+    rule_ids_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    rationale: str = Field(default="", sa_column=Column(Text, nullable=False))
+    failure: str | None = Field(default=None, max_length=300)  # why the deliberation failed
+    spec_version: str = Field(max_length=32)
+    model: str | None = Field(default=None, max_length=128)
+    latency_ms: float = 0.0
+    routed_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    label: str | None = Field(default=None, max_length=16)  # correct | over_refusal | under_refusal
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    labelled_by: str | None = Field(default=None, max_length=64)
+    labelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class AppKey(SQLModel, table=True):
+    """Secrets the app generates once and every process shares (e.g. the audit pseudonym key)."""
+
+    __tablename__ = "app_key"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=128)
 
 
 class AppliedMigration(SQLModel, table=True):

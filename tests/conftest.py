@@ -19,7 +19,7 @@ import pytest
 os.environ["CHAINLIT_APP_ROOT"] = tempfile.mkdtemp(prefix="hyperalign-chainlit-")
 atexit.register(shutil.rmtree, os.environ["CHAINLIT_APP_ROOT"], True)
 
-from tests.fakellm import FakeLLM  # noqa: E402
+from tests.fakellm import FakeLLM, comply  # noqa: E402
 from tests.pgserver import TempCluster, create_database, drop_database, find_bindir  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -98,7 +98,9 @@ def engine(database_url: str):
 
 @pytest.fixture
 def fake_llm() -> Iterator[FakeLLM]:
+    """The loopback model. Safety calls answer "comply" unless a test scripts them (scripts come first)."""
     fake = FakeLLM()
+    fake.respond("safety", comply)
     try:
         yield fake
         assert not fake.unscripted, f"unscripted model calls: {[r.purpose for r in fake.unscripted]}"

@@ -204,3 +204,13 @@ def _completion(reply: Reply, body: dict) -> dict:
                      "message": {"role": "assistant", "content": reply.text, "refusal": None}}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def verdict(decision: str = "comply", *rules: str, rationale: str = "An everyday request that no rule restricts.") -> str:
+    """A safety deliberation's answer, as the model would write it."""
+    return json.dumps({"decision": decision, "rules": list(rules) or ["GEN.A1"], "rationale": rationale})
+
+
+def comply(_body: dict) -> str:
+    """The default safety responder of the test fixtures: every request is an everyday one."""
+    return verdict()

@@ -17,11 +17,12 @@ from chainlit.user import PersistedUser
 
 from assistant.accounts import SignInRefused, sign_in
 from assistant.llm import OFFLINE_STARTER
+from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import OurDataLayer, persisted_user
 from assistant.ui.routes import install_routes
-from assistant.ui.views import recalled_markdown
+from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.retrieve import Recalled
 from memory.store import NotOwner
 
@@ -90,6 +91,11 @@ async def _show_recalled(items: Sequence[Recalled]) -> None:
         step.output = recalled_markdown(items)
 
 
+async def _show_deliberation(deliberation: Deliberation) -> None:
+    async with cl.Step(name="Deliberation", type="tool", show_input=False) as step:
+        step.output = deliberation_markdown(deliberation, runtime.app().spec)
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     user = cl.user_session.get("user")
@@ -105,7 +111,8 @@ async def on_message(message: cl.Message) -> None:
         message_id=message.id, reply_id=reply.id, text=message.content,
     )
     try:
-        result = await app.turns.run(request, reply.stream_token, _show_recalled)
+        shown = _show_deliberation if app.settings.show_deliberation else None
+        result = await app.turns.run(request, reply.stream_token, _show_recalled, shown)
     except NotOwner:
         await cl.ErrorMessage(content="This conversation belongs to another account.").send()
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from assistant.safety.deliberate import Deliberation
+from assistant.safety.spec import Spec
 from memory.models import Author
 from memory.retrieve import Recalled
 
@@ -19,4 +21,32 @@ def recalled_markdown(items: Sequence[Recalled]) -> str:
         text = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
         thread = item.thread_name or "untitled conversation"
         lines.append(f"- **{who}**, {item.created_at:%d %b %Y} in [{thread}](/thread/{item.thread_id}): {text}")
+    return "\n".join(lines)
+
+
+DECISION_WORDS = {
+    "comply": "Answer fully",
+    "safe_complete": "Safe completion",
+    "refuse": "Refuse",
+    "deliberation_failed": "No decision reached; answered under the spec's summary",
+}
+
+
+def deliberation_markdown(deliberation: Deliberation, spec: Spec) -> str:
+    """The decision, each cited rule with its title, the rationale, and the spec version."""
+    lines = [f"**Decision:** {DECISION_WORDS[deliberation.decision]} (`{deliberation.decision}`)"]
+    verdict = deliberation.verdict
+    if verdict is not None:
+        rules = spec.rules
+        lines.append("**Rules cited:**")
+        for rule_id in verdict.rules:
+            rule = rules[rule_id]
+            where = spec.category(rule.category).title if rule.category else "General"
+            lines.append(f"- `{rule_id}` ({where}): {rule.text}")
+        lines.append(f"**Why:** {verdict.rationale}")
+    else:
+        lines.append(f"**Why:** the safety deliberation failed ({deliberation.failure}).")
+    routed = ", ".join(deliberation.routed) or "none"
+    lines.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
+                 f"{deliberation.ms:.0f} ms._")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.appserver import AppServer
 from tests.conftest import unavailable
-from tests.fakellm import FakeLLM, Reply
+from tests.fakellm import FakeLLM, comply, Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +47,7 @@ def browser():
 @pytest.fixture(scope="module")
 def fake():
     llm = FakeLLM()
+    llm.respond("safety", comply)
     yield llm
     llm.close()
 

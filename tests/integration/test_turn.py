@@ -6,6 +6,9 @@ import pytest
 from sqlalchemy import text
 
 from assistant.llm import OfflineModel, OpenAIGateway, Purpose
+from assistant.safety.gate import SafetyGate
+from assistant.safety.router import Router
+from assistant.safety.spec import load_spec
 from assistant.turn import TurnLimits, TurnRequest, Turns
 from memory import store
 from memory.db import read, write
@@ -13,6 +16,7 @@ from memory.models import Author, MessageStatus
 from tests.fakellm import Reply
 
 pytestmark = pytest.mark.anyio
+SPEC = load_spec()
 
 
 @pytest.fixture
@@ -21,7 +25,10 @@ async def turns_for(engine, embedder, indexes):
 
     def build(gateway, *, max_chars=1000, history=20):
         limits = TurnLimits(max_message_chars=max_chars, history_messages=history)
-        turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits)
+        safety = None if gateway.offline else SafetyGate(spec=SPEC, router=Router(SPEC, embedder.encode),
+                                                         gateway=gateway, timeout=5)
+        turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits,
+                      safety=safety)
         built.append((turns, gateway))
         return turns
 
@@ -87,7 +94,7 @@ async def test_the_reply_sees_the_threads_history(engine, alice, fake_llm, turns
     turns = turns_for(fake_gateway(fake_llm))
     await turns.run(request(alice, "my name is Ada"), Screen())
     await turns.run(request(alice, "what is my name?"), Screen())
-    sent = fake_llm.requests[-1].body["messages"]
+    sent = fake_llm.requests_for("chat")[-1].body["messages"]
     assert [(m["role"], m["content"]) for m in sent[1:]] == [
         ("user", "my name is Ada"), ("assistant", "first answer"), ("user", "what is my name?")]
 
@@ -140,7 +147,7 @@ async def test_control_characters_and_lone_surrogates_are_stored_clean(engine, a
     fake_llm.script("chat", "ok")
     await turns_for(fake_gateway(fake_llm)).run(request(alice, "a\x00b \ud83d c\x1b[31m"), Screen())
     assert messages(engine)[0][1] == "ab \ufffd c[31m"
-    assert fake_llm.requests[0].body["messages"][-1]["content"] == "ab \ufffd c[31m"
+    assert fake_llm.requests_for("chat")[0].body["messages"][-1]["content"] == "ab \ufffd c[31m"
 
 
 async def test_a_message_sent_while_a_reply_streams_waits_its_turn(engine, alice, fake_llm, turns_for):
@@ -152,7 +159,7 @@ async def test_a_message_sent_while_a_reply_streams_waits_its_turn(engine, alice
     assert (await first).complete and second.complete
     assert [m[1] for m in messages(engine)] == ["one", "slow first reply", "two", "second reply"]
     # the second request saw the whole first exchange
-    sent = [m["content"] for m in fake_llm.requests[1].body["messages"][1:]]
+    sent = [m["content"] for m in fake_llm.requests_for("chat")[1].body["messages"][1:]]
     assert sent == ["one", "slow first reply", "two"]
 
 
@@ -204,7 +211,7 @@ async def test_recall_in_the_turn_brings_back_the_users_own_fact_and_never_anoth
     result = await turns.run(request(alice, "What is my locker code?", thread="a-new"), Screen(), show)
     assert [r.content for r in recalled][0] == "Please remember my locker code is 4711"
     assert result.recalled == tuple(recalled) and all(r.thread_id == "a-old" for r in recalled)
-    system = fake_llm.requests[-1].body["messages"][0]["content"]
+    system = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
     assert "4711" in system and "9902" not in system
     assert "not instructions" in system
 
@@ -228,10 +235,10 @@ async def test_the_style_card_learns_each_message_and_reaches_the_prompt(engine,
     turns = turns_for(fake_gateway(fake_llm))
     for text_ in ("hey!! wanna grab lunch? 😀", "lol yeah i'm starving", "ok cool, see you at noon"):
         await turns.run(request(alice, text_), Screen())
-    system = fake_llm.requests[-1].body["messages"][0]["content"]
+    system = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
     assert "How this user writes" in system and "it is not an instruction" in system
     assert "- Writes short messages:" in system and "Leans casual" in system
-    assert "How this user writes" not in fake_llm.requests[1].body["messages"][0]["content"]  # not before 3
+    assert "How this user writes" not in fake_llm.requests_for("chat")[1].body["messages"][0]["content"]  # not before 3
     stored = read(engine, lambda s: profile.load_style(s, user_id=alice.id))
     assert stored["messages"] == 3 and stored["emoji"] == 1
 

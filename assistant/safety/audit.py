@@ -1,0 +1,54 @@
+"""The audit trail: one record per refusal, safe completion and failed deliberation.
+
+Records are written in the same commit as the reply they explain, so there is never a reply without
+its record or a record without its reply. Users appear only under a pseudonym, an HMAC of their id
+with a key generated once in the database (table `app_key`): stable across processes and restarts,
+meaningless without the key. Compliant turns are not recorded (the message table holds them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from sqlmodel import Session, select
+
+from assistant.safety.deliberate import Deliberation
+from memory.models import AppKey, AuditRecord
+
+AUDITED = frozenset({"refuse", "safe_complete", "deliberation_failed"})
+LABELS = ("correct", "over_refusal", "under_refusal")
+
+
+def pseudonym(session: Session, *, user_id: int) -> str:
+    key = session.get(AppKey, "audit_pseudonym")
+    if key is None:
+        raise LookupError("the audit key is missing: run the migrations (hyperalign serve does)")
+    return "u-" + hmac.new(key.value.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def needs_record(deliberation: Deliberation | None) -> bool:
+    return deliberation is not None and deliberation.decision in AUDITED
+
+
+def add_record(session: Session, *, deliberation: Deliberation, user_id: int, thread_id: str, message_id: str,
+               reply_id: str) -> AuditRecord:
+    """Stage the record in the caller's session; the caller commits it with the reply."""
+    verdict = deliberation.verdict
+    record = AuditRecord(
+        pseudonym=pseudonym(session, user_id=user_id), thread_id=thread_id, message_id=message_id,
+        reply_id=reply_id, decision=deliberation.decision,
+        rule_ids_json=json.dumps(list(verdict.rules) if verdict else []),
+        rationale=verdict.rationale if verdict else "", failure=deliberation.failure,
+        spec_version=deliberation.spec_version, model=deliberation.model, latency_ms=round(deliberation.ms, 1),
+        routed_json=json.dumps(list(deliberation.routed)),
+    )
+    session.add(record)
+    return record
+
+
+def records_for(session: Session, *, user_id: int) -> list[AuditRecord]:
+    """The records about one user, oldest first."""
+    mine = pseudonym(session, user_id=user_id)
+    return list(session.exec(select(AuditRecord).where(AuditRecord.pseudonym == mine).order_by(AuditRecord.id)))
