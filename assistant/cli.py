@@ -10,6 +10,8 @@ Commands (each is documented in README; a test checks):
   hyperalign bench recall --locomo PATH [--json]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N]
   hyperalign bench inference [--messages N] [--json]
+  hyperalign spec check [PATH]
+  hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
 """
 
 from __future__ import annotations
@@ -92,6 +94,22 @@ def _parser() -> argparse.ArgumentParser:
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
     bench_inference.set_defaults(run=bench_inference_command)
+
+    spec_cmd = commands.add_parser("spec", help="the safety specification").add_subparsers(title="spec commands")
+    check = spec_cmd.add_parser("check", help="validate a spec file (default: the configured one)")
+    check.add_argument("path", nargs="?", type=Path, help="a spec YAML file (default: HYPERALIGN_SAFETY_SPEC or the bundled one)")
+    check.set_defaults(run=spec_check)
+
+    eval_cmd = commands.add_parser("eval", help="evaluations against the configured model").add_subparsers(
+        title="evaluations")
+    safety = eval_cmd.add_parser("safety", help="decision rates of the real turn over a prompt set")
+    safety.add_argument("--dataset", required=True, type=Path, help="a CSV prompt file")
+    safety.add_argument("--format", required=True, choices=["xstest", "strongreject", "harmbench", "advbench", "csv"])
+    safety.add_argument("--profile", type=Path, help="a JSON list of profile entries: run with and without it")
+    safety.add_argument("--out", type=Path, default=Path("safety-eval"), help="results folder (resumable; default safety-eval)")
+    safety.add_argument("--concurrency", type=int, default=4, help="prompts in flight at once (default 4)")
+    safety.add_argument("--limit", type=int, help="only the first N prompts")
+    safety.set_defaults(run=eval_safety)
     return parser
 
 
@@ -99,6 +117,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with Chainlit serving our app, configured from our settings."""
     if not (PROJECT_ROOT / ".chainlit" / "config.toml").exists():
         raise CommandError(f"{PROJECT_ROOT} has no .chainlit/config.toml: run hyperalign from its source checkout")
+    from assistant.wiring import build_spec
+
+    build_spec(settings)  # a faulty safety spec stops here, with its message, not inside the server
     # Chainlit's CLI reads these generic names as its own flags; CI=true, common on build machines,
     # would even put a fake OPENAI_API_KEY in the environment and end offline mode.
     env = {k: v for k, v in os.environ.items() if k not in _CHAINLIT_CLI_FLAGS}
@@ -317,4 +338,37 @@ def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int
                                  say=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
     if args.json:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def spec_check(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.safety.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.path or settings.safety_spec)
+    except SpecError as exc:
+        raise CommandError(str(exc)) from None
+    rules = spec.rules
+    print(f"{spec.name}: valid, version {spec.version}, {len(spec.categories)} categories, {len(rules)} rules")
+    for category in spec.categories:
+        counts = {d: sum(1 for r in category.rules if r.decision == d) for d in ("comply", "safe_complete", "refuse")}
+        print(f"  {category.id} ({category.severity}): {counts['comply']} allowed, {counts['safe_complete']} safe "
+              f"completion, {counts['refuse']} refused")
+    return 0
+
+
+def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.evaluate import DatasetError, evaluate, render_summary
+
+    if settings.offline:
+        raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")
+    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
+        raise CommandError("--concurrency and --limit must be at least 1")
+    try:
+        report = evaluate(settings, dataset=args.dataset, fmt=args.format, profile_path=args.profile, out=args.out,
+                          concurrency=args.concurrency, limit=args.limit, progress=_progress_bar)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"\n{render_summary(report['conditions'])}")
+    print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")
     return 0

@@ -180,7 +180,9 @@ def load_spec(path: Path | None = None) -> Spec:
 def _explain(path: Path, data: dict, exc: ValidationError) -> str:
     lines = [f"{path}: the spec is invalid:"]
     for error in exc.errors():
-        lines.append(f"  {_where(data, error['loc'])}: {error['msg']}")
+        given = error.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and error["type"] != "missing" else ""
+        lines.append(f"  {_where(data, error['loc'])}: {error['msg']}{shown}")
     return "\n".join(lines)
 
 
