@@ -8,7 +8,7 @@ Commands (each is documented in README; a test checks):
   hyperalign profile infer NAME
   hyperalign reindex [--user NAME]
   hyperalign bench recall --locomo PATH [--json]
-  hyperalign bench turn [--json] [--sizes N,N,...] [--others N]
+  hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
   hyperalign bench inference [--messages N] [--json]
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
@@ -88,7 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     bench_turn.add_argument("--json", action="store_true", help="print JSON instead of lines")
     bench_turn.add_argument("--sizes", default="1000,10000,100000", help="messages of the measured user, comma-separated")
     bench_turn.add_argument("--others", type=int, default=1000, help="other users in the database")
-    bench_turn.add_argument("--turns", type=int, default=60, help="turns measured per size")
+    bench_turn.add_argument("--turns", type=int, default=60, help="turns measured per size (and per TTFT variant)")
+    bench_turn.add_argument("--latency-ms", type=float, default=300.0,
+                            help="the stand-in model's latency per call, for time to first token (default 300)")
+    bench_turn.add_argument("--part", choices=["all", "memory", "ttft"], default="all",
+                            help="memory overhead, time to first token with and without deliberation, or both")
     bench_turn.set_defaults(run=bench_turn_command)
     bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
@@ -241,8 +245,16 @@ def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
         sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
     except ValueError:
         raise CommandError("--sizes takes whole numbers separated by commas, e.g. 1000,10000") from None
-    result = run_turn_bench(sizes=sizes, others=args.others, turns=args.turns,
-                            say=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    if args.latency_ms <= 0:
+        raise CommandError("--latency-ms must be positive")
+    say = lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True)  # noqa: E731
+    result = {}
+    if args.part in ("all", "memory"):
+        result["memory"] = run_turn_bench(sizes=sizes, others=args.others, turns=args.turns, say=say)
+    if args.part in ("all", "ttft"):
+        from assistant.bench_ttft import run_ttft_bench
+
+        result["time_to_first_token"] = run_ttft_bench(latency_ms=args.latency_ms, turns=args.turns, say=say)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0

@@ -60,3 +60,11 @@ def test_every_setting_has_help_text():
     from assistant.config import Settings
 
     assert [name for name, field in Settings.model_fields.items() if not field.description] == []
+
+
+def test_every_spec_category_is_in_the_readme_with_its_severity():
+    from assistant.safety.spec import load_spec
+
+    missing = [f"{c.id} ({c.severity})" for c in load_spec().categories
+               if f"| `{c.id}` | {c.severity} |" not in README]
+    assert missing == []

@@ -106,3 +106,11 @@ def test_spec_check_validates_the_bundled_spec_and_names_a_faulty_entry(tmp_path
     assert bad.returncode == 2 and "(intellectual_property).severity" in bad.stderr
     serve = run("serve", "--port", "1", env_extra={"HYPERALIGN_SAFETY_SPEC": str(faulty)})
     assert serve.returncode == 2 and "HYPERALIGN_SAFETY_SPEC" in serve.stderr and "sometimes" in serve.stderr
+
+
+def test_bench_turn_prints_time_to_first_token_with_and_without_deliberation():
+    result = run("bench", "turn", "--part", "ttft", "--turns", "3", "--latency-ms", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    ttft = json.loads(result.stdout)["time_to_first_token"]
+    assert ttft["with_deliberation"]["p50_ms"] > ttft["without_deliberation"]["p50_ms"] > 20
+    assert "added by deliberation" in result.stderr and "deliberation calls (target: at most 1)" in result.stderr

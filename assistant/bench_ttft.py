@@ -1,0 +1,109 @@
+"""Time to first token with and without the safety deliberation (part of `hyperalign bench turn`).
+
+The model is a stand-in with a fixed latency per call (the deliberation's `complete` and the answer's
+first streamed token both take `latency_ms`), so what is measured is our own overhead around it:
+storing, embedding, routing, recall, prompt building, and how much of the deliberation the turn
+manages to overlap with recall. The target: deliberation adds no more than one deliberation call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+
+from assistant.bench import _account, _bulk_history, _sentence, percentile
+
+
+class FixedLatencyModel:
+    """Every call takes `latency_ms` before its first byte; deliberations comply under GEN.A1."""
+
+    offline, label = False, "fixed-latency"
+
+    def __init__(self, latency_ms: float) -> None:
+        self._delay = latency_ms / 1000
+
+    async def stream(self, messages, *, purpose):
+        await asyncio.sleep(self._delay)
+        for word in ("Here", " is", " the", " answer."):
+            yield word
+
+    async def complete(self, messages, *, purpose, json_schema=None):
+        from assistant.llm import Completion
+
+        await asyncio.sleep(self._delay)
+        text = json.dumps({"decision": "comply", "rules": ["GEN.A1"], "rationale": "Benchmark request."})
+        return Completion(text, "fixed-latency", 0, 0, self._delay * 1000, "json_schema")
+
+    async def close(self) -> None:
+        return None
+
+
+def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: int = 30,
+                   say: Callable[[str], None] = print) -> dict:
+    from assistant.safety.gate import SafetyGate
+    from assistant.safety.router import Router
+    from assistant.safety.spec import load_spec
+    from assistant.turn import TurnLimits, Turns
+    from memory.db import make_engine, migrate, write
+    from memory.embed import Embedder
+    from memory.index import UserIndexes
+
+    rng = random.Random(11)
+    embedder = Embedder()
+    embedder.load()
+    spec = load_spec()
+    router = Router(spec, embedder.encode)
+    router.prepare()
+    model = FixedLatencyModel(latency_ms)
+    queries = [_sentence(rng) for _ in range(turns)]
+    result = {"latency_ms": latency_ms, "history": history, "turns": turns}
+    with tempfile.TemporaryDirectory(prefix="hyperalign-ttft-") as folder:
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        migrate(engine)
+        indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension,
+                              folder=None)
+        for label, safety in (("without", None),
+                              ("with", SafetyGate(spec=spec, router=router, gateway=model, timeout=30))):
+            user = write(engine, lambda s, label=label: _account(s, f"ttft-{label}"))
+            _bulk_history(engine, user_id=user.id, count=history, dimension=embedder.dimension,
+                          model=embedder.model_name, rng=rng)
+            service = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits(),
+                            safety=safety)
+            timings = asyncio.run(_first_tokens(service, user.id, queries))
+            result[f"{label}_deliberation"] = {"p50_ms": round(percentile(timings, 50), 1),
+                                               "p95_ms": round(percentile(timings, 95), 1)}
+        engine.dispose()
+    added = result["with_deliberation"]["p50_ms"] - result["without_deliberation"]["p50_ms"]
+    result["added_p50_ms"] = round(added, 1)
+    result["added_in_deliberation_calls"] = round(added / latency_ms, 2)
+    say(f"time to first token, model latency {latency_ms:.0f} ms per call, user with {history:,} messages:")
+    for label in ("without", "with"):
+        row = result[f"{label}_deliberation"]
+        say(f"  {label} deliberation: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
+    say(f"  added by deliberation: {result['added_p50_ms']} ms at p50 = {result['added_in_deliberation_calls']} "
+        "deliberation calls (target: at most 1)")
+    return result
+
+
+async def _first_tokens(service, user_id: int, queries: Sequence[str]) -> list[float]:
+    from assistant.turn import TurnRequest
+
+    timings = []
+    for i, query in enumerate(queries):
+        first: list[float] = []
+        started = time.perf_counter()
+
+        async def on_token(_token: str) -> None:
+            if not first:
+                first.append((time.perf_counter() - started) * 1000)
+
+        request = TurnRequest(user_id=user_id, thread_id=f"ttft-{user_id}", message_id=f"t-{user_id}-{i}",
+                              reply_id=f"tr-{user_id}-{i}", text=query)
+        await service.run(request, on_token)
+        timings.append(first[0])
+        await service.settle()
+    return timings
