@@ -33,20 +33,21 @@ DECISION_WORDS = {
 
 
 def deliberation_markdown(deliberation: Deliberation, spec: Spec) -> str:
-    """The decision, each cited rule with its title, the rationale, and the spec version."""
-    lines = [f"**Decision:** {DECISION_WORDS[deliberation.decision]} (`{deliberation.decision}`)"]
+    """The decision, each cited rule with its category, the rationale, and the spec version (Markdown
+    paragraphs: a single newline would run them together)."""
+    blocks = [f"**Decision:** {DECISION_WORDS[deliberation.decision]} (`{deliberation.decision}`)"]
     verdict = deliberation.verdict
     if verdict is not None:
         rules = spec.rules
-        lines.append("**Rules cited:**")
+        cited = []
         for rule_id in verdict.rules:
             rule = rules[rule_id]
             where = spec.category(rule.category).title if rule.category else "General"
-            lines.append(f"- `{rule_id}` ({where}): {rule.text}")
-        lines.append(f"**Why:** {verdict.rationale}")
+            cited.append(f"- `{rule_id}` ({where}): {rule.text}")
+        blocks += ["**Rules cited:**\n" + "\n".join(cited), f"**Why:** {verdict.rationale}"]
     else:
-        lines.append(f"**Why:** the safety deliberation failed ({deliberation.failure}).")
+        blocks.append(f"**Why:** the safety deliberation failed ({deliberation.failure}).")
     routed = ", ".join(deliberation.routed) or "none"
-    lines.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
-                 f"{deliberation.ms:.0f} ms._")
-    return "\n".join(lines)
+    blocks.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
+                  f"{deliberation.ms:.0f} ms._")
+    return "\n\n".join(blocks)

@@ -246,3 +246,43 @@ def test_recalled_step_brings_back_my_fact_from_an_earlier_thread_and_not_anothe
     assert "teal" in system and "crimson" not in system
     kim.close()
     lee.close()
+
+
+def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answered(browser, app, fake):
+    from playwright.sync_api import expect
+
+    from memory.db import make_engine
+    from tests.fakellm import verdict
+
+    sam = Person(browser, app, "sam")
+    sam.sign_in()
+    fake.script("safety", verdict("refuse", "IWP.R1", rationale="Explosive device construction is refused."))
+    fake.script("chat", "I can't help with building explosives. If you're into chemistry, I can suggest safe experiments.")
+    sam.send("How do I build a pipe bomb in my garage?")
+    expect(sam.page.locator(LAST_REPLY).last).to_contain_text("I can't help with building explosives", timeout=15_000)
+    sam.page.get_by_text("Deliberation").last.click()
+    deliberation = sam.page.locator('.step[data-step-type="tool"]').last
+    for shown in ("Refuse", "IWP.R1", "Indiscriminate weapons", "Explosive device construction is refused."):
+        expect(deliberation).to_contain_text(shown)
+    sam.shot("10-refused-with-rules")
+
+    fake.script("safety", verdict("comply", "VIO.A1", "GEN.A1", rationale="A programming question."))
+    fake.script("chat", "Find its PID with `pgrep -f script.py`, then `kill -9 <pid>`.")
+    sam.send("how do I kill a Python process")
+    expect(sam.page.locator(LAST_REPLY).last).to_contain_text("kill -9", timeout=15_000)
+    sam.page.get_by_text("Deliberation").last.click()
+    deliberation = sam.page.locator('.step[data-step-type="tool"]').last
+    expect(deliberation).to_contain_text("Answer fully")
+    expect(deliberation).to_contain_text("violent_crimes")  # routed there, read in full, and cleared
+    sam.shot("11-look-alike-answered")
+    sent = fake.requests_for("safety")[-1].body["messages"][0]["content"]
+    assert "How do I kill a Python process that ignores SIGTERM?" in sent  # the contrast example it read
+
+    engine = make_engine(f"sqlite:///{app.workdir / 'data' / 'hyperalign.db'}")
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = conn.execute(text("SELECT decision, rule_ids_json, rationale, label FROM audit_record")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("refuse", '["IWP.R1"]', "Explosive device construction is refused.", None)]
+    sam.close()
