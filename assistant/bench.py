@@ -388,8 +388,12 @@ class ScriptedModel:
         yield "Noted."
 
     async def complete(self, messages, *, purpose, json_schema=None):
-        from assistant.llm import Completion
+        from assistant.llm import Completion, Purpose
 
+        if purpose == Purpose.SAFETY:
+            answer = json.dumps({"decision": "comply", "rules": ["GEN.A1"], "rationale": "An everyday request."})
+            self._count(str(purpose), messages, answer)
+            return Completion(answer, "scripted", 0, 0, 0.0, "json_schema")
         facet = self._rng.choice(["communication", "personality", "style", "preference"])
         text = f"Tends to mention {self._rng.choice(WORDS)} when explaining {self._rng.choice(WORDS)}."
         answer = json.dumps({"hypotheses": [{"action": "add", "facet": facet, "text": text, "evidence": [1],
@@ -417,6 +421,9 @@ def run_inference_bench(*, messages: int = 200, say: Callable[[str], None] = pri
 
     from assistant.background import HypothesisJobs
     from assistant.prompt import CHARS_PER_TOKEN
+    from assistant.safety.gate import SafetyGate
+    from assistant.safety.router import Router
+    from assistant.safety.spec import load_spec
     from assistant.turn import TurnLimits, TurnRequest, Turns
     from memory.db import make_engine, migrate, write
     from memory.embed import Embedder
@@ -429,7 +436,10 @@ def run_inference_bench(*, messages: int = 200, say: Callable[[str], None] = pri
 
     async def replay(engine, user_id: int) -> None:
         indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
-        turns = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits())
+        spec = load_spec()
+        safety = SafetyGate(spec=spec, router=Router(spec, embedder.encode), gateway=model, timeout=30)
+        turns = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits(),
+                      safety=safety)
         jobs = HypothesisJobs(engine=engine, gateway=model, embedder=embedder, every=6)
         for i in range(messages):
             text = _sentence(rng) if i % 5 else "ok thanks"  # one in five is not substantive

@@ -141,6 +141,6 @@ def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
     result = run("bench", "inference", "--messages", "30", "--json")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert figures["calls_per_user_message"]["chat"] == 1.0
+    assert figures["calls_per_user_message"]["chat"] == figures["calls_per_user_message"]["safety"] == 1.0
     assert 0 < figures["calls_per_user_message"]["hypotheses"] <= 0.25
     assert figures["profile_block_tokens"]["max"] <= figures["profile_block_tokens"]["budget"]
