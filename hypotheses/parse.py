@@ -15,11 +15,12 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
 MAX_PROPOSALS = 20
+M = TypeVar("M", bound=BaseModel)
 
 
 class Facet(StrEnum):
@@ -80,14 +81,19 @@ def extract_json(raw: str) -> object:
     raise InvalidOutput("The answer contained no JSON object. Answer with JSON only, in the requested shape.")
 
 
-def parse_proposals(raw: str, *, sample_ids: set[int], entry_ids: set[int]) -> Parsed:
-    """Validate a raw answer; raise InvalidOutput, or return the accepted and refused proposals."""
+def validated(raw: str, schema: type[M], what: str = "The JSON", *, most: int = 8) -> M:
+    """The answer's JSON validated into `schema`; InvalidOutput says what is wrong, for the re-ask."""
     data = extract_json(raw)
     try:
-        batch = Proposals.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:8])
-        raise InvalidOutput(f"The JSON does not match the schema: {problems}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:most])
+        raise InvalidOutput(f"{what} does not match the schema: {problems}") from None
+
+
+def parse_proposals(raw: str, *, sample_ids: set[int], entry_ids: set[int]) -> Parsed:
+    """Validate a raw answer; raise InvalidOutput, or return the accepted and refused proposals."""
+    batch = validated(raw, Proposals)
     accepted, refused = [], []
     for proposal in batch.hypotheses:
         reason = refusal_reason(proposal, sample_ids=sample_ids, entry_ids=entry_ids)

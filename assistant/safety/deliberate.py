@@ -19,11 +19,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from assistant.llm import LLMError
 from assistant.safety.spec import Decision, Spec
-from hypotheses.parse import InvalidOutput, extract_json
+from hypotheses.parse import InvalidOutput, validated
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +123,7 @@ def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
 
 def parse_verdict(raw: str, spec: Spec) -> Verdict:
     """Validate a raw answer against the schema and the spec; raise InvalidOutput saying what is wrong."""
-    data = extract_json(raw)
-    try:
-        model = VerdictModel.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidOutput(f"The verdict does not match the schema: {problems}") from None
+    model = validated(raw, VerdictModel, "The verdict", most=5)
     known = spec.rules
     unknown = [rule for rule in model.rules if rule not in known]
     if unknown:
