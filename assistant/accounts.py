@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.config import Registration
+from assistant.privacy import name_held_back
 from memory import store
 from memory.db import write
 from memory.models import User
@@ -47,6 +48,8 @@ def sign_in(engine: Engine, *, registration: Registration, username: str, passwo
             store.check_password(password)
         except store.InvalidInput:
             raise SignInRefused("passwordinvalid") from None
+        if name_held_back(session, name, password):
+            raise SignInRefused("usernameforgotten")
         user = store.create_user(session, identifier=name, password=password)
         logger.info("account created id=%s role=%s", user.id, user.role)
         return user

@@ -6,6 +6,8 @@ Commands (each is documented in README; a test checks):
   hyperalign users list
   hyperalign profile show NAME
   hyperalign profile infer NAME
+  hyperalign profile export NAME [--out FILE]
+  hyperalign forget NAME [--yes]
   hyperalign reindex [--user NAME]
   hyperalign bench recall --locomo PATH [--json]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
@@ -74,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     infer_now = profile_cmd.add_parser("infer", help="run a hypothesis job for the user now and print the changes")
     infer_now.add_argument("name")
     infer_now.set_defaults(run=profile_infer)
+    export = profile_cmd.add_parser("export", help="everything held about the user, as JSON")
+    export.add_argument("name")
+    export.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    export.set_defaults(run=profile_export)
+
+    forget_cmd = commands.add_parser("forget", help="erase a user and everything about them")
+    forget_cmd.add_argument("name")
+    forget_cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    forget_cmd.set_defaults(run=forget_user)
 
     reindex_cmd = commands.add_parser("reindex", help="embed every message that lacks a vector of the current model")
     reindex_cmd.add_argument("--user", help="only this user's messages")
@@ -383,4 +394,47 @@ def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     print(f"\n{render_summary(report['conditions'])}")
     print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")
+    return 0
+
+
+def profile_export(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.privacy import export_data
+    from memory.db import read
+
+    engine = _open_engine(settings)
+    try:
+        user_id = _user_id(engine, args.name)
+        data = read(engine, lambda s: export_data(s, user_id=user_id))
+    finally:
+        engine.dispose()
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+        print(f"exported {args.name}: {len(data['threads'])} threads, {len(data['profile']['entries'])} profile "
+              f"entries, {len(data['safety_audit'])} audit records -> {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def forget_user(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.privacy import TOKEN_LIFETIME_S, forget
+    from assistant.wiring import build_memory
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError("no terminal to confirm on: add --yes to erase without asking")
+        if input(f"Erase {args.name} and everything about them? Type the name to confirm: ").strip() != args.name:
+            raise CommandError("not confirmed; nothing was erased")
+    engine = _open_engine(settings)
+    try:
+        user_id = _user_id(engine, args.name)
+        _, indexes = build_memory(settings, engine)
+        counts = forget(engine, indexes, user_id=user_id, token_lifetime_s=TOKEN_LIFETIME_S)
+    finally:
+        engine.dispose()
+    print(f"forgot {args.name}: {counts['threads']} threads and {counts['profile_entries']} profile entries erased, "
+          f"{counts['audit_records_anonymised']} audit records kept as anonymous counts")
     return 0

@@ -148,12 +148,20 @@ def m005_audit(conn: Connection) -> None:
     conn.execute(insert(models.AppKey).values(name="audit_pseudonym", value=secrets.token_hex(32)))
 
 
+def m006_user_control(conn: Connection) -> None:
+    """Undo of a user's profile changes, and erased usernames held back while their tokens live."""
+    if "undoes" not in {c["name"] for c in inspect(conn).get_columns("profile_history")}:
+        conn.execute(text("ALTER TABLE profile_history ADD COLUMN undoes INTEGER"))
+    models.ForgottenName.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
     ("m003_style_card", m003_style_card),
     ("m004_profile", m004_profile),
     ("m005_audit", m005_audit),
+    ("m006_user_control", m006_user_control),
 ]
 
 

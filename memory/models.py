@@ -168,6 +168,7 @@ class ProfileHistory(SQLModel, table=True):
     after_json: str | None = Field(default=None, sa_column=Column(Text))
     reason: str = Field(default="", max_length=255)
     at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    undoes: int | None = None  # for kind "undo": the history row it reversed
 
 
 class HypothesisJob(SQLModel, table=True):
@@ -278,6 +279,18 @@ class AppKey(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=128)
+
+
+class ForgottenName(SQLModel, table=True):
+    """A username erased by "forget me", held back until the erased account's sign-in tokens expire:
+    only the same person (the same password) may register it again meanwhile, so a token issued to
+    the erased account can never reach somebody else's new account. Keyed hash and scrypt hash only."""
+
+    __tablename__ = "forgotten_name"
+
+    name_hash: str = Field(primary_key=True, max_length=64)
+    password_hash: str | None = Field(default=None, max_length=256)
+    until: datetime = Field(sa_column=_when())
 
 
 class AppliedMigration(SQLModel, table=True):

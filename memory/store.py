@@ -148,6 +148,15 @@ def get_thread(session: Session, *, thread_id: str) -> Thread | None:
     return session.get(Thread, thread_id)
 
 
+def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bool) -> Thread | None:
+    """Switch "don't remember this chat" on or off; None when the thread is not this user's."""
+    thread = owned_thread(session, thread_id=thread_id, user_id=user_id)
+    if thread is not None:
+        thread.remember = remember
+        session.add(thread)
+    return thread
+
+
 def owned_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
     thread = session.get(Thread, thread_id)
     return thread if thread and thread.user_id == user_id else None

@@ -21,11 +21,16 @@ AUDITED = frozenset({"refuse", "safe_complete", "deliberation_failed"})
 LABELS = ("correct", "over_refusal", "under_refusal")
 
 
-def pseudonym(session: Session, *, user_id: int) -> str:
+def keyed_hash(session: Session, value: str) -> str:
+    """HMAC-SHA256 of `value` with the database's own key: stable, and meaningless without the key."""
     key = session.get(AppKey, "audit_pseudonym")
     if key is None:
         raise LookupError("the audit key is missing: run the migrations (hyperalign serve does)")
-    return "u-" + hmac.new(key.value.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:16]
+    return hmac.new(key.value.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def pseudonym(session: Session, *, user_id: int) -> str:
+    return "u-" + keyed_hash(session, str(user_id))[:16]
 
 
 def needs_record(deliberation: Deliberation | None) -> bool:
@@ -46,6 +51,20 @@ def add_record(session: Session, *, deliberation: Deliberation, user_id: int, th
     )
     session.add(record)
     return record
+
+
+FORGOTTEN = "forgotten"
+
+
+def anonymise_records(session: Session, *, user_id: int) -> int:
+    """After "forget me": keep only what counts (time, decision, rules, spec, model, latency, labels);
+    drop the pseudonym, the ids that led to the messages, the rationale and the operator's note."""
+    records = records_for(session, user_id=user_id)
+    for record in records:
+        record.pseudonym, record.thread_id, record.message_id, record.reply_id = FORGOTTEN, "", "", ""
+        record.rationale, record.failure, record.note = "", None, None
+        session.add(record)
+    return len(records)
 
 
 def records_for(session: Session, *, user_id: int) -> list[AuditRecord]:

@@ -20,7 +20,8 @@ from assistant.llm import OFFLINE_STARTER
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
-from assistant.ui.datalayer import OurDataLayer, persisted_user
+from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, is_command, persisted_user
+from assistant.ui.api import MeApi, install_api
 from assistant.ui.routes import install_routes
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.retrieve import Recalled
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 async def startup() -> None:
     app = runtime.app()
     install_routes(fastapi_app, app.engine, _sign_in)
+    install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
@@ -64,9 +66,25 @@ async def password_auth(username: str, password: str) -> cl.User | None:
         return None
 
 
+PROFILE_COMMANDS = [{
+    "id": "Profile", "icon": "user-round-cog", "button": True, "persistent": False,
+    "description": "Your profile: see, correct, export or erase what I hold about you",
+}]
+
+
 @cl.on_chat_start
 async def on_chat_start() -> None:
-    return None  # everything a turn needs is read from the database, keyed by the session's ids
+    # Everything a turn needs is read from the database, keyed by the session's ids; the composer
+    # gets the Profile button (the same as typing /profile).
+    await cl.context.emitter.set_commands(PROFILE_COMMANDS)
+
+
+async def _show_profile_panel(user: PersistedUser) -> None:
+    panel = cl.CustomElement(name="ProfilePanel", display="inline",
+                             props={"threadId": cl.context.session.thread_id, "username": user.identifier})
+    # Display-only: the panel is shown in the thread but is not part of the conversation.
+    await cl.Message(content="**Your profile**: what I hold about you, why, and how to change or erase it.",
+                     author="hyperalign", elements=[panel], metadata={DISPLAY_ONLY: True}).send()
 
 
 @cl.set_starters
@@ -81,6 +99,7 @@ async def starters(user: cl.User | None = None, language: str | None = None) -> 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
     # Chainlit has checked that the thread is this user's and restores its messages itself.
+    await cl.context.emitter.set_commands(PROFILE_COMMANDS)
     logger.info("thread %s resumed with %d steps", thread["id"], len(thread.get("steps") or []))
 
 
@@ -101,6 +120,9 @@ async def on_message(message: cl.Message) -> None:
     user = cl.user_session.get("user")
     if not isinstance(user, PersistedUser):
         await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
+        return
+    if message.command == "Profile" or is_command(message.content):
+        await _show_profile_panel(user)
         return
     app = runtime.app()
     # The author name picks the avatar (public/avatars/hyperalign_offline.svg in offline mode).

@@ -33,6 +33,13 @@ from memory.text import clean_text
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+PROFILE_COMMAND = "/profile"
+
+
+def is_command(text: str) -> bool:
+    return text.strip().casefold() == PROFILE_COMMAND
+
+
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
 # Metadata flag of a message that is shown in the thread but is not part of the conversation
 # (notices such as "offline mode"); like error messages, it is kept as a display-only step.
@@ -287,7 +294,10 @@ class OurDataLayer(BaseDataLayer):
 # --- row <-> dict ---------------------------------------------------------------------------
 
 def _display_only(step_dict: dict) -> bool:
-    return bool(step_dict.get("isError") or (step_dict.get("metadata") or {}).get(DISPLAY_ONLY))
+    # A command ("/profile") is a request to the app, not something the user said to the assistant:
+    # shown in the thread, never a message, so never recalled, learned from or counted in the style card.
+    return bool(step_dict.get("isError") or (step_dict.get("metadata") or {}).get(DISPLAY_ONLY)
+                or step_dict.get("command") or is_command(step_dict.get("output") or ""))
 
 
 def _parse_time(value: str | None) -> datetime | None:

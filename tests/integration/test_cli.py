@@ -144,3 +144,37 @@ def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
     assert figures["calls_per_user_message"]["chat"] == figures["calls_per_user_message"]["safety"] == 1.0
     assert 0 < figures["calls_per_user_message"]["hypotheses"] <= 0.25
     assert figures["profile_block_tokens"]["max"] <= figures["profile_block_tokens"]["budget"]
+
+
+def test_profile_export_and_forget_for_operators(tmp_path):
+    import json
+
+    from memory import store
+    from memory.db import read, write
+    from memory.models import Author, ProfileEntry
+
+    engine = build_engine(load_settings())
+    ivy = sign_in(engine, registration=Registration.OPEN, username="ivy", password="password1")
+    sign_in(engine, registration=Registration.OPEN, username="jon", password="password1")
+
+    def chat(session):
+        store.upsert_thread(session, thread_id="ivy-t", user_id=ivy.id, name="garden")
+        store.save_message(session, step_id="ivy-m", thread_id="ivy-t", user_id=ivy.id, author=Author.USER,
+                           content="My tomatoes finally ripened this week.")
+        session.add(ProfileEntry(user_id=ivy.id, facet="preference", text="Grows tomatoes."))
+
+    write(engine, chat)
+    exported = run("profile", "export", "ivy", "--out", str(tmp_path / "ivy.json"))
+    assert exported.returncode == 0 and "1 threads, 1 profile entries, 0 audit records" in exported.stdout
+    data = json.loads((tmp_path / "ivy.json").read_text())
+    assert data["threads"][0]["messages"][0]["text"] == "My tomatoes finally ripened this week."
+    assert json.loads(run("profile", "export", "ivy").stdout)["profile"]["entries"][0]["text"] == "Grows tomatoes."
+
+    assert "add --yes" in run("forget", "ivy").stderr  # no terminal to confirm on, nothing erased
+    assert read(engine, lambda s: store.get_user(s, identifier="ivy")) is not None
+    forgotten = run("forget", "ivy", "--yes")
+    assert forgotten.returncode == 0 and "forgot ivy: 1 threads and 1 profile entries erased" in forgotten.stdout
+    assert read(engine, lambda s: store.get_user(s, identifier="ivy")) is None
+    assert read(engine, lambda s: store.get_user(s, identifier="jon")) is not None
+    assert run("forget", "nobody", "--yes").returncode == 2
+    engine.dispose()

@@ -1,0 +1,57 @@
+"""What the memory panel shows: the profile by facet (strongest first), rejected entries, the history
+of changes and the style card. Pure functions over rows, plus one loader; the HTTP API and the
+panel share this shape."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session
+
+from hypotheses.parse import Facet
+from hypotheses.style import StyleStats, describe
+from memory import profile
+from memory.models import ProfileEntry, ProfileHistory, aware
+
+HISTORY_SHOWN = 50
+KIND_WORDS = {"add": "added", "support": "confirmed by new messages", "supersede": "replaced", "evict": "dropped",
+              "edit": "edited", "pin": "pinned", "unpin": "unpinned", "reject": "rejected", "restore": "restored",
+              "undo": "undone"}
+
+
+def entry_view(row: ProfileEntry) -> dict:
+    return {"id": row.id, "facet": row.facet, "text": row.text, "confidence": round(row.confidence, 2),
+            "support": row.support, "source": row.source, "pinned": row.pinned, "sensitive": row.sensitive,
+            "status": row.status, "version": row.version, "evidence": len(json.loads(row.evidence_json or "[]"))}
+
+
+def history_view(row: ProfileHistory) -> dict:
+    before = json.loads(row.before_json) if row.before_json else None
+    after = json.loads(row.after_json) if row.after_json else None
+    return {"id": row.id, "entry_id": row.entry_id, "by": "you" if row.actor == "user" else "the assistant",
+            "what": KIND_WORDS.get(row.kind, row.kind), "at": aware(row.at).isoformat(),
+            "before": before["text"] if before else None, "after": after["text"] if after else None,
+            "reason": row.reason}
+
+
+def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict,
+               now: datetime | None = None) -> dict:
+    active = sorted((e for e in entries if e.status == "active"), key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
+    facets = {facet.value: [entry_view(e) for e in active if e.facet == facet.value] for facet in Facet}
+    undone = {h.undoes for h in history if h.undoes is not None}
+    can_undo = any(h.actor == "user" and h.kind != "undo" and h.id not in undone for h in history)
+    return {
+        "facets": facets,
+        "rejected": [entry_view(e) for e in entries if e.status == "rejected"],
+        "superseded": sum(1 for e in entries if e.status == "superseded"),
+        "history": [history_view(h) for h in reversed(history[-HISTORY_SHOWN:])],
+        "style": describe(StyleStats.from_json(style)),
+        "can_undo": can_undo,
+    }
+
+
+def load_panel(session: Session, *, user_id: int) -> dict:
+    return panel_view(profile.entries(session, user_id=user_id), profile.history(session, user_id=user_id),
+                      profile.load_style(session, user_id=user_id))

@@ -1,0 +1,195 @@
+"""`/api/me/...`: the signed-in user's own profile, privacy switches, export and erasure, over HTTP.
+
+Every route takes the user from the sign-in token and from nowhere else; no route accepts a user id.
+The token must match the account it names exactly (id and creation time, both signed into it), so a
+token issued to an erased account is refused even if someone has since registered the same name.
+An id that is not the caller's answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jwt as pyjwt
+from chainlit.auth import clear_auth_cookie, get_token_from_cookies
+from chainlit.auth.jwt import get_jwt_secret
+from chainlit.config import config as chainlit_config
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+
+from assistant.privacy import export_data, forget
+from assistant.profile_view import entry_view, load_panel
+from assistant.ui.datalayer import iso
+from hypotheses import edits
+from memory import store
+from memory.db import read, write
+from memory.embed import Embedder
+from memory.index import UserIndexes
+
+MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return get_token_from_cookies(request.cookies)
+
+
+class MeApi:
+    def __init__(self, engine: Engine, embedder: Embedder, indexes: UserIndexes) -> None:
+        self._engine, self._embedder, self._indexes = engine, embedder, indexes
+
+    async def user_id(self, request: Request) -> int:
+        """The signed-in account, checked against the token's signed id and creation time; else 401."""
+        token = _token(request)
+        if not token:
+            raise HTTPException(status_code=401, detail="Sign in first.")
+        try:
+            claims = pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
+        except pyjwt.PyJWTError:
+            raise HTTPException(status_code=401, detail="Your sign-in has expired; sign in again.") from None
+        identifier = claims.get("identifier")
+        user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user(s, identifier=identifier or ""))
+        if user is None or str(user.id) != str(claims.get("id")) or iso(user.created_at) != claims.get("createdAt"):
+            raise HTTPException(status_code=401, detail="This sign-in belongs to an account that no longer exists.")
+        return user.id
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise HTTPException(status_code=413, detail="That request is too large.")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise HTTPException(status_code=400, detail="The request body must be JSON.") from None
+        if not isinstance(body, dict):
+            raise HTTPException(status_code=400, detail="The request body must be a JSON object.")
+        return body
+
+    async def _write(self, work: Callable[[Any], Any]) -> Any:
+        try:
+            return await asyncio.to_thread(write, self._engine, work)
+        except edits.EditError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+
+    def _vector(self, text: object) -> tuple[bytes | None, str | None]:
+        """The text's vector, so merge can recognise it later; none while the model is still loading."""
+        if not isinstance(text, str) or not self._embedder.ready:
+            return None, None
+        cleaned = edits.clean_entry_text(text)
+        return self._embedder.encode_one(cleaned).astype("<f4").tobytes(), self._embedder.model_name
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    async def panel(self, request: Request) -> JSONResponse:
+        user_id = await self.user_id(request)
+        return JSONResponse(await asyncio.to_thread(read, self._engine, lambda s: load_panel(s, user_id=user_id)))
+
+    async def evidence(self, request: Request, entry_id: int) -> JSONResponse:
+        user_id = await self.user_id(request)
+        try:
+            found = await asyncio.to_thread(read, self._engine, lambda s: edits.evidence(
+                s, user_id=user_id, entry_id=entry_id))
+        except edits.EditError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+        return JSONResponse({"entry_id": entry_id, "messages": found})
+
+    async def add_entry(self, request: Request) -> JSONResponse:
+        user_id, body = await self.user_id(request), await self._body(request)
+        try:
+            vector, model = await asyncio.to_thread(self._vector, body.get("text"))
+        except edits.EditError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        row = await self._write(lambda s: edits.add_own(s, user_id=user_id, facet=body.get("facet"),
+                                                        text=body.get("text"), vector=vector, vector_model=model))
+        return JSONResponse(entry_view(row), status_code=201)
+
+    async def change_entry(self, request: Request, entry_id: int) -> JSONResponse:
+        """One change per request: new `text`, `pinned` true/false, or `status` rejected/active; with `version`."""
+        user_id, body = await self.user_id(request), await self._body(request)
+        version = body.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise HTTPException(status_code=400, detail="Say which version of the entry you changed (version).")
+        if "text" in body:
+            try:
+                vector, model = await asyncio.to_thread(self._vector, body["text"])
+            except edits.EditError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from None
+            change = lambda s: edits.edit_text(s, user_id=user_id, entry_id=entry_id, text=body["text"],  # noqa: E731
+                                               version=version, vector=vector, vector_model=model)
+        elif isinstance(body.get("pinned"), bool):
+            change = lambda s: edits.set_pinned(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
+                                                pinned=body["pinned"], version=version)
+        elif "status" in body:
+            change = lambda s: edits.set_status(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
+                                                status=body["status"], version=version)
+        else:
+            raise HTTPException(status_code=400, detail="Nothing to change: send text, pinned or status.")
+        return JSONResponse(entry_view(await self._write(change)))
+
+    async def undo(self, request: Request) -> JSONResponse:
+        user_id = await self.user_id(request)
+        row = await self._write(lambda s: edits.undo_last(s, user_id=user_id))
+        if row is None:
+            raise HTTPException(status_code=409, detail="There is no change of yours left to undo.")
+        return JSONResponse(entry_view(row))
+
+    async def remember(self, request: Request, thread_id: str) -> JSONResponse:
+        user_id, body = await self.user_id(request), await self._body(request)
+        if not isinstance(body.get("remember"), bool):
+            raise HTTPException(status_code=400, detail="Send remember: true or false.")
+        thread = await self._write(lambda s: store.set_remember(s, thread_id=thread_id, user_id=user_id,
+                                                                remember=body["remember"]))
+        if thread is None:
+            raise HTTPException(status_code=404, detail="That conversation does not exist.")
+        return JSONResponse({"thread_id": thread_id, "remember": body["remember"]})
+
+    async def thread(self, request: Request, thread_id: str) -> JSONResponse:
+        user_id = await self.user_id(request)
+        thread = await asyncio.to_thread(read, self._engine, lambda s: store.owned_thread(
+            s, thread_id=thread_id, user_id=user_id))
+        if thread is None:
+            raise HTTPException(status_code=404, detail="That conversation does not exist.")
+        return JSONResponse({"thread_id": thread_id, "remember": thread.remember})
+
+    async def export(self, request: Request) -> Response:
+        user_id = await self.user_id(request)
+        data = await asyncio.to_thread(read, self._engine, lambda s: export_data(s, user_id=user_id))
+        name = f"hyperalign-{data['account']['username']}-{data['exported_at'][:10]}.json"
+        return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def forget_me(self, request: Request) -> JSONResponse:
+        user_id, body = await self.user_id(request), await self._body(request)
+        user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user_by_id(s, user_id=user_id))
+        if body.get("confirm") != user.identifier:
+            raise HTTPException(status_code=400, detail="To erase everything, type your username to confirm.")
+        counts = await asyncio.to_thread(forget, self._engine, self._indexes, user_id=user_id,
+                                         token_lifetime_s=chainlit_config.project.user_session_timeout)
+        response = JSONResponse({"forgotten": True, **counts})
+        clear_auth_cookie(request, response)
+        return response
+
+
+def install_api(fastapi_app: FastAPI, api: MeApi) -> list[str]:
+    """Register the routes; returns their paths (the caller moves them before Chainlit's catch-all)."""
+    routes = [
+        ("/api/me/profile", api.panel, ["GET"]),
+        ("/api/me/profile/entries", api.add_entry, ["POST"]),
+        ("/api/me/profile/entries/{entry_id}", api.change_entry, ["PATCH"]),
+        ("/api/me/profile/entries/{entry_id}/evidence", api.evidence, ["GET"]),
+        ("/api/me/profile/undo", api.undo, ["POST"]),
+        ("/api/me/threads/{thread_id}", api.thread, ["GET"]),
+        ("/api/me/threads/{thread_id}/remember", api.remember, ["PUT"]),
+        ("/api/me/export", api.export, ["GET"]),
+        ("/api/me/forget", api.forget_me, ["POST"]),
+    ]
+    for path, endpoint, methods in routes:
+        fastapi_app.add_api_route(path, endpoint, methods=methods)
+        fastapi_app.router.routes.insert(0, fastapi_app.router.routes.pop())
+    return [path for path, _, _ in routes]

@@ -1,0 +1,186 @@
+"""A user's own changes to their profile: edit, pin, reject, restore, add, undo.
+
+The user has the last word: an edited or added entry becomes the user's own (`source = user`), which
+merge never changes; a rejected one is never proposed again (merge drops look-alikes). Every change
+bumps the entry's version and writes a history row (actor `user`) in the caller's commit. A change
+made against an older version than the stored one is refused as stale, so two tabs editing the same
+entry never lose a change silently. Entries describe the user; text that instructs the assistant is
+refused here just as at inference time. Every lookup is scoped by the user's id: another user's
+entry id is "not found", never "forbidden", so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sqlmodel import Session, col, select
+
+from hypotheses.parse import Facet, instruction_like, sensitive_category
+from memory import profile
+from memory.models import Message, ProfileEntry, ProfileHistory, Thread, utcnow
+
+MAX_ENTRY_CHARS = 300
+UNDOABLE = ("edit", "pin", "unpin", "reject", "restore", "add")
+
+
+class EditError(Exception):
+    """A change that cannot be made; the message is for the user, `status` for HTTP."""
+
+    status = 400
+
+
+class NotFound(EditError):
+    status = 404
+
+
+class Stale(EditError):
+    status = 409
+
+
+def clean_entry_text(text: object) -> str:
+    """Pure: the text as stored, or EditError saying why it cannot be an entry."""
+    if not isinstance(text, str):
+        raise EditError("An entry needs some text.")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise EditError("An entry cannot be empty.")
+    if len(cleaned) > MAX_ENTRY_CHARS:
+        raise EditError(f"An entry can be at most {MAX_ENTRY_CHARS} characters; this one has {len(cleaned):,}.")
+    if why := instruction_like(cleaned):
+        raise EditError("Entries describe you; they cannot give the assistant instructions "
+                        f"(this one {_why_words(why)}). Try wording it as a fact about you, "
+                        "e.g. \"Prefers short answers.\"")
+    return cleaned
+
+
+def _why_words(why: str) -> str:
+    return {"imperative": "starts like a command", "addresses the assistant": "speaks to the assistant",
+            "talks about the assistant": "is about the assistant", "a role marker": "starts with a role marker",
+            "markup": "contains markup"}.get(why, why)
+
+
+def clean_facet(facet: object) -> str:
+    values = [f.value for f in Facet]
+    if facet not in values:
+        raise EditError(f"The kind of entry must be one of: {', '.join(values)}.")
+    return str(facet)
+
+
+def own_entry(session: Session, *, user_id: int, entry_id: int) -> ProfileEntry:
+    row = session.get(ProfileEntry, entry_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("That profile entry does not exist (it may have been removed).")
+    return row
+
+
+def _change(session: Session, row: ProfileEntry, *, version: int | None, kind: str, reason: str,
+            mutate: Callable[[ProfileEntry], None]) -> ProfileEntry:
+    if version is not None and version != row.version:
+        raise Stale("This entry was changed elsewhere (another tab or the assistant) since you opened it. "
+                    "Reload the profile to see the current text, then try again.")
+    before = profile.snapshot(row)
+    mutate(row)
+    row.version += 1
+    session.add(row)
+    session.flush()
+    profile.record_change(session, entry=row, actor="user", kind=kind, before=before, reason=reason)
+    return row
+
+
+def edit_text(session: Session, *, user_id: int, entry_id: int, text: object, version: int | None,
+              vector: bytes | None = None, vector_model: str | None = None) -> ProfileEntry:
+    """New wording; the entry becomes the user's own, so inference never changes it again."""
+    cleaned = clean_entry_text(text)
+    row = own_entry(session, user_id=user_id, entry_id=entry_id)
+
+    def mutate(entry: ProfileEntry) -> None:
+        entry.text, entry.source, entry.sensitive = cleaned, "user", sensitive_category(cleaned) is not None
+        entry.vector, entry.vector_model = vector, vector_model if vector is not None else None
+        if entry.status != "active":
+            entry.status, entry.valid_to = "active", None
+
+    return _change(session, row, version=version, kind="edit", reason="edited by the user", mutate=mutate)
+
+
+def set_pinned(session: Session, *, user_id: int, entry_id: int, pinned: bool, version: int | None) -> ProfileEntry:
+    row = own_entry(session, user_id=user_id, entry_id=entry_id)
+
+    def mutate(entry: ProfileEntry) -> None:
+        entry.pinned = pinned
+
+    return _change(session, row, version=version, kind="pin" if pinned else "unpin",
+                   reason="pinned by the user" if pinned else "unpinned by the user", mutate=mutate)
+
+
+def set_status(session: Session, *, user_id: int, entry_id: int, status: str, version: int | None) -> ProfileEntry:
+    """Reject (never proposed again; listed under "rejected") or restore to active."""
+    if status not in ("rejected", "active"):
+        raise EditError("An entry can be rejected or restored (active).")
+    row = own_entry(session, user_id=user_id, entry_id=entry_id)
+
+    def mutate(entry: ProfileEntry) -> None:
+        entry.status = status
+        entry.valid_to = utcnow() if status == "rejected" else None
+        entry.pinned = entry.pinned and status == "active"
+
+    kind, reason = ("reject", "rejected by the user") if status == "rejected" else ("restore", "restored by the user")
+    return _change(session, row, version=version, kind=kind, reason=reason, mutate=mutate)
+
+
+def add_own(session: Session, *, user_id: int, facet: object, text: object, vector: bytes | None = None,
+            vector_model: str | None = None) -> ProfileEntry:
+    cleaned, kind = clean_entry_text(text), clean_facet(facet)
+    row = ProfileEntry(user_id=user_id, facet=kind, text=cleaned, confidence=0.9, support=1, source="user",
+                       sensitive=sensitive_category(cleaned) is not None, vector=vector,
+                       vector_model=vector_model if vector is not None else None)
+    session.add(row)
+    session.flush()
+    profile.record_change(session, entry=row, actor="user", kind="add", before=None, reason="written by the user")
+    return row
+
+
+def undo_last(session: Session, *, user_id: int) -> ProfileEntry | None:
+    """Put back the entry as it was before the user's most recent change not yet undone; None if none."""
+    done = session.exec(select(ProfileHistory.undoes).where(
+        ProfileHistory.user_id == user_id, col(ProfileHistory.undoes).is_not(None))).all()
+    last = session.exec(select(ProfileHistory).where(
+        ProfileHistory.user_id == user_id, ProfileHistory.actor == "user",
+        col(ProfileHistory.kind).in_(UNDOABLE), col(ProfileHistory.id).not_in(list(done) or [-1]))
+        .order_by(col(ProfileHistory.id).desc())).first()
+    if last is None:
+        return None
+    row = own_entry(session, user_id=user_id, entry_id=last.entry_id)
+    before = profile.snapshot(row)
+    if last.before_json is None:  # undoing an addition: the entry goes out of use, its history stays
+        row.status, row.valid_to = "superseded", utcnow()
+    else:
+        _restore_fields(row, json.loads(last.before_json))
+    row.version += 1
+    session.add(row)
+    session.flush()
+    session.add(ProfileHistory(user_id=user_id, entry_id=row.id, actor="user", kind="undo", before_json=before,
+                               after_json=profile.snapshot(row), reason=f"undid: {last.kind}", undoes=last.id))
+    return row
+
+
+_RESTORED = ("text", "facet", "status", "source", "pinned", "sensitive", "confidence", "support")
+
+
+def _restore_fields(row: ProfileEntry, before: dict) -> None:
+    for name in _RESTORED:
+        if name in before:
+            setattr(row, name, before[name])
+    row.valid_to = utcnow() if row.status != "active" else None
+
+
+def evidence(session: Session, *, user_id: int, entry_id: int) -> list[dict]:
+    """The user's own messages an entry rests on: quote, date, thread (oldest first)."""
+    row = own_entry(session, user_id=user_id, entry_id=entry_id)
+    ids = [int(i) for i in json.loads(row.evidence_json or "[]")]
+    if not ids:
+        return []
+    rows = session.exec(select(Message, Thread.name).join(Thread, col(Thread.id) == Message.thread_id).where(
+        col(Message.id).in_(ids), Message.user_id == user_id).order_by(Message.id)).all()
+    return [{"message_id": m.id, "text": m.content, "at": m.created_at.isoformat(), "thread_id": m.thread_id,
+             "thread_name": name} for m, name in rows]

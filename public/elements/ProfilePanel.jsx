@@ -1,0 +1,195 @@
+import { useEffect, useState } from "react"
+import { Button } from "@/components/ui/button"
+import { Input } from "@/components/ui/input"
+
+// The memory panel: everything the assistant holds about the signed-in user, why, and the controls to
+// change it. All data comes from /api/me/... (scoped to the signed-in user on the server), loaded
+// fresh every time the panel is shown, so it is never stale props.
+
+const FACETS = {
+  communication: "How you communicate",
+  personality: "Personality",
+  style: "How you write",
+  preference: "What you told me",
+}
+
+async function call(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  const data = await response.json().catch(() => ({}))
+  if (!response.ok) throw new Error(data.detail || `The request failed (${response.status}).`)
+  return data
+}
+
+function Entry({ entry, onChange, onError }) {
+  const [editing, setEditing] = useState(false)
+  const [draft, setDraft] = useState(entry.text)
+  const [evidence, setEvidence] = useState(null)
+
+  const change = async (body, done) => {
+    try {
+      await onChange(() => call("PATCH", `/api/me/profile/entries/${entry.id}`, { version: entry.version, ...body }), done)
+    } catch (e) {
+      onError(e.message)
+    }
+  }
+  const why = async () => {
+    if (evidence) return setEvidence(null)
+    try {
+      setEvidence((await call("GET", `/api/me/profile/entries/${entry.id}/evidence`)).messages)
+    } catch (e) {
+      onError(e.message)
+    }
+  }
+  return (
+    <li id={`entry-${entry.id}`} className="border rounded-md p-2 my-1">
+      {editing ? (
+        <div className="flex gap-2">
+          <Input id={`edit-input-${entry.id}`} value={draft} onChange={(e) => setDraft(e.target.value)} />
+          <Button id={`save-${entry.id}`} size="sm" onClick={() => change({ text: draft }, () => setEditing(false))}>Save</Button>
+          <Button size="sm" variant="ghost" onClick={() => setEditing(false)}>Cancel</Button>
+        </div>
+      ) : (
+        <div id={`entry-text-${entry.id}`}>{entry.text}</div>
+      )}
+      <div className="text-xs opacity-70 mt-1">
+        {entry.source === "user" ? "written by you" : `inferred, confidence ${Math.round(entry.confidence * 100)}%, seen ${entry.support}×`}
+        {entry.pinned ? " · pinned" : ""}{entry.sensitive ? " · sensitive" : ""}
+      </div>
+      <div className="flex flex-wrap gap-1 mt-1">
+        {entry.evidence > 0 && <Button id={`why-${entry.id}`} size="sm" variant="outline" onClick={why}>Why?</Button>}
+        <Button id={`edit-${entry.id}`} size="sm" variant="outline" onClick={() => { setDraft(entry.text); setEditing(true) }}>Edit</Button>
+        <Button id={`pin-${entry.id}`} size="sm" variant="outline" onClick={() => change({ pinned: !entry.pinned })}>{entry.pinned ? "Unpin" : "Pin"}</Button>
+        <Button id={`reject-${entry.id}`} size="sm" variant="outline" onClick={() => change({ status: "rejected" })}>Not true: reject</Button>
+      </div>
+      {evidence && (
+        <ul id={`evidence-${entry.id}`} className="text-sm mt-2 pl-3 border-l">
+          {evidence.length === 0 && <li>The messages behind this are no longer kept.</li>}
+          {evidence.map((m) => (
+            <li key={m.message_id} className="my-1">
+              «{m.text.length > 240 ? m.text.slice(0, 239) + "…" : m.text}»{" "}
+              <span className="opacity-70">{new Date(m.at).toLocaleDateString()}, </span>
+              <a href={`/thread/${m.thread_id}`} className="underline">{m.thread_name || "a conversation"}</a>
+            </li>
+          ))}
+        </ul>
+      )}
+    </li>
+  )
+}
+
+export default function ProfilePanel() {
+  const [data, setData] = useState(null)
+  const [error, setError] = useState("")
+  const [notice, setNotice] = useState("")
+  const [facet, setFacet] = useState("preference")
+  const [text, setText] = useState("")
+  const [remember, setRemember] = useState(null)
+  const [confirm, setConfirm] = useState("")
+  const [showHistory, setShowHistory] = useState(false)
+
+  const load = async () => setData(await call("GET", "/api/me/profile"))
+  useEffect(() => {
+    load().catch((e) => setError(e.message))
+    if (props.threadId) {
+      call("GET", `/api/me/threads/${props.threadId}`).then((t) => setRemember(t.remember)).catch(() => setRemember(null))
+    }
+  }, [])
+
+  // Run a change, then reload; a failure is shown and nothing else changes.
+  const act = async (request, done, message) => {
+    try {
+      await request()
+      setError("")
+      setNotice(message || "Saved. The next reply uses it.")
+      if (done) done()
+      await load()
+    } catch (e) {
+      setNotice("")
+      setError(e.message)
+    }
+  }
+  const onChange = (request, done) => act(request, done)
+
+  if (!data) return <div id="profile-panel">{error ? <p id="profile-error" className="text-red-500">{error}</p> : "Loading your profile…"}</div>
+  const empty = Object.values(data.facets).every((list) => list.length === 0)
+  return (
+    <div id="profile-panel" className="flex flex-col gap-3 p-2 text-sm">
+      {error && <p id="profile-error" className="text-red-500">{error}</p>}
+      {notice && <p id="profile-notice" className="text-green-600">{notice}</p>}
+      {empty && <p>Nothing is held about you yet beyond how you write. Hypotheses appear after a few messages.</p>}
+      {Object.entries(data.facets).filter(([, list]) => list.length).map(([name, list]) => (
+        <section key={name} id={`facet-${name}`}>
+          <h3 className="font-semibold">{FACETS[name] || name}</h3>
+          <ul>{list.map((entry) => <Entry key={`${entry.id}-${entry.version}`} entry={entry} onChange={onChange} onError={setError} />)}</ul>
+        </section>
+      ))}
+      <section id="add-entry">
+        <h3 className="font-semibold">Add something about you</h3>
+        <div className="flex gap-2">
+          <select id="add-facet" value={facet} onChange={(e) => setFacet(e.target.value)} className="border rounded-md bg-transparent">
+            {Object.entries(FACETS).map(([value, label]) => <option key={value} value={value}>{label}</option>)}
+          </select>
+          <Input id="add-text" placeholder="e.g. Prefers answers with an example first." value={text} onChange={(e) => setText(e.target.value)} />
+          <Button id="add-submit" size="sm" onClick={() => act(() => call("POST", "/api/me/profile/entries", { facet, text }), () => setText(""))}>Add</Button>
+        </div>
+      </section>
+      <div className="flex gap-2">
+        <Button id="undo" size="sm" variant="outline" disabled={!data.can_undo}
+                onClick={() => act(() => call("POST", "/api/me/profile/undo"), null, "Your last change is undone.")}>Undo my last change</Button>
+        <Button id="history-toggle" size="sm" variant="outline" onClick={() => setShowHistory(!showHistory)}>History</Button>
+      </div>
+      {showHistory && (
+        <ul id="history" className="text-xs">
+          {data.history.map((h) => (
+            <li key={h.id}>{new Date(h.at).toLocaleString()}: {h.by} {h.what} “{h.after || h.before}”{h.before && h.after && h.before !== h.after ? ` (was “${h.before}”)` : ""}</li>
+          ))}
+        </ul>
+      )}
+      {data.rejected.length > 0 && (
+        <section id="rejected">
+          <h3 className="font-semibold">Rejected (never suggested again)</h3>
+          <ul>{data.rejected.map((entry) => (
+            <li key={entry.id} id={`rejected-${entry.id}`} className="flex gap-2 items-center">
+              <span className="line-through">{entry.text}</span>
+              <Button id={`restore-${entry.id}`} size="sm" variant="ghost"
+                      onClick={() => act(() => call("PATCH", `/api/me/profile/entries/${entry.id}`, { version: entry.version, status: "active" }))}>Restore</Button>
+            </li>))}</ul>
+        </section>
+      )}
+      <section id="style-card">
+        <h3 className="font-semibold">How you write (measured)</h3>
+        {data.style.length ? <ul>{data.style.map((line, i) => <li key={i}>{line}</li>)}</ul> : <p>Measured after three messages.</p>}
+      </section>
+      <section id="privacy" className="flex flex-col gap-2">
+        <h3 className="font-semibold">Privacy</h3>
+        {remember !== null && (
+          <label className="flex gap-2 items-center">
+            <input id="remember-toggle" type="checkbox" checked={!remember}
+                   onChange={(e) => act(() => call("PUT", `/api/me/threads/${props.threadId}/remember`, { remember: !e.target.checked }),
+                                        () => setRemember(!e.target.checked),
+                                        e.target.checked ? "This chat will not be remembered: never recalled, never learned from." : "This chat is remembered again.")} />
+            Don't remember this chat
+          </label>
+        )}
+        <a id="export-link" href="/api/me/export" download className="underline">Export my data (JSON)</a>
+        <div className="flex gap-2 items-center">
+          <Input id="forget-confirm" placeholder="Type your username to erase everything" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+          <Button id="forget-submit" size="sm" variant="destructive" disabled={!confirm}
+                  onClick={async () => {
+                    try {
+                      await call("POST", "/api/me/forget", { confirm })
+                      window.location.href = "/login"
+                    } catch (e) {
+                      setError(e.message)
+                    }
+                  }}>Forget me</Button>
+        </div>
+      </section>
+    </div>
+  )
+}
