@@ -16,9 +16,9 @@ from memory import profile
 from memory.models import ProfileEntry, ProfileHistory, aware
 
 HISTORY_SHOWN = 50
-KIND_WORDS = {"add": "added", "support": "confirmed by new messages", "supersede": "replaced", "evict": "dropped",
+KIND_WORDS = {"add": "added", "support": "confirmed", "supersede": "replaced", "evict": "dropped",
               "edit": "edited", "pin": "pinned", "unpin": "unpinned", "reject": "rejected", "restore": "restored",
-              "undo": "undone"}
+              "undo": "undid"}  # read as "<who> <what> <text>": "you undid 'Is learning Welsh.'"
 
 
 def entry_view(row: ProfileEntry) -> dict:
