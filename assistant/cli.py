@@ -4,6 +4,8 @@ Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
+  hyperalign users set-role NAME operator|user
+  hyperalign audit list|show|label|export [filters]
   hyperalign profile show NAME
   hyperalign profile infer NAME
   hyperalign profile export NAME [--out FILE]
@@ -24,6 +26,10 @@ import os
 import sys
 from pathlib import Path
 
+from assistant.cli_audit import add_audit_commands
+from assistant.cli_base import CommandError, open_engine as _open_engine, progress_bar as _progress_bar
+from assistant.cli_base import user_id_of as _user_id
+from assistant.cli_safety import add_safety_commands
 from assistant.config import ConfigError, Settings, load_or_create_auth_secret, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +37,6 @@ CHAINLIT_APP = PROJECT_ROOT / "assistant" / "ui" / "app.py"
 
 
 _CHAINLIT_CLI_FLAGS = {"RUN_TARGET", "WATCH", "HEADLESS", "DEBUG", "CI", "NO_CACHE"}
-
-
-class CommandError(Exception):
-    """A command could not do what was asked; the message says why."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     add.set_defaults(run=users_add)
     listing = users_cmd.add_parser("list", help="list accounts with their role and creation date")
     listing.set_defaults(run=users_list)
+    set_role = users_cmd.add_parser("set-role", help="make an account an operator or a plain user")
+    set_role.add_argument("name")
+    set_role.add_argument("role", choices=["operator", "user"])
+    set_role.set_defaults(run=users_set_role)
 
     profile_cmd = commands.add_parser("profile", help="what the assistant holds about a user").add_subparsers(
         title="profile commands")
@@ -109,22 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
     bench_inference.set_defaults(run=bench_inference_command)
-
-    spec_cmd = commands.add_parser("spec", help="the safety specification").add_subparsers(title="spec commands")
-    check = spec_cmd.add_parser("check", help="validate a spec file (default: the configured one)")
-    check.add_argument("path", nargs="?", type=Path, help="a spec YAML file (default: HYPERALIGN_SAFETY_SPEC or the bundled one)")
-    check.set_defaults(run=spec_check)
-
-    eval_cmd = commands.add_parser("eval", help="evaluations against the configured model").add_subparsers(
-        title="evaluations")
-    safety = eval_cmd.add_parser("safety", help="decision rates of the real turn over a prompt set")
-    safety.add_argument("--dataset", required=True, type=Path, help="a CSV prompt file")
-    safety.add_argument("--format", required=True, choices=["xstest", "strongreject", "harmbench", "advbench", "csv"])
-    safety.add_argument("--profile", type=Path, help="a JSON list of profile entries: run with and without it")
-    safety.add_argument("--out", type=Path, default=Path("safety-eval"), help="results folder (resumable; default safety-eval)")
-    safety.add_argument("--concurrency", type=int, default=4, help="prompts in flight at once (default 4)")
-    safety.add_argument("--limit", type=int, help="only the first N prompts")
-    safety.set_defaults(run=eval_safety)
+    add_safety_commands(commands)
+    add_audit_commands(commands)
     return parser
 
 
@@ -152,12 +144,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                "--host", args.host, "--port", str(args.port)]
     os.execve(sys.executable, command, env)
     return 0  # not reached
-
-
-def _open_engine(settings: Settings):
-    from assistant.wiring import build_engine  # deferred: `--help` should not touch the database
-
-    return build_engine(settings)
 
 
 def users_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,12 +215,6 @@ def reindex(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
-
-
 def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -269,16 +249,6 @@ def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
-
-
-def _user_id(engine, name: str) -> int:
-    from memory import store
-    from memory.db import read
-
-    user = read(engine, lambda s: store.get_user(s, identifier=name))
-    if user is None:
-        raise CommandError(f"no user named {name!r}")
-    return user.id
 
 
 def profile_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -364,39 +334,6 @@ def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
-def spec_check(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.safety.spec import SpecError, load_spec
-
-    try:
-        spec = load_spec(args.path or settings.safety_spec)
-    except SpecError as exc:
-        raise CommandError(str(exc)) from None
-    rules = spec.rules
-    print(f"{spec.name}: valid, version {spec.version}, {len(spec.categories)} categories, {len(rules)} rules")
-    for category in spec.categories:
-        counts = {d: sum(1 for r in category.rules if r.decision == d) for d in ("comply", "safe_complete", "refuse")}
-        print(f"  {category.id} ({category.severity}): {counts['comply']} allowed, {counts['safe_complete']} safe "
-              f"completion, {counts['refuse']} refused")
-    return 0
-
-
-def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.evaluate import DatasetError, evaluate, render_summary
-
-    if settings.offline:
-        raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")
-    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
-        raise CommandError("--concurrency and --limit must be at least 1")
-    try:
-        report = evaluate(settings, dataset=args.dataset, fmt=args.format, profile_path=args.profile, out=args.out,
-                          concurrency=args.concurrency, limit=args.limit, progress=_progress_bar)
-    except DatasetError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"\n{render_summary(report['conditions'])}")
-    print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")
-    return 0
-
-
 def profile_export(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -438,3 +375,25 @@ def forget_user(settings: Settings, args: argparse.Namespace) -> int:
     print(f"forgot {args.name}: {counts['threads']} threads and {counts['profile_entries']} profile entries erased, "
           f"{counts['audit_records_anonymised']} audit records kept as anonymous counts")
     return 0
+
+
+def users_set_role(settings: Settings, args: argparse.Namespace) -> int:
+    from memory import store
+    from memory.db import write
+    from memory.models import Role
+
+    engine = _open_engine(settings)
+    try:
+        def change(session):
+            user = store.get_user(session, identifier=args.name)
+            if user is None:
+                raise CommandError(f"no user named {args.name!r}")
+            store.set_role(session, user=user, role=Role(args.role))
+
+        write(engine, change)
+    finally:
+        engine.dispose()
+    print(f"{args.name} is now {args.role} (they see the change at their next sign-in)")
+    return 0
+
+

@@ -155,6 +155,11 @@ def m006_user_control(conn: Connection) -> None:
     models.ForgottenName.__table__.create(conn, checkfirst=True)
 
 
+def m007_operator_actions(conn: Connection) -> None:
+    models.OperatorAction.__table__.create(conn, checkfirst=True)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_audit_record_created ON audit_record (created_at)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -162,6 +167,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m004_profile", m004_profile),
     ("m005_audit", m005_audit),
     ("m006_user_control", m006_user_control),
+    ("m007_operator_actions", m007_operator_actions),
 ]
 
 

@@ -272,6 +272,19 @@ class AuditRecord(SQLModel, table=True):
     labelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class OperatorAction(SQLModel, table=True):
+    """What operators did with the audit: viewed a record's message text, labelled, exported."""
+
+    __tablename__ = "operator_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    operator: str = Field(max_length=64)
+    action: str = Field(max_length=16)  # view | label | export
+    record_id: int | None = None
+    detail: str | None = Field(default=None, sa_column=Column(Text))  # the label, or the export's filter
+
+
 class AppKey(SQLModel, table=True):
     """Secrets the app generates once and every process shares (e.g. the audit pseudonym key)."""
 

@@ -29,6 +29,7 @@ from memory import store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
+from memory.models import User
 
 MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
 
@@ -40,24 +41,28 @@ def _token(request: Request) -> str | None:
     return get_token_from_cookies(request.cookies)
 
 
+async def signed_in_account(engine: Engine, request: Request) -> User:
+    """The signed-in account, checked against the token's signed id and creation time; else 401."""
+    token = _token(request)
+    if not token:
+        raise HTTPException(status_code=401, detail="Sign in first.")
+    try:
+        claims = pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
+    except pyjwt.PyJWTError:
+        raise HTTPException(status_code=401, detail="Your sign-in has expired; sign in again.") from None
+    identifier = claims.get("identifier")
+    user = await asyncio.to_thread(read, engine, lambda s: store.get_user(s, identifier=identifier or ""))
+    if user is None or str(user.id) != str(claims.get("id")) or iso(user.created_at) != claims.get("createdAt"):
+        raise HTTPException(status_code=401, detail="This sign-in belongs to an account that no longer exists.")
+    return user
+
+
 class MeApi:
     def __init__(self, engine: Engine, embedder: Embedder, indexes: UserIndexes) -> None:
         self._engine, self._embedder, self._indexes = engine, embedder, indexes
 
     async def user_id(self, request: Request) -> int:
-        """The signed-in account, checked against the token's signed id and creation time; else 401."""
-        token = _token(request)
-        if not token:
-            raise HTTPException(status_code=401, detail="Sign in first.")
-        try:
-            claims = pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
-        except pyjwt.PyJWTError:
-            raise HTTPException(status_code=401, detail="Your sign-in has expired; sign in again.") from None
-        identifier = claims.get("identifier")
-        user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user(s, identifier=identifier or ""))
-        if user is None or str(user.id) != str(claims.get("id")) or iso(user.created_at) != claims.get("createdAt"):
-            raise HTTPException(status_code=401, detail="This sign-in belongs to an account that no longer exists.")
-        return user.id
+        return (await signed_in_account(self._engine, request)).id
 
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()

@@ -20,8 +20,9 @@ from assistant.llm import OFFLINE_STARTER
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
-from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, is_command, persisted_user
+from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.api import MeApi, install_api
+from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.retrieve import Recalled
@@ -35,6 +36,7 @@ async def startup() -> None:
     app = runtime.app()
     install_routes(fastapi_app, app.engine, _sign_in)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
+    install_console(fastapi_app, Console(app.engine, app.spec))
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
@@ -66,17 +68,38 @@ async def password_auth(username: str, password: str) -> cl.User | None:
         return None
 
 
-PROFILE_COMMANDS = [{
+PROFILE_COMMAND = {
     "id": "Profile", "icon": "user-round-cog", "button": True, "persistent": False,
     "description": "Your profile: see, correct, export or erase what I hold about you",
-}]
+}
+CONSOLE_COMMAND = {
+    "id": "Console", "icon": "shield-check", "button": True, "persistent": False,
+    "description": "Operators: the audit console of refusals and safe completions",
+}
+
+
+def _is_operator(user: object) -> bool:
+    return isinstance(user, PersistedUser) and (user.metadata or {}).get("role") == "operator"
+
+
+async def _set_commands() -> None:
+    # The composer's buttons: Profile for everyone (the same as typing /profile), Console for operators.
+    operator = _is_operator(cl.user_session.get("user"))
+    await cl.context.emitter.set_commands([PROFILE_COMMAND, CONSOLE_COMMAND] if operator else [PROFILE_COMMAND])
 
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
-    # Everything a turn needs is read from the database, keyed by the session's ids; the composer
-    # gets the Profile button (the same as typing /profile).
-    await cl.context.emitter.set_commands(PROFILE_COMMANDS)
+    # Everything a turn needs is read from the database, keyed by the session's ids.
+    await _set_commands()
+
+
+async def _show_console_link(user: PersistedUser) -> None:
+    # The server checks the role again on every console route; this only hides the link from others.
+    text = ("[Open the audit console](/console): refusals, safe completions and failed deliberations, "
+            "with filters, labels, metrics and export." if _is_operator(user)
+            else "The audit console is for operators.")
+    await cl.Message(content=text, author="hyperalign", metadata={DISPLAY_ONLY: True}).send()
 
 
 async def _show_profile_panel(user: PersistedUser) -> None:
@@ -99,7 +122,7 @@ async def starters(user: cl.User | None = None, language: str | None = None) -> 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
     # Chainlit has checked that the thread is this user's and restores its messages itself.
-    await cl.context.emitter.set_commands(PROFILE_COMMANDS)
+    await _set_commands()
     logger.info("thread %s resumed with %d steps", thread["id"], len(thread.get("steps") or []))
 
 
@@ -121,8 +144,12 @@ async def on_message(message: cl.Message) -> None:
     if not isinstance(user, PersistedUser):
         await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
         return
-    if message.command == "Profile" or is_command(message.content):
+    command = message.command or command_of(message.content)
+    if command == "Profile":
         await _show_profile_panel(user)
+        return
+    if command == "Console":
+        await _show_console_link(user)
         return
     app = runtime.app()
     # The author name picks the avatar (public/avatars/hyperalign_offline.svg in offline mode).

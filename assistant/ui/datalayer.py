@@ -33,11 +33,11 @@ from memory.text import clean_text
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PROFILE_COMMAND = "/profile"
+COMMANDS = {"/profile": "Profile", "/console": "Console"}  # typed, or pressed as the composer's buttons
 
 
-def is_command(text: str) -> bool:
-    return text.strip().casefold() == PROFILE_COMMAND
+def command_of(text: str) -> str | None:
+    return COMMANDS.get(text.strip().casefold())
 
 
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
@@ -297,7 +297,7 @@ def _display_only(step_dict: dict) -> bool:
     # A command ("/profile") is a request to the app, not something the user said to the assistant:
     # shown in the thread, never a message, so never recalled, learned from or counted in the style card.
     return bool(step_dict.get("isError") or (step_dict.get("metadata") or {}).get(DISPLAY_ONLY)
-                or step_dict.get("command") or is_command(step_dict.get("output") or ""))
+                or step_dict.get("command") or command_of(step_dict.get("output") or ""))
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -178,3 +178,55 @@ def test_profile_export_and_forget_for_operators(tmp_path):
     assert read(engine, lambda s: store.get_user(s, identifier="jon")) is not None
     assert run("forget", "nobody", "--yes").returncode == 2
     engine.dispose()
+
+
+def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works(tmp_path):
+    import json
+
+    from assistant.safety.audit import pseudonym
+    from memory import store
+    from memory.db import read, write
+    from memory.models import AuditRecord, Author
+
+    engine = build_engine(load_settings())
+    kim = sign_in(engine, registration=Registration.OPEN, username="kim", password="password1")
+    sign_in(engine, registration=Registration.OPEN, username="lee", password="password1")
+
+    def seed(session):
+        store.upsert_thread(session, thread_id="kim-t", user_id=kim.id)
+        for i, decision in enumerate(["refuse", "safe_complete"]):
+            store.save_message(session, step_id=f"k{i}", thread_id="kim-t", user_id=kim.id, author=Author.USER,
+                               content=f"kim asks thing {i}")
+            session.add(AuditRecord(pseudonym=pseudonym(session, user_id=kim.id), thread_id="kim-t",
+                                    message_id=f"k{i}", reply_id="", decision=decision,
+                                    rule_ids_json='["IWP.R1"]' if i == 0 else '["SSH.S1"]', spec_version="v1",
+                                    rationale=f"because {i}", model="m"))
+
+    write(engine, seed)
+    listing = json.loads(run("audit", "list", "--decision", "refuse", "--json").stdout)
+    (record,) = listing["records"]
+    assert record["rule_ids"] == ["IWP.R1"] and "kim asks" not in json.dumps(listing)
+    lines = run("audit", "list").stdout
+    assert "refuse  IWP.R1" in lines and "safe_complete  SSH.S1" in lines and "2 records, page 1 of 1" in lines
+    shown = run("audit", "show", str(record["id"]), "--as", "olga").stdout
+    assert "request: kim asks thing 0" in shown and "rules: IWP.R1" in shown
+    labelled = run("audit", "label", str(record["id"]), "over_refusal", "--note", "fine", "--as", "olga")
+    assert labelled.returncode == 0 and "labelled over_refusal by olga" in labelled.stdout
+    assert "over_refusal" in run("audit", "list", "--label", "over_refusal").stdout
+    exported = run("audit", "export", "--format", "jsonl", "--rule", "IWP.R1").stdout.splitlines()
+    assert [json.loads(line)["request"] for line in exported] == ["kim asks thing 0"]
+    run("audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"))
+    assert (tmp_path / "a.csv").read_text().count("\n") == 3
+    for bad, says in [(("audit", "list", "--from", "2026-11-30", "--to", "2026-11-01"), "date range is empty"),
+                      (("audit", "list", "--rule", "ZZZ.R1"), "Unknown rule id"),
+                      (("audit", "label", "424242", "correct"), "no audit record 424242"),
+                      (("audit", "label", str(record["id"]), "great"), "A label is one of")]:
+        result = run(*bad)
+        assert result.returncode == 2 and says in result.stderr, bad
+
+    assert run("users", "set-role", "lee", "operator").returncode == 0
+    assert read(engine, lambda s: str(store.get_user(s, identifier="lee").role)) == "operator"
+    assert run("users", "set-role", "lee", "user").returncode == 0
+    assert read(engine, lambda s: str(store.get_user(s, identifier="lee").role)) == "user"
+    assert run("users", "set-role", "nobody", "user").returncode == 2
+    engine.dispose()

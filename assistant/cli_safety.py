@@ -1,0 +1,60 @@
+"""`hyperalign spec check` and `hyperalign eval safety`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from assistant.cli_base import CommandError, progress_bar as _progress_bar
+from assistant.config import Settings
+
+
+def add_safety_commands(commands) -> None:
+    spec_cmd = commands.add_parser("spec", help="the safety specification").add_subparsers(title="spec commands")
+    check = spec_cmd.add_parser("check", help="validate a spec file (default: the configured one)")
+    check.add_argument("path", nargs="?", type=Path, help="a spec YAML file (default: HYPERALIGN_SAFETY_SPEC or the bundled one)")
+    check.set_defaults(run=spec_check)
+
+    eval_cmd = commands.add_parser("eval", help="evaluations against the configured model").add_subparsers(
+        title="evaluations")
+    safety = eval_cmd.add_parser("safety", help="decision rates of the real turn over a prompt set")
+    safety.add_argument("--dataset", required=True, type=Path, help="a CSV prompt file")
+    safety.add_argument("--format", required=True, choices=["xstest", "strongreject", "harmbench", "advbench", "csv"])
+    safety.add_argument("--profile", type=Path, help="a JSON list of profile entries: run with and without it")
+    safety.add_argument("--out", type=Path, default=Path("safety-eval"), help="results folder (resumable; default safety-eval)")
+    safety.add_argument("--concurrency", type=int, default=4, help="prompts in flight at once (default 4)")
+    safety.add_argument("--limit", type=int, help="only the first N prompts")
+    safety.set_defaults(run=eval_safety)
+
+
+def spec_check(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.safety.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.path or settings.safety_spec)
+    except SpecError as exc:
+        raise CommandError(str(exc)) from None
+    rules = spec.rules
+    print(f"{spec.name}: valid, version {spec.version}, {len(spec.categories)} categories, {len(rules)} rules")
+    for category in spec.categories:
+        counts = {d: sum(1 for r in category.rules if r.decision == d) for d in ("comply", "safe_complete", "refuse")}
+        print(f"  {category.id} ({category.severity}): {counts['comply']} allowed, {counts['safe_complete']} safe "
+              f"completion, {counts['refuse']} refused")
+    return 0
+
+
+def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.evaluate import DatasetError, evaluate, render_summary
+
+    if settings.offline:
+        raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")
+    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
+        raise CommandError("--concurrency and --limit must be at least 1")
+    try:
+        report = evaluate(settings, dataset=args.dataset, fmt=args.format, profile_path=args.profile, out=args.out,
+                          concurrency=args.concurrency, limit=args.limit, progress=_progress_bar)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"\n{render_summary(report['conditions'])}")
+    print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")
+    return 0

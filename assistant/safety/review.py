@@ -1,0 +1,257 @@
+"""The operators' side of the audit: filter, page, read one record, label it, count, export.
+
+Shared by the console pages, their JSON API and `hyperalign audit ...`, so all three see the same
+records. Users appear only as pseudonyms. Message text (the request and the reply) is read from the
+`message` table only for the detail view and the export, and every such read, every label and every
+export is written to `operator_action` with who and when. Exports are streamed in batches, so
+100,000 records never sit in memory at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from assistant.safety.audit import LABELS
+from assistant.safety.spec import Spec
+from memory.models import AuditRecord, Message, OperatorAction, aware, utcnow
+
+DECISIONS = ("refuse", "safe_complete", "deliberation_failed")
+LABEL_FILTERS = (*LABELS, "unlabelled")
+MAX_PAGE_SIZE = 200
+EXPORT_BATCH = 500
+EXPORT_FIELDS = ("id", "created_at", "pseudonym", "decision", "rule_ids", "rationale", "failure", "spec_version",
+                 "model", "latency_ms", "routed", "label", "note", "labelled_by", "labelled_at", "thread_id",
+                 "message_id", "reply_id", "request", "reply")
+
+
+class ReviewError(Exception):
+    """A filter, page or label that cannot be used; the message says why. `status` for HTTP."""
+
+    status = 400
+
+
+class RecordNotFound(ReviewError):
+    status = 404
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    decision: str | None = None
+    rule_id: str | None = None
+    pseudonym: str | None = None
+    label: str | None = None  # a label, or "unlabelled"
+    model: str | None = None
+    spec_version: str | None = None
+
+    def query_string(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) not in (None, "")}
+
+
+def parse_filter(values: Mapping[str, str | None], spec: Spec, known_rule=None) -> AuditFilter:
+    """Pure but for `known_rule(rule_id) -> bool` (rule ids of older specs live only in records)."""
+    clean = {k: (v or "").strip() or None for k, v in values.items() if k in {f.name for f in fields(AuditFilter)}}
+    date_from, date_to = _date(clean.get("date_from"), "date_from"), _date(clean.get("date_to"), "date_to")
+    if date_from and date_to and date_from > date_to:
+        raise ReviewError(f"The date range is empty: date_from {date_from} is after date_to {date_to}.")
+    decision, label, rule = clean.get("decision"), clean.get("label"), clean.get("rule_id")
+    if decision and decision not in DECISIONS:
+        raise ReviewError(f"Unknown decision {decision!r}; use one of {', '.join(DECISIONS)}.")
+    if label and label not in LABEL_FILTERS:
+        raise ReviewError(f"Unknown label {label!r}; use one of {', '.join(LABEL_FILTERS)}.")
+    if rule and rule not in spec.rules and not (known_rule and known_rule(rule)):
+        raise ReviewError(f"Unknown rule id {rule!r}: it is not in the spec (version {spec.version}) and no record "
+                          "cites it.")
+    return AuditFilter(date_from, date_to, decision, rule, clean.get("pseudonym"), label, clean.get("model"),
+                       clean.get("spec_version"))
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReviewError(f"{name} must be a date like 2026-11-27, not {value!r}.") from None
+
+
+def parse_page(page: str | int | None, size: str | int | None) -> tuple[int, int]:
+    try:
+        number = 1 if page in (None, "") else int(page)
+        per = 50 if size in (None, "") else int(size)
+    except (TypeError, ValueError):
+        raise ReviewError("page and page_size must be whole numbers.") from None
+    if number < 1 or not 1 <= per <= MAX_PAGE_SIZE:
+        raise ReviewError(f"page starts at 1 and page_size is 1 to {MAX_PAGE_SIZE}.")
+    return number, per
+
+
+def rule_is_cited(session: Session, rule_id: str) -> bool:
+    return session.exec(select(AuditRecord.id).where(
+        col(AuditRecord.rule_ids_json).contains(json.dumps(rule_id))).limit(1)).first() is not None
+
+
+def _where(query, f: AuditFilter):
+    if f.date_from:
+        query = query.where(AuditRecord.created_at >= datetime.combine(f.date_from, time.min, UTC))
+    if f.date_to:
+        query = query.where(AuditRecord.created_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+    for name in ("decision", "pseudonym", "model", "spec_version"):
+        if getattr(f, name):
+            query = query.where(getattr(AuditRecord, name) == getattr(f, name))
+    if f.rule_id:
+        query = query.where(col(AuditRecord.rule_ids_json).contains(json.dumps(f.rule_id)))
+    if f.label == "unlabelled":
+        query = query.where(col(AuditRecord.label).is_(None))
+    elif f.label:
+        query = query.where(AuditRecord.label == f.label)
+    return query
+
+
+def summary(record: AuditRecord) -> dict:
+    """A list row: no message text, the user by pseudonym."""
+    return {"id": record.id, "created_at": aware(record.created_at).isoformat(), "pseudonym": record.pseudonym,
+            "decision": record.decision, "rule_ids": json.loads(record.rule_ids_json), "model": record.model,
+            "spec_version": record.spec_version, "latency_ms": record.latency_ms, "label": record.label,
+            "labelled_by": record.labelled_by}
+
+
+def list_records(session: Session, f: AuditFilter, *, page: int, page_size: int) -> dict:
+    total = session.exec(_where(select(func.count()).select_from(AuditRecord), f)).one()
+    pages = max(1, -(-total // page_size))
+    rows = [] if page > pages else session.exec(  # a page past the end is empty, whatever its number
+        _where(select(AuditRecord), f).order_by(col(AuditRecord.id).desc())
+        .offset((page - 1) * page_size).limit(page_size)).all()
+    return {"records": [summary(r) for r in rows], "total": total, "page": page, "page_size": page_size,
+            "pages": pages, "note": None if page <= pages else f"There are only {pages} page(s) of {total} records."}
+
+
+def _texts(session: Session, record: AuditRecord) -> tuple[str | None, str | None]:
+    def text_of(step_id: str) -> str | None:
+        if not step_id:
+            return None
+        return session.exec(select(Message.content).where(Message.step_id == step_id)).first()
+
+    return text_of(record.message_id), text_of(record.reply_id)
+
+
+def detail(session: Session, *, record_id: int, spec: Spec, operator: str) -> dict:
+    """One record with the request and reply text and the cited rules' text; the read is logged."""
+    record = _get(session, record_id)
+    request, reply = _texts(session, record)
+    rules = spec.rules
+    cited = [{"id": rid, "text": rules[rid].text if rid in rules else None,
+              "category": rules[rid].category if rid in rules else None}
+             for rid in json.loads(record.rule_ids_json)]
+    log_action(session, operator=operator, action="view", record_id=record.id)
+    return {**summary(record), "thread_id": record.thread_id, "message_id": record.message_id,
+            "reply_id": record.reply_id, "request": request, "reply": reply, "rationale": record.rationale,
+            "failure": record.failure, "routed": json.loads(record.routed_json), "cited": cited,
+            "note": record.note, "labelled_at": aware(record.labelled_at).isoformat() if record.labelled_at else None,
+            "current_spec": record.spec_version == spec.version}
+
+
+def _get(session: Session, record_id: int) -> AuditRecord:
+    record = session.get(AuditRecord, record_id)
+    if record is None:
+        raise RecordNotFound(f"There is no audit record {record_id}.")
+    return record
+
+
+def label(session: Session, *, record_id: int, value: str, note: str | None, operator: str) -> AuditRecord:
+    if value not in LABELS:
+        raise ReviewError(f"A label is one of {', '.join(LABELS)}, not {value!r}.")
+    if note is not None and len(note) > 2_000:
+        raise ReviewError("A note can be at most 2,000 characters.")
+    record = _get(session, record_id)
+    record.label, record.note = value, (note or "").strip() or None
+    record.labelled_by, record.labelled_at = operator, utcnow()
+    session.add(record)
+    log_action(session, operator=operator, action="label", record_id=record.id, detail=value)
+    return record
+
+
+def log_action(session: Session, *, operator: str, action: str, record_id: int | None = None,
+               detail: str | None = None) -> None:
+    session.add(OperatorAction(operator=operator, action=action, record_id=record_id, detail=detail))
+
+
+def category_of(spec: Spec, rule_ids: list[str]) -> str:
+    rules = spec.rules
+    for rid in rule_ids:
+        if rid in rules and rules[rid].category:
+            return rules[rid].category
+    return "general" if rule_ids else "none"
+
+
+def metrics(session: Session, f: AuditFilter, spec: Spec) -> dict:
+    """Decisions per category per day, and the share of reviewed refusals labelled over_refusal."""
+    per_day: dict[str, Counter] = defaultdict(Counter)
+    reviewed = over = 0
+    query = _where(select(AuditRecord.created_at, AuditRecord.decision, AuditRecord.rule_ids_json,
+                          AuditRecord.label), f)
+    for created, decision, rule_json, value in session.exec(query).yield_per(EXPORT_BATCH):
+        day = aware(created).date().isoformat()
+        per_day[day][f"{decision}:{category_of(spec, json.loads(rule_json))}"] += 1
+        if decision == "refuse" and value is not None:
+            reviewed += 1
+            over += value == "over_refusal"
+    return {"per_day": {day: dict(counts) for day, counts in sorted(per_day.items())},
+            "reviewed_refusals": reviewed, "over_refusal_share": round(over / reviewed, 4) if reviewed else None}
+
+
+def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[dict]:
+    """Every filtered record with its texts, oldest first, read in batches; the export is logged first."""
+    from memory.db import write
+
+    write(engine, lambda s: log_action(s, operator=operator, action="export", detail=json.dumps(f.query_string())))
+    last = 0
+    while True:
+        with Session(engine) as session:
+            batch = session.exec(_where(select(AuditRecord), f).where(AuditRecord.id > last)
+                                 .order_by(AuditRecord.id).limit(EXPORT_BATCH)).all()
+            rows = [_export_row(session, r) for r in batch]
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1]["id"]
+
+
+def _export_row(session: Session, record: AuditRecord) -> dict:
+    request, reply = _texts(session, record)
+    return {"id": record.id, "created_at": aware(record.created_at).isoformat(), "pseudonym": record.pseudonym,
+            "decision": record.decision, "rule_ids": json.loads(record.rule_ids_json), "rationale": record.rationale,
+            "failure": record.failure, "spec_version": record.spec_version, "model": record.model,
+            "latency_ms": record.latency_ms, "routed": json.loads(record.routed_json), "label": record.label,
+            "note": record.note, "labelled_by": record.labelled_by,
+            "labelled_at": aware(record.labelled_at).isoformat() if record.labelled_at else None,
+            "thread_id": record.thread_id, "message_id": record.message_id, "reply_id": record.reply_id,
+            "request": request, "reply": reply}
+
+
+def as_jsonl(rows: Iterator[dict]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def as_csv(rows: Iterator[dict]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()

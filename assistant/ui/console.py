@@ -1,0 +1,186 @@
+"""The operator console over HTTP: HTML pages under /console and the same data as JSON under
+/api/console. The role is checked on the server on every route: no sign-in answers 401, a signed-in
+user who is not an operator 403. Operators' reads of message text, labels and exports are logged
+(`operator_action`, and ids only in the application log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import Engine
+
+from assistant.safety import review
+from assistant.safety.spec import Spec
+from assistant.ui import console_html as html
+from assistant.ui.api import signed_in_account
+from memory.db import read, write
+from memory.models import Role
+
+logger = logging.getLogger(__name__)
+
+
+class Console:
+    def __init__(self, engine: Engine, spec: Spec) -> None:
+        self._engine, self._spec = engine, spec
+
+    async def operator(self, request: Request) -> str:
+        account = await signed_in_account(self._engine, request)
+        if account.role != Role.OPERATOR:
+            raise HTTPException(status_code=403, detail="The audit console is for operators.")
+        return account.identifier
+
+    async def _read(self, work: Callable[[Any], Any]) -> Any:
+        return await asyncio.to_thread(read, self._engine, work)
+
+    async def _write(self, work: Callable[[Any], Any]) -> Any:
+        return await asyncio.to_thread(write, self._engine, work)
+
+    async def _filter(self, request: Request) -> tuple[review.AuditFilter, int, int]:
+        params = request.query_params
+        known = lambda rule: read(self._engine, lambda s: review.rule_is_cited(s, rule))  # noqa: E731
+        f = await asyncio.to_thread(review.parse_filter, dict(params), self._spec, known)
+        page, size = review.parse_page(params.get("page"), params.get("page_size"))
+        return f, page, size
+
+    # --- JSON -----------------------------------------------------------------------------------
+
+    async def api_records(self, request: Request) -> JSONResponse:
+        await self.operator(request)
+        f, page, size = await self._checked(self._filter(request))
+        listing = await self._read(lambda s: review.list_records(s, f, page=page, page_size=size))
+        return JSONResponse(listing)
+
+    async def api_record(self, request: Request, record_id: int) -> JSONResponse:
+        who = await self.operator(request)
+        record = await self._checked(self._write(lambda s: review.detail(s, record_id=record_id, spec=self._spec,
+                                                                          operator=who)))
+        logger.info("operator %s viewed audit record %s", who, record_id)
+        return JSONResponse(record)
+
+    async def api_label(self, request: Request, record_id: int) -> JSONResponse:
+        who = await self.operator(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(status_code=400, detail="The request body must be JSON.") from None
+        if not isinstance(body, dict):
+            raise HTTPException(status_code=400, detail="The request body must be a JSON object.")
+        record = await self._checked(self._write(lambda s: review.summary(review.label(
+            s, record_id=record_id, value=body.get("label"), note=body.get("note"), operator=who))))
+        logger.info("operator %s labelled audit record %s", who, record_id)
+        return JSONResponse(record)
+
+    async def api_metrics(self, request: Request) -> JSONResponse:
+        await self.operator(request)
+        f, _, _ = await self._checked(self._filter(request))
+        return JSONResponse(await self._read(lambda s: review.metrics(s, f, self._spec)))
+
+    async def api_export(self, request: Request) -> Response:
+        return await self._export(request, request.query_params.get("format", "jsonl"))
+
+    # --- pages ----------------------------------------------------------------------------------
+
+    async def page_list(self, request: Request) -> HTMLResponse:
+        denied = await self._page_access(request)
+        if denied is not None:
+            return denied
+        try:
+            f, page, size = await self._filter(request)
+        except review.ReviewError as exc:
+            f, page, size, error = review.AuditFilter(), 1, 50, str(exc)
+            status = 400
+        else:
+            error, status = None, 200
+        listing = await self._read(lambda s: review.list_records(s, f, page=page, page_size=size))
+        stats = await self._read(lambda s: review.metrics(s, f, self._spec))
+        return HTMLResponse(html.list_page(f, listing, stats, error), status_code=status)
+
+    async def page_record(self, request: Request, record_id: int) -> HTMLResponse:
+        denied = await self._page_access(request)
+        if denied is not None:
+            return denied
+        who = await self.operator(request)
+        try:
+            record = await self._write(lambda s: review.detail(s, record_id=record_id, spec=self._spec, operator=who))
+        except review.ReviewError as exc:
+            return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")),
+                                status_code=exc.status)
+        logger.info("operator %s viewed audit record %s", who, record_id)
+        return HTMLResponse(html.detail_page(record, request.query_params.get("error")))
+
+    async def page_label(self, request: Request, record_id: int) -> Response:
+        denied = await self._page_access(request)
+        if denied is not None:
+            return denied
+        who = await self.operator(request)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        value, note = (form.get("label") or [""])[0], (form.get("note") or [None])[0]
+        try:
+            await self._write(lambda s: review.label(s, record_id=record_id, value=value, note=note, operator=who))
+        except review.ReviewError as exc:
+            if isinstance(exc, review.RecordNotFound):
+                return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")), 404)
+            return RedirectResponse(f"/console/records/{record_id}?{urlencode({'error': str(exc)})}", status_code=303)
+        logger.info("operator %s labelled audit record %s", who, record_id)
+        return RedirectResponse(f"/console/records/{record_id}", status_code=303)
+
+    async def page_export_csv(self, request: Request) -> Response:
+        return await self._export(request, "csv")
+
+    async def page_export_jsonl(self, request: Request) -> Response:
+        return await self._export(request, "jsonl")
+
+    # --- shared -----------------------------------------------------------------------------------
+
+    async def _export(self, request: Request, kind: str) -> Response:
+        who = await self.operator(request)
+        if kind not in ("csv", "jsonl"):
+            raise HTTPException(status_code=400, detail="format is csv or jsonl.")
+        f, _, _ = await self._checked(self._filter(request))
+        rows = review.export_rows(self._engine, f, operator=who)
+        body = review.as_csv(rows) if kind == "csv" else review.as_jsonl(rows)
+        logger.info("operator %s exported audit records as %s", who, kind)
+        media = "text/csv" if kind == "csv" else "application/x-ndjson"
+        # A sync generator: Starlette iterates it in a worker thread, a batch of rows at a time.
+        return StreamingResponse(body, media_type=media,
+                                 headers={"Content-Disposition": f'attachment; filename="audit.{kind}"'})
+
+    async def _checked(self, work):
+        try:
+            return await work
+        except review.ReviewError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+
+    async def _page_access(self, request: Request) -> HTMLResponse | None:
+        try:
+            await self.operator(request)
+        except HTTPException as exc:
+            text = exc.detail if exc.status_code == 403 else "Sign in as an operator to use the audit console."
+            return HTMLResponse(html.message_page("Audit console", text, ("/login", "Sign in")),
+                                status_code=exc.status_code)
+        return None
+
+
+def install_console(fastapi_app: FastAPI, console: Console) -> None:
+    routes = [
+        ("/api/console/records", console.api_records, ["GET"]),
+        ("/api/console/records/{record_id}", console.api_record, ["GET"]),
+        ("/api/console/records/{record_id}/label", console.api_label, ["POST"]),
+        ("/api/console/metrics", console.api_metrics, ["GET"]),
+        ("/api/console/export", console.api_export, ["GET"]),
+        ("/console", console.page_list, ["GET"]),
+        ("/console/records/{record_id}", console.page_record, ["GET"]),
+        ("/console/records/{record_id}/label", console.page_label, ["POST"]),
+        ("/console/export.csv", console.page_export_csv, ["GET"]),
+        ("/console/export.jsonl", console.page_export_jsonl, ["GET"]),
+    ]
+    for path, endpoint, methods in routes:
+        fastapi_app.add_api_route(path, endpoint, methods=methods)
+        fastapi_app.router.routes.insert(0, fastapi_app.router.routes.pop())

@@ -1,0 +1,131 @@
+"""The operator console of the running app over HTTP, on SQLite and PostgreSQL: 401 and 403 on every
+route for the wrong people, and the operator's pages, JSON and exports."""
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.safety.audit import pseudonym
+from memory import store
+from memory.db import make_engine, read, write
+from memory.models import AuditRecord, Author
+from tests.appserver import AppServer
+from tests.pgserver import create_database, drop_database
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def console(request):
+    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-console-"))
+    url, admin = f"sqlite:///{workdir / 'app.db'}", None
+    if request.param == "postgres":
+        admin = request.getfixturevalue("postgres_admin_url")
+        if admin is None:
+            from tests.conftest import unavailable
+            unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
+        url = create_database(admin)
+    server = AppServer(workdir, database_url=url).start()
+    engine = make_engine(url)
+    operator = httpx.Client(base_url=server.base_url, timeout=30)
+    assert server.login(operator, "olga", "password1").status_code == 200  # the first account: operator
+    user = httpx.Client(base_url=server.base_url, timeout=30)
+    assert server.login(user, "uma", "password1").status_code == 200
+
+    def seed(session):
+        uma = store.get_user(session, identifier="uma")
+        store.upsert_thread(session, thread_id="uma-t", user_id=uma.id)
+        for i, (decision, rules) in enumerate([("refuse", ["IWP.R1"]), ("safe_complete", ["SSH.S1"]),
+                                               ("refuse", ["VIO.R1"])]):
+            store.save_message(session, step_id=f"um{i}", thread_id="uma-t", user_id=uma.id, author=Author.USER,
+                               content=f"uma's request number {i}")
+            store.save_message(session, step_id=f"ur{i}", thread_id="uma-t", user_id=uma.id,
+                               author=Author.ASSISTANT, content=f"the reply number {i}")
+            session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t",
+                                    message_id=f"um{i}", reply_id=f"ur{i}", decision=decision,
+                                    rule_ids_json=json.dumps(rules), rationale=f"rationale {i}",
+                                    spec_version="v1", model="fake-chat", latency_ms=50.0))
+
+    write(engine, seed)
+    yield server, engine, operator, user
+    operator.close()
+    user.close()
+    engine.dispose()
+    server.stop()
+    if admin:
+        drop_database(admin, url)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+ROUTES = [("GET", "/console"), ("GET", "/console/records/1"), ("POST", "/console/records/1/label"),
+          ("GET", "/console/export.csv"), ("GET", "/console/export.jsonl"), ("GET", "/api/console/records"),
+          ("GET", "/api/console/records/1"), ("POST", "/api/console/records/1/label"), ("GET", "/api/console/metrics"),
+          ("GET", "/api/console/export?format=csv")]
+
+
+@pytest.mark.parametrize("method, path", ROUTES)
+def test_every_console_route_is_401_anonymous_and_403_for_a_user(console, method, path):
+    server, _, _, user = console
+    anonymous = httpx.request(method, server.base_url + path, json={"label": "correct"}, timeout=30)
+    assert anonymous.status_code == 401
+    assert "uma's request" not in anonymous.text and "rationale" not in anonymous.text
+    signed_in = user.request(method, path, json={"label": "correct"})
+    assert signed_in.status_code == 403 and "uma's request" not in signed_in.text
+
+
+def test_the_operator_filters_reads_labels_and_exports(console):
+    _, engine, operator, _ = console
+    listing = operator.get("/api/console/records", params={"decision": "refuse"}).json()
+    assert [r["rule_ids"] for r in listing["records"]] == [["VIO.R1"], ["IWP.R1"]] and listing["total"] == 2
+    assert "uma's request" not in json.dumps(listing)  # no message text in lists
+    page = operator.get("/console", params={"decision": "refuse"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "2 records" in page.text and "uma's request" not in page.text and "<svg id='chart'" in page.text
+    record_id = listing["records"][1]["id"]
+    detail = operator.get(f"/console/records/{record_id}").text
+    assert "uma&#x27;s request number 0" in detail and "the reply number 0" in detail and "IWP.R1" in detail
+    saved = operator.post(f"/console/records/{record_id}/label", data={"label": "over_refusal", "note": "chemistry class"},
+                          follow_redirects=False)
+    assert saved.status_code == 303
+    assert "over_refusal by olga" in operator.get(f"/console/records/{record_id}").text
+    metrics = operator.get("/api/console/metrics").json()
+    assert metrics["reviewed_refusals"] == 1 and metrics["over_refusal_share"] == 1.0
+    rows = list(csv.DictReader(io.StringIO(operator.get("/console/export.csv", params={"decision": "refuse"}).text)))
+    assert [r["rule_ids"] for r in rows] == ["IWP.R1", "VIO.R1"] and rows[0]["request"] == "uma's request number 0"
+    assert rows[0]["label"] == "over_refusal" and rows[0]["note"] == "chemistry class"
+    lines = operator.get("/api/console/export", params={"format": "jsonl", "rule_id": "SSH.S1"}).text.splitlines()
+    assert [json.loads(line)["decision"] for line in lines] == ["safe_complete"]
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        actions = [tuple(r) for r in conn.execute(text("SELECT operator, action FROM operator_action ORDER BY id"))]
+    assert actions[:2] == [("olga", "view"), ("olga", "label")] and actions.count(("olga", "export")) == 2
+
+
+@pytest.mark.parametrize("params, status, says", [
+    ({"date_from": "2026-13-01"}, 400, "must be a date like"),
+    ({"date_from": "2026-11-20", "date_to": "2026-11-01"}, 400, "date range is empty"),
+    ({"rule_id": "NOPE.R1"}, 400, "Unknown rule id"),
+    ({"page": "99999999999999999"}, 200, "There are only 1 page(s)"),
+    ({"page": "-3"}, 400, "page starts at 1"),
+])
+def test_bad_filters_are_answered_clearly(console, params, status, says):
+    _, _, operator, _ = console
+    answer = operator.get("/api/console/records", params=params)
+    assert answer.status_code == status and says in answer.text
+    page = operator.get("/console", params=params)
+    assert page.status_code == status and says in page.text
+
+
+def test_a_label_on_a_record_that_does_not_exist_or_a_bad_label(console):
+    _, _, operator, _ = console
+    missing = operator.post("/api/console/records/987654/label", json={"label": "correct"})
+    assert missing.status_code == 404 and "no audit record 987654" in missing.json()["detail"]
+    assert operator.post("/console/records/987654/label", data={"label": "correct"}).status_code == 404
+    bad = operator.post("/api/console/records/1/label", json={"label": "meh"})
+    assert bad.status_code == 400 and "A label is one of" in bad.json()["detail"]
+    assert operator.get("/api/console/records/987654").status_code == 404
