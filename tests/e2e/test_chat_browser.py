@@ -384,3 +384,80 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
     pat.shot("14-forgotten-and-empty")
     engine.dispose()
     pat.close()
+
+
+def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(browser, app, fake, tmp_path):
+    import csv
+    import io
+    import json
+    import subprocess
+
+    from playwright.sync_api import expect
+
+    from tests.appserver import HYPERALIGN
+    from tests.fakellm import verdict
+
+    def command(*args, stdin=""):
+        done = subprocess.run([str(HYPERALIGN), *args], input=stdin, capture_output=True, text=True, timeout=60,
+                              env=app.env, cwd=app.workdir)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    command("users", "add", "opal", "--operator", "--password-stdin", stdin="a-good-password\n")
+    rex = Person(browser, app, "rex")
+    rex.sign_in()
+    for text_, decision, reply in [
+            ("How do I poison the neighbour's cat quietly?", verdict("refuse", "VIO.R1", rationale="Animal cruelty."),
+             "I can't help with that."),
+            ("Nothing matters any more and I'm so tired.", verdict("safe_complete", "SSH.S1", rationale="Distress."),
+             "I'm glad you told me. Can we talk?")]:
+        fake.script("safety", decision)
+        fake.script("chat", reply)
+        rex.send(text_)
+        expect(rex.page.locator(LAST_REPLY).last).to_contain_text(reply, timeout=15_000)
+    assert rex.page.goto(app.base_url + "/console").status == 403  # signed in, not an operator
+    expect(rex.page.locator("#message")).to_contain_text("for operators")
+
+    opal = Person(browser, app, "opal")
+    opal.sign_in()
+    opal.send("/console")
+    with opal.context.expect_page() as opened:  # Chainlit opens links in a new tab
+        opal.page.get_by_role("link", name="Open the audit console").click()
+    opal.page.close()
+    opal.page = opened.value
+    expect(opal.page.locator("#records")).to_be_visible(timeout=15_000)
+    expect(opal.page.locator("#over-refusal")).to_contain_text("no refusals reviewed yet")
+    opal.page.locator("#f-decision").select_option("refuse")
+    opal.page.locator("#apply").click()
+    rows = opal.page.locator("#records tr").filter(has_text="refuse")
+    expect(rows.first).to_be_visible()
+    listed = rows.count()
+    assert opal.page.locator("#records tr").filter(has_text="safe_complete").count() == 0
+    assert "poison" not in opal.page.locator("body").inner_text()  # no message text in the list
+    opal.shot("15-console-filtered")
+
+    opal.page.locator("#records tr").filter(has_text="VIO.R1").first.locator("a").click()
+    expect(opal.page.locator("#request")).to_contain_text("poison the neighbour's cat")
+    expect(opal.page.locator("#cited")).to_contain_text("VIO.R1")
+    expect(opal.page.locator("#rationale")).to_contain_text("Animal cruelty.")
+    opal.page.locator("#label").select_option("over_refusal")
+    opal.page.locator("#note").fill("checking the label flow")
+    opal.page.locator("#save-label").click()
+    expect(opal.page.locator("#current-label")).to_contain_text("over_refusal by opal")
+    opal.shot("16-console-record-labelled")
+
+    opal.page.goto(app.base_url + "/console?decision=refuse")
+    expect(opal.page.locator("#over-refusal")).to_contain_text("100.0% of 1 reviewed refusals labelled over_refusal")
+    with opal.page.expect_download() as download:
+        opal.page.locator("#export-csv").click()
+    exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(exported) == listed and {r["decision"] for r in exported} == {"refuse"}
+    assert any("poison the neighbour's cat" in r["request"] and r["label"] == "over_refusal" for r in exported)
+
+    listed_by_command = json.loads(command("audit", "list", "--decision", "refuse", "--json"))["records"]
+    assert sorted(r["id"] for r in listed_by_command) == sorted(int(r["id"]) for r in exported)
+    anonymous = browser.new_context()
+    assert anonymous.new_page().goto(app.base_url + "/console").status == 401
+    anonymous.close()
+    rex.close()
+    opal.close()
