@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 import subprocess
 import sys
 import time
@@ -80,3 +84,23 @@ class AppServer:
 
     def login(self, client: httpx.Client, username: str, password: str) -> httpx.Response:
         return client.post(self.base_url + "/login", data={"username": username, "password": password})
+
+
+@contextmanager
+def served_on(kind: str, admin_url: str | None, prefix: str) -> Iterator[tuple[AppServer, object]]:
+    """The running app on a fresh database of `kind` (sqlite or postgres), with an engine onto it."""
+    from memory.db import make_engine
+    from tests.pgserver import create_database, drop_database
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    url = f"sqlite:///{workdir / 'app.db'}" if kind == "sqlite" else create_database(admin_url)
+    server = AppServer(workdir, database_url=url).start()
+    engine = make_engine(url)
+    try:
+        yield server, engine
+    finally:
+        engine.dispose()
+        server.stop()
+        if kind != "sqlite":
+            drop_database(admin_url, url)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from assistant.privacy import export_data, forget
 from assistant.profile_view import entry_view, load_panel
 from assistant.ui.datalayer import iso
+from assistant.ui.routes import install_first
 from hypotheses import edits
 from memory import store
 from memory.db import read, write
@@ -181,9 +182,8 @@ class MeApi:
         return response
 
 
-def install_api(fastapi_app: FastAPI, api: MeApi) -> list[str]:
-    """Register the routes; returns their paths (the caller moves them before Chainlit's catch-all)."""
-    routes = [
+def install_api(fastapi_app: FastAPI, api: MeApi) -> None:
+    install_first(fastapi_app, [
         ("/api/me/profile", api.panel, ["GET"]),
         ("/api/me/profile/entries", api.add_entry, ["POST"]),
         ("/api/me/profile/entries/{entry_id}", api.change_entry, ["PATCH"]),
@@ -193,8 +193,4 @@ def install_api(fastapi_app: FastAPI, api: MeApi) -> list[str]:
         ("/api/me/threads/{thread_id}/remember", api.remember, ["PUT"]),
         ("/api/me/export", api.export, ["GET"]),
         ("/api/me/forget", api.forget_me, ["POST"]),
-    ]
-    for path, endpoint, methods in routes:
-        fastapi_app.add_api_route(path, endpoint, methods=methods)
-        fastapi_app.router.routes.insert(0, fastapi_app.router.routes.pop())
-    return [path for path, _, _ in routes]
+    ])

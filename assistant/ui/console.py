@@ -20,6 +20,7 @@ from assistant.safety import review
 from assistant.safety.spec import Spec
 from assistant.ui import console_html as html
 from assistant.ui.api import signed_in_account
+from assistant.ui.routes import install_first
 from memory.db import read, write
 from memory.models import Role
 
@@ -169,7 +170,7 @@ class Console:
 
 
 def install_console(fastapi_app: FastAPI, console: Console) -> None:
-    routes = [
+    install_first(fastapi_app, [
         ("/api/console/records", console.api_records, ["GET"]),
         ("/api/console/records/{record_id}", console.api_record, ["GET"]),
         ("/api/console/records/{record_id}/label", console.api_label, ["POST"]),
@@ -180,7 +181,4 @@ def install_console(fastapi_app: FastAPI, console: Console) -> None:
         ("/console/records/{record_id}/label", console.page_label, ["POST"]),
         ("/console/export.csv", console.page_export_csv, ["GET"]),
         ("/console/export.jsonl", console.page_export_jsonl, ["GET"]),
-    ]
-    for path, endpoint, methods in routes:
-        fastapi_app.add_api_route(path, endpoint, methods=methods)
-        fastapi_app.router.routes.insert(0, fastapi_app.router.routes.pop())
+    ])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from chainlit.auth import get_current_user
 from chainlit.data import get_data_layer
@@ -73,7 +73,14 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
         ("/feedback", delete_feedback, ["DELETE"]),
         ("/api/health", api_health, ["GET"]),
     ]
-    routes = fastapi_app.router.routes
-    for path, endpoint, methods in ours:
+    install_first(fastapi_app, ours)
+
+
+Route = tuple[str, Callable[..., Any], list[str]]
+
+
+def install_first(fastapi_app: FastAPI, routes: list[Route]) -> None:
+    """Add the routes ahead of Chainlit's catch-all (which would answer their GETs with index.html)."""
+    for path, endpoint, methods in routes:
         fastapi_app.add_api_route(path, endpoint, methods=methods)
-        routes.insert(0, routes.pop())
+        fastapi_app.router.routes.insert(0, fastapi_app.router.routes.pop())

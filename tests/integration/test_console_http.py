@@ -4,33 +4,25 @@ route for the wrong people, and the operator's pages, JSON and exports."""
 import csv
 import io
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
 
 from assistant.safety.audit import pseudonym
 from memory import store
-from memory.db import make_engine, read, write
+from memory.db import write
 from memory.models import AuditRecord, Author
-from tests.appserver import AppServer
-from tests.pgserver import create_database, drop_database
+from tests.appserver import served_on
+from tests.conftest import DATABASES, admin_url_for
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=DATABASES)
 def console(request):
-    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-console-"))
-    url, admin = f"sqlite:///{workdir / 'app.db'}", None
-    if request.param == "postgres":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            from tests.conftest import unavailable
-            unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-        url = create_database(admin)
-    server = AppServer(workdir, database_url=url).start()
-    engine = make_engine(url)
+    with served_on(request.param, admin_url_for(request), "hyperalign-console-") as (server, engine):
+        yield from _signed_in(server, engine)
+
+
+def _signed_in(server, engine):
     operator = httpx.Client(base_url=server.base_url, timeout=30)
     assert server.login(operator, "olga", "password1").status_code == 200  # the first account: operator
     user = httpx.Client(base_url=server.base_url, timeout=30)
@@ -54,11 +46,6 @@ def console(request):
     yield server, engine, operator, user
     operator.close()
     user.close()
-    engine.dispose()
-    server.stop()
-    if admin:
-        drop_database(admin, url)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 ROUTES = [("GET", "/console"), ("GET", "/console/records/1"), ("POST", "/console/records/1/label"),

@@ -1,37 +1,20 @@
 """The running app over HTTP, on SQLite and on PostgreSQL: sign-in rules and thread isolation."""
 
-import shutil
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
 
 from memory import store
-from memory.db import make_engine, read, write
+from memory.db import read, write
 from memory.models import Author
-from tests.appserver import AppServer
-from tests.pgserver import create_database, drop_database
+from tests.appserver import served_on
+from tests.conftest import DATABASES, admin_url_for
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=DATABASES)
 def served(request):
-    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-http-"))
-    url, admin = f"sqlite:///{workdir / 'app.db'}", None
-    if request.param == "postgres":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            from tests.conftest import unavailable
-            unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-        url = create_database(admin)
-    server = AppServer(workdir, database_url=url).start()
-    engine = make_engine(url)
-    yield server, engine
-    engine.dispose()
-    server.stop()
-    if admin:
-        drop_database(admin, url)
-    shutil.rmtree(workdir, ignore_errors=True)
+    with served_on(request.param, admin_url_for(request), "hyperalign-http-") as running:
+        yield running
 
 
 @pytest.fixture
