@@ -13,6 +13,7 @@ replayed token can never reach a stranger's new account. The hold is deleted whe
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -25,6 +26,8 @@ from memory.db import write
 from memory.index import UserIndexes
 from memory.passwords import verify_password
 from memory.models import ForgottenName, HypothesisJob, Thread, aware, utcnow
+
+logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "hyperalign-export/1"
 # Chainlit's sign-in token lifetime (`user_session_timeout` in .chainlit/config.toml): the app passes
@@ -132,4 +135,6 @@ def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_l
     counts = write(engine, erase)
     if indexes is not None:
         indexes.drop(user_id)
+    logger.info("forgot user %s: threads=%d entries=%d audit_anonymised=%d", user_id, counts["threads"],
+                counts["profile_entries"], counts["audit_records_anonymised"])
     return counts

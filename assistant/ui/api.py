@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from memory.embed import Embedder
 from memory.index import UserIndexes
 from memory.models import User
 
+logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
 
 
@@ -167,6 +169,7 @@ class MeApi:
         user_id = await self.user_id(request)
         data = await asyncio.to_thread(read, self._engine, lambda s: export_data(s, user_id=user_id))
         name = f"hyperalign-{data['account']['username']}-{data['exported_at'][:10]}.json"
+        logger.info("user %s exported their data: threads=%d", user_id, len(data["threads"]))
         return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -461,3 +461,33 @@ def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(br
     anonymous.close()
     rex.close()
     opal.close()
+
+
+def test_the_deliberation_can_be_hidden_from_users_and_is_recorded_anyway(browser, fake):
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    from memory.db import make_engine
+    from tests.fakellm import verdict
+
+    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-quiet-"))
+    server = AppServer(workdir, llm_base_url=fake.base_url, extra_env={"HYPERALIGN_SHOW_DELIBERATION": "false"}).start()
+    try:
+        quinn = Person(browser, server, "quinn")
+        quinn.sign_in()
+        fake.script("safety", verdict("safe_complete", "SPC.S1", rationale="Individual medical question."))
+        fake.script("chat", "Chest pain with a numb arm needs emergency care now: call your local emergency number.")
+        quinn.send("I have chest pain and my left arm feels numb, what should I take?")
+        expect(quinn.page.locator(LAST_REPLY).last).to_contain_text("emergency care now", timeout=15_000)
+        quinn.page.wait_for_timeout(1_000)
+        assert quinn.page.get_by_text("Deliberation").count() == 0
+        engine = make_engine(f"sqlite:///{workdir / 'data' / 'hyperalign.db'}")
+        with engine.connect() as conn:
+            recorded = conn.execute(text("SELECT safety_json FROM message WHERE author = 'assistant'")).scalar()
+            audited = conn.execute(text("SELECT decision FROM audit_record")).scalar()
+        engine.dispose()
+        assert '"decision": "safe_complete"' in recorded and audited == "safe_complete"
+        quinn.close()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
