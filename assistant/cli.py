@@ -147,6 +147,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def users_add(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.privacy import name_held_back
     from memory import store
     from memory.db import write
     from memory.models import Role
@@ -154,8 +155,15 @@ def users_add(settings: Settings, args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _ask_password()
     engine = _open_engine(settings)
     role = Role.OPERATOR if args.operator else Role.USER
+    def create(session):
+        # A name erased by "forget me" is held for its owner while the erased account's tokens live.
+        if name_held_back(session, args.name.strip(), password):
+            raise CommandError(f"{args.name!r} belonged to an account erased less than 15 days ago; only its "
+                               "owner's password can take it back until then. Choose another name.")
+        return store.create_user(session, identifier=args.name, password=password, role=role)
+
     try:
-        user = write(engine, lambda s: store.create_user(s, identifier=args.name, password=password, role=role))
+        user = write(engine, create)
     except store.InvalidInput as exc:
         raise CommandError(str(exc)) from None
     finally:

@@ -177,6 +177,9 @@ def test_profile_export_and_forget_for_operators(tmp_path):
     assert read(engine, lambda s: store.get_user(s, identifier="ivy")) is None
     assert read(engine, lambda s: store.get_user(s, identifier="jon")) is not None
     assert run("forget", "nobody", "--yes").returncode == 2
+    taken = run("users", "add", "ivy", "--password-stdin", stdin="another-password\n")
+    assert taken.returncode == 2 and "erased less than 15 days ago" in taken.stderr
+    assert run("users", "add", "ivy", "--password-stdin", stdin="password1\n").returncode == 0  # ivy herself
     engine.dispose()
 
 
