@@ -21,6 +21,7 @@ from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
+from assistant.ui.egress import ImagesFromThisAppOnly
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
@@ -29,6 +30,9 @@ from memory.retrieve import Recalled
 from memory.store import NotOwner
 
 logger = logging.getLogger(__name__)
+
+# Must be added before the server starts (Starlette builds its middleware stack on the first event).
+fastapi_app.add_middleware(ImagesFromThisAppOnly)
 
 
 @cl.on_app_startup

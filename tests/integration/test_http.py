@@ -118,3 +118,11 @@ def test_users_list_read_rename_delete_and_rate_only_their_own_threads(served, s
     assert alice.request("DELETE", "/project/thread", json={"threadId": "alice-thread"}).status_code == 200
     assert read(engine, lambda s: store.get_thread(s, thread_id="alice-thread")) is None
     assert read(engine, lambda s: store.thread_messages(s, thread_id="alice-thread")) == []
+
+
+def test_the_browser_is_told_to_load_images_from_this_app_only(served):
+    """A reply with ![](https://elsewhere/?leak=...) must not make the browser send anything away."""
+    server, _ = served
+    for path in ("/", "/login", "/api/health", "/console"):
+        policy = httpx.get(server.base_url + path, timeout=10).headers.get("content-security-policy")
+        assert policy == "img-src 'self' data: blob:", path
