@@ -153,6 +153,7 @@ class OurDataLayer(BaseDataLayer):
             steps = [_message_step(m, feedback.get(m.id)) for m in store.thread_messages(session, thread_id=thread_id)]
             steps += [_display_step(s) for s in store.thread_steps(session, thread_id=thread_id)]
             steps.sort(key=lambda step: step["createdAt"] or "")
+            steps = _parents_first(steps)
             elements = [_element_dict(e) for e in store.thread_elements(session, thread_id=thread_id)]
             return _thread_dict(thread, owner, steps=steps, elements=elements)
 
@@ -349,6 +350,35 @@ def _step_row(step_dict: dict, thread_id: str) -> Step:
         extra_json=json.dumps(extra, default=str),
         created_at=_parse_time(step_dict.get("createdAt")) or datetime.now(UTC),
     )
+
+
+def _parents_first(steps: list[dict]) -> list[dict]:
+    """Steps in time order, except that a parent always comes before its children, and a step whose
+    parent was never saved is shown at the top level.
+
+    Chainlit's client nests a turn's reply and panels under the turn's "run" step and silently drops
+    a step whose parent it has not seen yet. The first turn of a thread races Chainlit's queue of early
+    steps, so its run step can be saved late (sorting after its children) or not at all; either way the
+    thread would reopen without its first reply.
+    """
+    by_id = {step["id"]: step for step in steps}
+    placed: set[str] = set()
+    ordered: list[dict] = []
+
+    def place(step: dict, waiting: frozenset[str] = frozenset()) -> None:
+        if step["id"] in placed:
+            return
+        parent = step.get("parentId")
+        if parent and parent not in by_id:
+            step["parentId"] = None
+        elif parent and parent not in placed and parent not in waiting:  # `waiting` breaks a cycle
+            place(by_id[parent], waiting | {step["id"]})
+        placed.add(step["id"])
+        ordered.append(step)
+
+    for step in steps:
+        place(step)
+    return ordered
 
 
 def _display_step(step: Step) -> dict:

@@ -144,3 +144,24 @@ async def test_notices_flagged_display_only_are_not_memory(layer, users, engine)
     await layer.create_step(step("t1", "assistant_message", "Offline mode.", metadata={"display_only": True}))
     assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
     assert "Offline mode." in [s["output"] for s in (await layer.get_thread("t1"))["steps"]]
+
+
+async def test_a_reply_whose_run_step_was_lost_or_saved_late_still_reads_back(layer, users):
+    """Chainlit's client drops a step whose parent it has not seen yet. The first turn of a thread can
+    lose its "run" step to Chainlit's early-step queue, or save it late: either way its reply and panels
+    must still be shown on resume."""
+    alice, _ = users
+    signed_in(alice, "t1")
+    await layer.update_thread("t1", name="first", user_id=str(alice.id))
+    await layer.create_step(step("t1", "user_message", "first question", createdAt="2026-11-27T10:00:00.000000Z"))
+    await layer.create_step(step("t1", "tool", "Decision: comply", parentId="lost-run",
+                                 createdAt="2026-11-27T10:00:01.000000Z"))
+    late = step("t1", "run", "", createdAt="2026-11-27T10:00:09.000000Z")  # saved after its children
+    await layer.create_step(step("t1", "assistant_message", "second answer", parentId=late["id"],
+                                 createdAt="2026-11-27T10:00:05.000000Z"))
+    await layer.create_step(late)
+    steps = (await layer.get_thread("t1"))["steps"]
+    position = {s["output"] or s["type"]: i for i, s in enumerate(steps)}
+    assert next(s for s in steps if s["output"] == "Decision: comply")["parentId"] is None
+    assert position["run"] < position["second answer"]  # the parent first, whatever the clocks said
+    assert next(s for s in steps if s["output"] == "second answer")["parentId"] == late["id"]
