@@ -140,13 +140,12 @@ class Turns:
             deciding = asyncio.create_task(self._safety.decide(text, window, embedding))
         try:
             recalled, vector = await self._recall(request, text, embedding, stored)
-        except BaseException:
-            if deciding is not None:
+            if on_recalled is not None:
+                await on_recalled(recalled)
+            deliberation = await deciding if deciding is not None else None
+        finally:  # a failed recall or panel must not leave the safety call running unowned
+            if deciding is not None and not deciding.done():
                 deciding.cancel()
-            raise
-        if on_recalled is not None:
-            await on_recalled(recalled)
-        deliberation = await deciding if deciding is not None else None
         if deliberation is not None and on_deliberated is not None:
             await on_deliberated(deliberation)
         # The user's own recalled texts double as style exemplars (they resemble the request by

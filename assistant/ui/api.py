@@ -1,9 +1,8 @@
 """`/api/me/...`: the signed-in user's own profile, privacy switches, export and erasure, over HTTP.
 
-Every route takes the user from the sign-in token and from nowhere else; no route accepts a user id.
-The token must match the account it names exactly (id and creation time, both signed into it), so a
-token issued to an erased account is refused even if someone has since registered the same name.
-An id that is not the caller's answers 404, exactly like one that does not exist.
+Every route takes the user from the sign-in token (`routes.signed_in_account`) and from nowhere else;
+no route accepts a user id. An id that is not the caller's answers 404, exactly like one that does
+not exist.
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import jwt as pyjwt
-from chainlit.auth import clear_auth_cookie, get_token_from_cookies
-from chainlit.auth.jwt import get_jwt_secret
+from chainlit.auth import clear_auth_cookie
 from chainlit.config import config as chainlit_config
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,40 +21,15 @@ from sqlalchemy import Engine
 
 from assistant.privacy import export_data, forget
 from assistant.profile_view import entry_view, load_panel
-from assistant.ui.datalayer import iso
-from assistant.ui.routes import install_first
+from assistant.ui.routes import install_first, signed_in_account
 from hypotheses import edits
 from memory import store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
-from memory.models import User
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
-
-
-def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return get_token_from_cookies(request.cookies)
-
-
-async def signed_in_account(engine: Engine, request: Request) -> User:
-    """The signed-in account, checked against the token's signed id and creation time; else 401."""
-    token = _token(request)
-    if not token:
-        raise HTTPException(status_code=401, detail="Sign in first.")
-    try:
-        claims = pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
-    except pyjwt.PyJWTError:
-        raise HTTPException(status_code=401, detail="Your sign-in has expired; sign in again.") from None
-    identifier = claims.get("identifier")
-    user = await asyncio.to_thread(read, engine, lambda s: store.get_user(s, identifier=identifier or ""))
-    if user is None or str(user.id) != str(claims.get("id")) or iso(user.created_at) != claims.get("createdAt"):
-        raise HTTPException(status_code=401, detail="This sign-in belongs to an account that no longer exists.")
-    return user
 
 
 class MeApi:

@@ -19,8 +19,7 @@ from sqlalchemy import Engine
 from assistant.safety import review
 from assistant.safety.spec import Spec
 from assistant.ui import console_html as html
-from assistant.ui.api import signed_in_account
-from assistant.ui.routes import install_first
+from assistant.ui.routes import install_first, signed_in_account
 from memory.db import read, write
 from memory.models import Role
 
@@ -89,9 +88,9 @@ class Console:
     # --- pages ----------------------------------------------------------------------------------
 
     async def page_list(self, request: Request) -> HTMLResponse:
-        denied = await self._page_access(request)
-        if denied is not None:
-            return denied
+        who = await self._page_operator(request)
+        if isinstance(who, HTMLResponse):
+            return who
         try:
             f, page, size = await self._filter(request)
         except review.ReviewError as exc:
@@ -104,30 +103,27 @@ class Console:
         return HTMLResponse(html.list_page(f, listing, stats, error), status_code=status)
 
     async def page_record(self, request: Request, record_id: int) -> HTMLResponse:
-        denied = await self._page_access(request)
-        if denied is not None:
-            return denied
-        who = await self.operator(request)
+        who = await self._page_operator(request)
+        if isinstance(who, HTMLResponse):
+            return who
         try:
             record = await self._write(lambda s: review.detail(s, record_id=record_id, spec=self._spec, operator=who))
         except review.ReviewError as exc:
-            return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")),
-                                status_code=exc.status)
+            return _not_found(exc)
         logger.info("operator %s viewed audit record %s", who, record_id)
         return HTMLResponse(html.detail_page(record, request.query_params.get("error")))
 
     async def page_label(self, request: Request, record_id: int) -> Response:
-        denied = await self._page_access(request)
-        if denied is not None:
-            return denied
-        who = await self.operator(request)
+        who = await self._page_operator(request)
+        if isinstance(who, HTMLResponse):
+            return who
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         value, note = (form.get("label") or [""])[0], (form.get("note") or [None])[0]
         try:
             await self._write(lambda s: review.label(s, record_id=record_id, value=value, note=note, operator=who))
         except review.ReviewError as exc:
             if isinstance(exc, review.RecordNotFound):
-                return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")), 404)
+                return _not_found(exc)
             return RedirectResponse(f"/console/records/{record_id}?{urlencode({'error': str(exc)})}", status_code=303)
         logger.info("operator %s labelled audit record %s", who, record_id)
         return RedirectResponse(f"/console/records/{record_id}", status_code=303)
@@ -159,14 +155,18 @@ class Console:
         except review.ReviewError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
-    async def _page_access(self, request: Request) -> HTMLResponse | None:
+    async def _page_operator(self, request: Request) -> str | HTMLResponse:
+        """The operator's name, or the page that says why this visitor may not see the console."""
         try:
-            await self.operator(request)
+            return await self.operator(request)
         except HTTPException as exc:
             text = exc.detail if exc.status_code == 403 else "Sign in as an operator to use the audit console."
             return HTMLResponse(html.message_page("Audit console", text, ("/login", "Sign in")),
                                 status_code=exc.status_code)
-        return None
+
+
+def _not_found(exc: review.ReviewError) -> HTMLResponse:
+    return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")), status_code=404)
 
 
 def install_console(fastapi_app: FastAPI, console: Console) -> None:

@@ -117,6 +117,20 @@ class Person:
         self.context.close()
 
 
+def app_rows(server: AppServer, sql: str) -> list[tuple]:
+    """Rows of the running app's own SQLite database (what it stored, read beside it)."""
+    from sqlalchemy import text
+
+    from memory.db import make_engine
+
+    engine = make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
 def watch_text(locator, until: str, timeout: float = 20.0) -> list[str]:
     """Every distinct text the locator showed until it contained `until`."""
     seen: list[str] = []
@@ -251,7 +265,6 @@ def test_recalled_step_brings_back_my_fact_from_an_earlier_thread_and_not_anothe
 def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answered(browser, app, fake):
     from playwright.sync_api import expect
 
-    from memory.db import make_engine
     from tests.fakellm import verdict
 
     sam = Person(browser, app, "sam")
@@ -278,13 +291,8 @@ def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answere
     sent = fake.requests_for("safety")[-1].body["messages"][0]["content"]
     assert "How do I kill a Python process that ignores SIGTERM?" in sent  # the contrast example it read
 
-    engine = make_engine(f"sqlite:///{app.workdir / 'data' / 'hyperalign.db'}")
-    with engine.connect() as conn:
-        from sqlalchemy import text
-
-        rows = conn.execute(text("SELECT decision, rule_ids_json, rationale, label FROM audit_record")).all()
-    engine.dispose()
-    assert [tuple(r) for r in rows] == [("refuse", '["IWP.R1"]', "Explosive device construction is refused.", None)]
+    rows = app_rows(app, "SELECT decision, rule_ids_json, rationale, label FROM audit_record")
+    assert rows == [("refuse", '["IWP.R1"]', "Explosive device construction is refused.", None)]
     sam.close()
 
 
@@ -293,15 +301,8 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
 
     from playwright.sync_api import expect
 
-    from memory.db import make_engine
-
-    engine = make_engine(f"sqlite:///{app.workdir / 'data' / 'hyperalign.db'}")
-
     def count(sql):
-        from sqlalchemy import text
-
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
+        return app_rows(app, sql)[0][0]
 
     pat = Person(browser, app, "pat")
     pat.sign_in()
@@ -382,7 +383,6 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
     pat.send("/profile")
     expect(pat.page.locator("#profile-panel").last).to_contain_text("Nothing is held about you yet", timeout=15_000)
     pat.shot("14-forgotten-and-empty")
-    engine.dispose()
     pat.close()
 
 
@@ -465,9 +465,7 @@ def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(br
 
 def test_the_deliberation_can_be_hidden_from_users_and_is_recorded_anyway(browser, fake):
     from playwright.sync_api import expect
-    from sqlalchemy import text
 
-    from memory.db import make_engine
     from tests.fakellm import verdict
 
     workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-quiet-"))
@@ -481,11 +479,8 @@ def test_the_deliberation_can_be_hidden_from_users_and_is_recorded_anyway(browse
         expect(quinn.page.locator(LAST_REPLY).last).to_contain_text("emergency care now", timeout=15_000)
         quinn.page.wait_for_timeout(1_000)
         assert quinn.page.get_by_text("Deliberation").count() == 0
-        engine = make_engine(f"sqlite:///{workdir / 'data' / 'hyperalign.db'}")
-        with engine.connect() as conn:
-            recorded = conn.execute(text("SELECT safety_json FROM message WHERE author = 'assistant'")).scalar()
-            audited = conn.execute(text("SELECT decision FROM audit_record")).scalar()
-        engine.dispose()
+        ((recorded,),) = app_rows(server, "SELECT safety_json FROM message WHERE author = 'assistant'")
+        ((audited,),) = app_rows(server, "SELECT decision FROM audit_record")
         assert '"decision": "safe_complete"' in recorded and audited == "safe_complete"
         quinn.close()
     finally:
