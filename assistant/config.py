@@ -113,6 +113,24 @@ class Settings(BaseSettings):
         default=True, description="Show users the Deliberation step (decision, rules, rationale) above each "
         "reply; the decision is recorded either way.",
     )
+    allowed_origins: str = Field(
+        default="", description="Other origins (scheme://host[:port], comma-separated) allowed to use a signed-in "
+        "session; the app's own origin always is. Behind a proxy, list the public origin if the proxy rewrites Host.",
+    )
+    signin_failures_per_account: int = Field(
+        default=10, ge=1, description="Wrong passwords for one account within the limit window before its sign-in "
+        "is refused (429) until the window passes.",
+    )
+    signin_failures_per_client: int = Field(
+        default=50, ge=1, description="Failed sign-ins from one client address within the limit window before it is "
+        "refused (429).",
+    )
+    signups_per_client: int = Field(
+        default=10, ge=1, description="Accounts one client address may create within the limit window.",
+    )
+    limit_window: int = Field(
+        default=900, ge=1, description="Seconds over which the sign-in and sign-up limits count.",
+    )
     index_cache_users: int = Field(default=256, ge=1, description="Users whose vector index is kept in memory.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
@@ -128,6 +146,11 @@ class Settings(BaseSettings):
             return None
         return normalise_database_url(value)
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        return ",".join(parse_origins(value))
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -142,8 +165,25 @@ class Settings(BaseSettings):
         return not (self.openai_api_key or self.openai_base_url)
 
     @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(o for o in self.allowed_origins.split(",") if o)
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hyperalign.db'}"
+
+
+def parse_origins(value: str) -> list[str]:
+    """`https://chat.example.com, http://localhost:8000` -> each origin as browsers send it (no path)."""
+    origins = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        scheme, sep, host = item.rstrip("/").partition("://")
+        if scheme.lower() not in {"http", "https"} or not sep or not host or "/" in host or "*" in host:
+            raise ValueError(f"{item!r} is not an origin like https://chat.example.com (no path, no wildcard)")
+        origins.append(f"{scheme.lower()}://{host.lower()}")
+    return origins
 
 
 def normalise_database_url(url: str) -> str:

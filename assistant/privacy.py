@@ -115,6 +115,11 @@ def name_held_back(session: Session, username: str, password: str) -> bool:
     return True
 
 
+def purge_expired_holds(session: Session) -> int:
+    """Delete the holds whose time is up, with the erased account's password hash they keep."""
+    return session.exec(delete(ForgottenName).where(col(ForgottenName.until) <= utcnow())).rowcount
+
+
 def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_lifetime_s: int) -> dict:
     """Erase the account and everything about it in one commit; then its index files. Counts what went."""
 

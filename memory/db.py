@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import TypeVar
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, insert, inspect, text
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from memory import models
+from memory.names import normal_username
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -160,6 +162,63 @@ def m007_operator_actions(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_audit_record_created ON audit_record (created_at)"))
 
 
+def m008_accounts(conn: Connection) -> None:
+    """Ids never reused, token versions, cross-process limits, and the first operator decided once."""
+    if "token_version" not in {c["name"] for c in inspect(conn).get_columns("user")}:
+        conn.execute(text('ALTER TABLE "user" ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0'))
+    models.ThrottleEvent.__table__.create(conn, checkfirst=True)
+    if conn.execute(text('SELECT count(*) FROM "user"')).scalar():
+        conn.execute(insert(models.AppKey).values(name=models.FIRST_OPERATOR_CLAIM, value="decided before m008"))
+    if conn.dialect.name == "sqlite":
+        for table in models.SQLModel.metadata.sorted_tables:
+            if table.dialect_options["sqlite"]["autoincrement"]:
+                _sqlite_rebuild_with_autoincrement(conn, table)
+    _normalise_usernames(conn)
+
+
+def _sqlite_rebuild_with_autoincrement(conn: Connection, table) -> None:
+    """SQLite's documented rebuild (sqlite.org/lang_altertable.html, "other kinds of table schema
+    changes"), since AUTOINCREMENT cannot be added in place. Runs with foreign keys off (`migrate`),
+    else dropping the old table would cascade-delete every row that points at it."""
+    name = table.name
+    created = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (name,)).scalar()
+    if created is None or "AUTOINCREMENT" in created.upper():
+        return
+    kept = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE tbl_name=? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+        (name,)).scalars().all()
+    old_columns = {c["name"] for c in inspect(conn).get_columns(name)}
+    scratch = MetaData()  # holds the tables the copy's foreign keys name
+    for other in table.metadata.sorted_tables:
+        other.to_metadata(scratch)
+    rebuilt = table.to_metadata(scratch, name=f"{name}__rebuilt")
+    lost = old_columns - set(rebuilt.columns.keys())
+    if lost:
+        raise RuntimeError(f"rebuilding {name} would drop columns {sorted(lost)}")
+    columns = ", ".join(f'"{c}"' for c in rebuilt.columns.keys() if c in old_columns)
+    conn.exec_driver_sql("SAVEPOINT rebuild")  # one step: a crash leaves the old table or the new one
+    conn.execute(CreateTable(rebuilt))
+    conn.exec_driver_sql(f'INSERT INTO "{rebuilt.name}" ({columns}) SELECT {columns} FROM "{name}"')
+    conn.exec_driver_sql(f'DROP TABLE "{name}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{rebuilt.name}" RENAME TO "{name}"')
+    for statement in kept:
+        conn.exec_driver_sql(statement)
+    conn.exec_driver_sql("RELEASE rebuild")
+
+
+def _normalise_usernames(conn: Connection) -> None:
+    """Usernames in their one normal form (memory.names); a name whose normal form is already taken
+    by another account keeps its spelling (that account still signs in with it exactly)."""
+    rows = conn.execute(text('SELECT id, identifier FROM "user" ORDER BY id')).all()
+    taken = {identifier for _, identifier in rows}
+    for user_id, identifier in rows:
+        normal = normal_username(identifier)
+        if normal != identifier and normal not in taken:
+            conn.execute(text('UPDATE "user" SET identifier = :n, display_name = coalesce(display_name, :d) '
+                              "WHERE id = :i"), {"n": normal, "d": identifier, "i": user_id})
+            taken.add(normal)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -168,27 +227,44 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m005_audit", m005_audit),
     ("m006_user_control", m006_user_control),
     ("m007_operator_actions", m007_operator_actions),
+    ("m008_accounts", m008_accounts),
 ]
 
 
 def migrate(engine: Engine) -> list[str]:
     """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
     started = time.perf_counter()
-    with engine.begin() as conn:
-        _lock_for_migration(conn)
-        models.AppliedMigration.__table__.create(conn, checkfirst=True)
-        done = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
-        applied = []
-        for name, step in MIGRATIONS:
-            if name in done:
-                continue
-            step(conn)
-            conn.execute(
-                models.AppliedMigration.__table__.insert().values(name=name, applied_at=models.utcnow())
-            )
-            applied.append(name)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Outside any transaction (SQLite ignores it inside one): a table rebuild must not cascade.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                applied = _apply_pending(conn)
+                if sqlite and (orphans := len(conn.exec_driver_sql("PRAGMA foreign_key_check").all())):
+                    logger.warning("%d rows point at rows that do not exist", orphans)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
     if applied:
         logger.info("applied %d migrations in %.0f ms", len(applied), (time.perf_counter() - started) * 1000)
+    return applied
+
+
+def _apply_pending(conn: Connection) -> list[str]:
+    _lock_for_migration(conn)
+    models.AppliedMigration.__table__.create(conn, checkfirst=True)
+    done = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        step(conn)
+        conn.execute(models.AppliedMigration.__table__.insert().values(name=name, applied_at=models.utcnow()))
+        applied.append(name)
     return applied
 
 

@@ -45,13 +45,23 @@ class MessageStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
+# SQLite reuses the largest freed rowid unless a table says AUTOINCREMENT. Every integer id here can
+# outlive its row somewhere (a sign-in token, a live chat session, a vector index, an open panel, an
+# audit link), so none may ever name a different row later. PostgreSQL's sequences never go back.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class User(SQLModel, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     identifier: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     display_name: str | None = Field(default=None, max_length=64)
     password_hash: str | None = Field(default=None, max_length=256)
     role: Role = Field(default=Role.USER, sa_column=Column(String(16), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    # Signed into every sign-in token; bumping it (sign-out, a role change) revokes them all at once.
+    token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class Thread(SQLModel, table=True):
@@ -73,6 +83,7 @@ class Message(SQLModel, table=True):
         Index("ix_message_thread_created", "thread_id", "created_at"),
         # The lexical index looks up "the message before this one in its thread" on every write.
         Index("ix_message_thread_id", "thread_id", "id"),
+        NEVER_REUSE_IDS,
     )
 
     # Integer ids: later the FAISS indexes use them as vector ids.
@@ -132,7 +143,7 @@ class ProfileEntry(SQLModel, table=True):
     """One hypothesis about a user: a record, not a sentence in a blob (see hypotheses/merge.py)."""
 
     __tablename__ = "profile_entry"
-    __table_args__ = (Index("ix_profile_entry_user_status", "user_id", "status"),)
+    __table_args__ = (Index("ix_profile_entry_user_status", "user_id", "status"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
@@ -158,6 +169,7 @@ class ProfileHistory(SQLModel, table=True):
     """Every change to a profile entry: who, what, before, after, why."""
 
     __tablename__ = "profile_history"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
@@ -175,7 +187,7 @@ class HypothesisJob(SQLModel, table=True):
     """One run of hypothesis inference for a user: claimed once, so two processes never both run it."""
 
     __tablename__ = "hypothesis_job"
-    __table_args__ = (Index("ix_hypothesis_job_user_status", "user_id", "status"),)
+    __table_args__ = (Index("ix_hypothesis_job_user_status", "user_id", "status"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
@@ -250,7 +262,7 @@ class AuditRecord(SQLModel, table=True):
     """
 
     __tablename__ = "audit_record"
-    __table_args__ = (Index("ix_audit_record_decision_created", "decision", "created_at"),)
+    __table_args__ = (Index("ix_audit_record_decision_created", "decision", "created_at"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
@@ -276,6 +288,7 @@ class OperatorAction(SQLModel, table=True):
     """What operators did with the audit: viewed a record's message text, labelled, exported."""
 
     __tablename__ = "operator_action"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_column=_when())
@@ -283,6 +296,11 @@ class OperatorAction(SQLModel, table=True):
     action: str = Field(max_length=16)  # view | label | export
     record_id: int | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text))  # the label, or the export's filter
+
+
+# The app_key row whose insertion makes an account the first operator: a primary key is inserted once
+# however many sign-ups race for it (a count of users is not: 20 racing sign-ups made 6 operators).
+FIRST_OPERATOR_CLAIM = "first_operator"
 
 
 class AppKey(SQLModel, table=True):
@@ -304,6 +322,21 @@ class ForgottenName(SQLModel, table=True):
     name_hash: str = Field(primary_key=True, max_length=64)
     password_hash: str | None = Field(default=None, max_length=256)
     until: datetime = Field(sa_column=_when())
+
+
+class ThrottleEvent(SQLModel, table=True):
+    """One counted attempt (a failed sign-in, a sign-up) for the limits that hold across processes.
+
+    `key` is a keyed hash of what is limited (an account name, a client address), never the value.
+    """
+
+    __tablename__ = "throttle_event"
+    __table_args__ = (Index("ix_throttle_event_bucket_key_at", "bucket", "key", "at"), NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=24)
+    key: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
 class AppliedMigration(SQLModel, table=True):

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, delete, select
 
 from memory.models import (
-    Author, Element, Embedding, Feedback, HypothesisJob, Message, MessageStatus, ProfileEntry, ProfileHistory,
+    FIRST_OPERATOR_CLAIM, AppKey, Author, Element, Embedding, Feedback, HypothesisJob, Message, MessageStatus, ProfileEntry, ProfileHistory,
     Role, Step,
     StyleCard, Thread, User, utcnow,
 )
-from memory.passwords import hash_password, verify_password
+from memory.names import normal_username
+from memory.passwords import hash_password, needs_rehash, verify_password
 from memory.text import clean_text
 
 
@@ -45,11 +48,11 @@ MAX_PASSWORD = 1024
 # --- users ------------------------------------------------------------------------------------
 
 def check_username(username: str) -> str:
-    """The username as stored, or InvalidInput saying what a valid one looks like."""
-    name = username.strip()
-    if not _USERNAME.fullmatch(name):
+    """The username in its normal form (memory.names), or InvalidInput saying what a valid one looks like."""
+    typed = unicodedata.normalize("NFKC", username).strip()
+    if not _USERNAME.fullmatch(typed):
         raise InvalidInput(f"A username is {USERNAME_RULE}.")
-    return name
+    return normal_username(typed)
 
 
 def check_password(password: str) -> None:
@@ -58,21 +61,38 @@ def check_password(password: str) -> None:
 
 
 def create_user(session: Session, *, identifier: str, password: str, role: Role | None = None) -> User:
-    """A new account. Without an explicit role the first account becomes the operator."""
+    """A new account. Without an explicit role the first account ever created becomes the operator."""
     name = check_username(identifier)
     check_password(password)
     if get_user(session, identifier=name):
         raise InvalidInput(f"The username {name!r} is taken.")
-    if role is None:
-        role = Role.OPERATOR if count_users(session) == 0 else Role.USER
-    user = User(identifier=name, password_hash=hash_password(password), role=role)
+    first = _claim_first_account(session)
+    user = User(identifier=name, display_name=unicodedata.normalize("NFKC", identifier).strip(),
+                password_hash=hash_password(password), role=role or (Role.OPERATOR if first else Role.USER))
     session.add(user)
     session.flush()
     return user
 
 
+def _claim_first_account(session: Session) -> bool:
+    """True for exactly one account ever, however many sign-ups race (see FIRST_OPERATOR_CLAIM)."""
+    if session.get(AppKey, FIRST_OPERATOR_CLAIM) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(AppKey(name=FIRST_OPERATOR_CLAIM, value=utcnow().isoformat()))
+    except IntegrityError:
+        return False
+    return True
+
+
 def get_user(session: Session, *, identifier: str) -> User | None:
-    return session.exec(select(User).where(User.identifier == identifier)).first()
+    """The account with this name: spelled exactly as stored, else in the name's normal form."""
+    exact = session.exec(select(User).where(User.identifier == identifier)).first()
+    if exact is not None:
+        return exact
+    normal = normal_username(identifier)
+    return session.exec(select(User).where(User.identifier == normal)).first() if normal != identifier else None
 
 
 def get_user_by_id(session: Session, *, user_id: int) -> User | None:
@@ -80,9 +100,21 @@ def get_user_by_id(session: Session, *, user_id: int) -> User | None:
 
 
 def authenticate(session: Session, *, identifier: str, password: str) -> User | None:
+    """The account if the password is its own; an outdated hash is replaced while the password is known."""
     user = get_user(session, identifier=identifier.strip())
     ok = verify_password(password, user.password_hash if user else None)
-    return user if ok and user else None
+    if not (ok and user):
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.add(user)
+    return user
+
+
+def revoke_tokens(session: Session, *, user: User) -> None:
+    """Every sign-in token issued to the account stops working (they carry the old version)."""
+    user.token_version += 1
+    session.add(user)
 
 
 def count_users(session: Session) -> int:
@@ -109,8 +141,9 @@ def delete_user(session: Session, *, user: User) -> None:
 
 
 def set_role(session: Session, *, user: User, role: Role) -> None:
+    """A new role, and the tokens that carry the old one revoked: the next sign-in carries the new one."""
     user.role = role
-    session.add(user)
+    revoke_tokens(session, user=user)
 
 
 # --- threads ----------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ class AppServer:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HYPERALIGN_", "OPENAI_")) and k not in {"DATABASE_URL", "CHAINLIT_AUTH_SECRET"}}
         env.update(HYPERALIGN_DATA_DIR=str(workdir / "data"), HYPERALIGN_MAX_RETRIES="0",
-                   HYPERALIGN_REQUEST_TIMEOUT="5")
+                   HYPERALIGN_REQUEST_TIMEOUT="5",
+                   # Every test client signs up from 127.0.0.1; the limits' own tests set them low.
+                   HYPERALIGN_SIGNUPS_PER_CLIENT="100000", HYPERALIGN_SIGNIN_FAILURES_PER_CLIENT="100000")
         if database_url:
             env["DATABASE_URL"] = database_url
         if llm_base_url:

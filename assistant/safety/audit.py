@@ -8,25 +8,16 @@ meaningless without the key. Compliant turns are not recorded (the message table
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 
 from sqlmodel import Session, select
 
 from assistant.safety.deliberate import Deliberation
-from memory.models import AppKey, AuditRecord
+from memory.keys import keyed_hash
+from memory.models import AuditRecord
 
 AUDITED = frozenset({"refuse", "safe_complete", "deliberation_failed"})
 LABELS = ("correct", "over_refusal", "under_refusal")
-
-
-def keyed_hash(session: Session, value: str) -> str:
-    """HMAC-SHA256 of `value` with the database's own key: stable, and meaningless without the key."""
-    key = session.get(AppKey, "audit_pseudonym")
-    if key is None:
-        raise LookupError("the audit key is missing: run the migrations (hyperalign serve does)")
-    return hmac.new(key.value.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonym(session: Session, *, user_id: int) -> str:

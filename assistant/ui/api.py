@@ -21,12 +21,14 @@ from sqlalchemy import Engine
 
 from assistant.privacy import export_data, forget
 from assistant.profile_view import entry_view, load_panel
+from assistant.ui.guard import end_sessions_of
 from assistant.ui.routes import install_first, signed_in_account
 from hypotheses import edits
 from memory import store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
+from memory.names import normal_username
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
@@ -148,10 +150,11 @@ class MeApi:
     async def forget_me(self, request: Request) -> JSONResponse:
         user_id, body = await self.user_id(request), await self._body(request)
         user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user_by_id(s, user_id=user_id))
-        if body.get("confirm") != user.identifier:
+        if not isinstance(body.get("confirm"), str) or normal_username(body["confirm"]) != normal_username(user.identifier):
             raise HTTPException(status_code=400, detail="To erase everything, type your username to confirm.")
         counts = await asyncio.to_thread(forget, self._engine, self._indexes, user_id=user_id,
                                          token_lifetime_s=chainlit_config.project.user_session_timeout)
+        await end_sessions_of(user_id)  # an open tab must not go on as nobody (or, once, as somebody else)
         response = JSONResponse({"forgotten": True, **counts})
         clear_auth_cookie(request, response)
         return response

@@ -12,20 +12,26 @@ from collections.abc import Sequence
 
 import chainlit as cl
 from chainlit.server import app as fastapi_app
+from chainlit.server import sio
+from starlette.middleware.cors import CORSMiddleware
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
 
-from assistant.accounts import SignInRefused, sign_in
+from assistant.accounts import SignInLimits, sign_in
+from assistant.privacy import purge_expired_holds
 from assistant.llm import OFFLINE_STARTER
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.egress import ImagesFromThisAppOnly
+from assistant.ui.guard import Guard, install_guard
+from assistant.ui.origins import OriginPolicy, socket_origin_allowed
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
 from assistant.ui.views import deliberation_markdown, recalled_markdown
+from memory.db import write
 from memory.retrieve import Recalled
 from memory.store import NotOwner
 
@@ -33,14 +39,24 @@ logger = logging.getLogger(__name__)
 
 # Must be added before the server starts (Starlette builds its middleware stack on the first event).
 fastapi_app.add_middleware(ImagesFromThisAppOnly)
+# Chainlit's CORS reflects any origin with credentials; ours answers only the listed ones (origins.py).
+fastapi_app.user_middleware = [m for m in fastapi_app.user_middleware if m.cls is not CORSMiddleware]
+fastapi_app.add_middleware(OriginPolicy, listed=lambda: runtime.app().settings.origins)
+sio.eio.cors_allowed_origins = socket_origin_allowed(lambda: runtime.app().settings.origins)
+_background: set[asyncio.Task] = set()
 
 
 @cl.on_app_startup
 async def startup() -> None:
     app = runtime.app()
+    guard = Guard(app.engine)
+    install_guard(fastapi_app, guard)
     install_routes(fastapi_app, app.engine, _sign_in)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec))
+    await asyncio.to_thread(write, app.engine, purge_expired_holds)
+    sweep = asyncio.create_task(guard.sweep_forever())
+    _background.add(sweep)  # held, or the loop could collect it
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
@@ -54,22 +70,21 @@ def data_layer() -> OurDataLayer:
     return OurDataLayer(runtime.app().engine)
 
 
-async def _sign_in(username: str, password: str) -> PersistedUser:
+async def _sign_in(username: str, password: str, client: str = "") -> PersistedUser:
     app = runtime.app()
     user = await asyncio.to_thread(
-        sign_in, app.engine, registration=app.settings.registration, username=username, password=password
+        sign_in, app.engine, registration=app.settings.registration, username=username, password=password,
+        client=client, limits=SignInLimits.from_settings(app.settings),
     )
     return persisted_user(user)
 
 
 @cl.password_auth_callback
 async def password_auth(username: str, password: str) -> cl.User | None:
-    # Our POST /login (assistant/ui/routes.py) answers first and says why a sign-in failed;
-    # registering this callback is what switches on Chainlit's password login.
-    try:
-        return await _sign_in(username, password)
-    except SignInRefused:
-        return None
+    # Our POST /login (assistant/ui/routes.py) answers first, says why a sign-in failed and counts
+    # failures; registering this callback is what switches on Chainlit's password login, and nothing
+    # else should reach it.
+    return None
 
 
 PROFILE_COMMAND = {

@@ -68,7 +68,8 @@ def persisted_user(user: User) -> PersistedUser:
         id=str(user.id),
         identifier=user.identifier,
         display_name=user.display_name or user.identifier,
-        metadata={"role": str(user.role)},
+        # Signed into the token with the id and creation time: assistant.ui.guard checks all three.
+        metadata={"role": str(user.role), "token_version": user.token_version},
         createdAt=iso(user.created_at),
     )
 

@@ -1,11 +1,13 @@
 """HTTP routes we put in front of Chainlit's own.
 
 - `POST /login`: Chainlit's login answers every refusal with "credentialssignin"; ours says why
-  (username rules, short password, closed registration), as a code the login page translates.
+  (username rules, short password, too many attempts with `Retry-After`), as a code the login page
+  translates. A wrong password and an unknown name answer alike.
+- `POST /logout`: revokes every token of the account and ends its live sessions (Chainlit's only
+  clears the cookie, so a copied token kept working). `POST /auth/jwt` takes only a live token.
 - `PUT /feedback`, `DELETE /feedback`: Chainlit's versions do not check who owns the message.
-- `signed_in_account`: the one sign-in check of all our routes (feedback, /api/me, the console). The
-  token must match the account it names exactly (id and creation time, both signed into it), so a
-  token issued to an erased account is refused even if someone has since registered the same name.
+- `signed_in_account`: the one sign-in check of all our routes (feedback, /api/me, the console): the
+  token must resolve to the exact live account (assistant.ui.guard).
 - `GET /api/health`: readiness of our own parts (the database answers).
 
 Chainlit's SPA catch-all `GET /{full_path:path}` answers every GET with index.html, and FastAPI
@@ -15,12 +17,11 @@ matches routes in order, so ours are moved to the front of the route list.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import jwt as pyjwt
-from chainlit.auth import get_token_from_cookies
-from chainlit.auth.jwt import get_jwt_secret
+from chainlit.auth import clear_auth_cookie, get_token_from_cookies
 from chainlit.data import get_data_layer
 from chainlit.server import _authenticate_user  # Chainlit's own cookie + JWT response
 from chainlit.types import DeleteFeedbackRequest, UpdateFeedbackRequest
@@ -31,12 +32,14 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
 from assistant.accounts import SignInRefused
-from assistant.ui.datalayer import iso
+from assistant.ui.datalayer import persisted_user
+from assistant.ui.guard import account_for_token, end_sessions_of
 from memory import store
-from memory.db import read
+from memory.db import read, write
 from memory.models import User
 
-SignIn = Callable[[str, str], Awaitable[PersistedUser]]
+logger = logging.getLogger(__name__)
+SignIn = Callable[[str, str, str], Awaitable[PersistedUser]]  # username, password, client address
 
 
 def _token(request: Request) -> str | None:
@@ -47,28 +50,50 @@ def _token(request: Request) -> str | None:
 
 
 async def signed_in_account(engine: Engine, request: Request) -> User:
-    """The signed-in account, checked against the token's signed id and creation time; else 401."""
-    token = _token(request)
-    if not token:
-        raise HTTPException(status_code=401, detail="Sign in first.")
-    try:
-        claims = pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
-    except pyjwt.PyJWTError:
-        raise HTTPException(status_code=401, detail="Your sign-in has expired; sign in again.") from None
-    identifier = claims.get("identifier")
-    user = await asyncio.to_thread(read, engine, lambda s: store.get_user(s, identifier=identifier or ""))
-    if user is None or str(user.id) != str(claims.get("id")) or iso(user.created_at) != claims.get("createdAt"):
-        raise HTTPException(status_code=401, detail="This sign-in belongs to an account that no longer exists.")
+    """The exact live account the request's token was issued to (assistant.ui.guard); else 401."""
+    user = await asyncio.to_thread(account_for_token, engine, _token(request))
+    if user is None:
+        raise HTTPException(status_code=401, detail="Sign in first: this sign-in has ended or was never valid.")
     return user
+
+
+async def revoke_account(engine: Engine, user_id: int) -> None:
+    """Every token of the account stops working, and its live sessions here end now (elsewhere within
+    guard.SWEEP_S seconds)."""
+    def revoke(session) -> None:
+        user = store.get_user_by_id(session, user_id=user_id)
+        if user is not None:
+            store.revoke_tokens(session, user=user)
+
+    await asyncio.to_thread(write, engine, revoke)
+    await end_sessions_of(user_id)
 
 
 def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> None:
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Response:
+        client = request.client.host if request.client else ""
         try:
-            user = await sign_in(form.username, form.password)
+            user = await sign_in(form.username, form.password, client)
         except SignInRefused as refused:
+            if refused.retry_after is not None:
+                raise HTTPException(status_code=429, detail=refused.code,
+                                    headers={"Retry-After": str(refused.retry_after)}) from None
             raise HTTPException(status_code=401, detail=refused.code) from None
         return await _authenticate_user(request, user)
+
+    async def logout(request: Request) -> JSONResponse:
+        account = await asyncio.to_thread(account_for_token, engine, _token(request))
+        if account is not None:
+            await revoke_account(engine, account.id)
+            logger.info("user %s signed out; their tokens are revoked", account.id)
+        response = JSONResponse({"success": True})
+        clear_auth_cookie(request, response)
+        return response
+
+    async def jwt_sign_in(request: Request) -> Response:
+        # Chainlit's version signs in with any token minted with our secret; only a live one may.
+        account = await signed_in_account(engine, request)
+        return await _authenticate_user(request, persisted_user(account))
 
     async def put_feedback(update: UpdateFeedbackRequest, request: Request) -> JSONResponse:
         user_id = (await signed_in_account(engine, request)).id
@@ -92,6 +117,8 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
 
     ours = [
         ("/login", login, ["POST"]),
+        ("/logout", logout, ["POST"]),
+        ("/auth/jwt", jwt_sign_in, ["POST"]),
         ("/feedback", put_feedback, ["PUT"]),
         ("/feedback", delete_feedback, ["DELETE"]),
         ("/api/health", api_health, ["GET"]),

@@ -39,8 +39,18 @@ def test_wrong_password_changes_nothing(engine):
 
 
 def test_closed_registration_only_signs_in_existing_accounts(engine):
-    with pytest.raises(SignInRefused) as refused:
-        attempt(engine, "mallory", "password1", Registration.CLOSED)
-    assert refused.value.code == "registrationclosed"
     write(engine, lambda s: store.create_user(s, identifier="dave", password="password1", role=Role.USER))
     assert attempt(engine, "dave", "password1", Registration.CLOSED).identifier == "dave"
+
+
+def test_closed_registration_does_not_tell_unknown_names_from_wrong_passwords(engine):
+    # Before: an unknown name answered "registrationclosed", a wrong password "credentialssignin",
+    # so anyone could list the accounts.
+    write(engine, lambda s: store.create_user(s, identifier="dave", password="password1", role=Role.USER))
+    answers = set()
+    for name, password in [("mallory", "password1"), ("dave", "password2")]:
+        with pytest.raises(SignInRefused) as refused:
+            attempt(engine, name, password, Registration.CLOSED)
+        answers.add(refused.value.code)
+    assert answers == {"credentialssignin"}
+    assert read(engine, store.count_users) == 1

@@ -1,6 +1,8 @@
+import hashlib
+
 import pytest
 
-from memory.passwords import hash_password, verify_password
+from memory.passwords import hash_password, needs_rehash, verify_password
 from memory.store import InvalidInput, check_password, check_username
 from memory.text import clean_text, is_blank
 
@@ -26,9 +28,23 @@ def test_blank_messages(text):
 
 def test_password_hash_is_salted_and_verifies():
     first, second = hash_password("correct horse"), hash_password("correct horse")
-    assert first != second and first.startswith("scrypt$")
+    assert first != second and first.startswith("$argon2id$")
     assert verify_password("correct horse", first)
     assert not verify_password("correct hors", first)
+
+
+def test_hashes_use_owasp_argon2id_parameters_and_older_ones_ask_for_a_rehash():
+    # OWASP: Argon2id with at least 19 MiB, 2 iterations, 1 lane. The scrypt hashes of earlier
+    # versions (N=2**14, below OWASP's 2**17) still verify, and are flagged for a rehash.
+    fresh = hash_password("correct horse")
+    assert "$m=19456,t=2,p=1$" in fresh and not needs_rehash(fresh)
+    salt = bytes(16)
+    old = "scrypt$16384$8$1$" + salt.hex() + "$" + hashlib.scrypt(b"correct horse", salt=salt, n=2**14, r=8, p=1,
+                                                                  dklen=32).hex()
+    assert verify_password("correct horse", old) and not verify_password("correct hors", old)
+    assert needs_rehash(old)
+    weak = "$argon2id$v=19$m=1024,t=1,p=1$" + fresh.split("$")[-2] + "$" + fresh.split("$")[-1]
+    assert needs_rehash(weak)
 
 
 @pytest.mark.parametrize("stored", [None, "", "md5$abc", "scrypt$x$y$z$00$00", "garbage"])

@@ -1,0 +1,204 @@
+"""Every request and socket event acts for the exact live account its token was issued to.
+
+A sign-in token (Chainlit's JWT) carries the account's id, creation time and token version. Chainlit
+itself only looks the token's *name* up, and falls back to the token's own claims when it finds no
+account; so a token of an erased account would work again once someone registered the same name,
+and a token survived sign-out. Here, in one place:
+
+- `account_for_token` resolves a token to its account or to nothing (id, creation time and token
+  version must all match the database; ids are never reused, see memory.models.NEVER_REUSE_IDS);
+- Chainlit's HTTP routes get it as their `get_current_user` dependency, and its socket as the
+  user check of `connect`;
+- every socket event first checks that the session's token still resolves to the session's account;
+  a session that fails is ended (its running turn cancelled, its socket closed, never restorable);
+- revoking (forget-me, sign-out, a role change) ends the account's sessions in this process at
+  once, and a sweep ends them in every other process within `SWEEP_S` seconds, since each process
+  re-reads the accounts of its live sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import jwt as pyjwt
+from chainlit import socket as chainlit_socket
+from chainlit.auth import get_current_user, reuseable_oauth
+from chainlit.auth.jwt import get_jwt_secret
+from chainlit.session import WebsocketSession, ws_sessions_id
+from chainlit.user import PersistedUser
+from chainlit.user_session import user_sessions
+from fastapi import Depends, FastAPI, HTTPException
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from assistant.ui.datalayer import iso, persisted_user
+from memory.db import read
+from memory.models import User
+
+logger = logging.getLogger(__name__)
+SWEEP_S = 5.0
+
+
+def token_claims(token: str | None) -> dict | None:
+    """The claims of a token signed with our secret and not expired; None for anything else."""
+    if not token:
+        return None
+    try:
+        return pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
+    except pyjwt.PyJWTError:
+        return None
+
+
+def claimed_id(claims: dict | None) -> int | None:
+    value = str((claims or {}).get("id", ""))
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def matches(user: User | None, claims: dict | None) -> bool:
+    """True when the claims were issued to exactly this account, in its current token version."""
+    if user is None or claims is None:
+        return False
+    metadata = claims.get("metadata") if isinstance(claims.get("metadata"), dict) else {}
+    return (claimed_id(claims) == user.id and claims.get("createdAt") == iso(user.created_at)
+            and metadata.get("token_version") == user.token_version)
+
+
+def account_for_token(engine: Engine, token: str | None) -> User | None:
+    claims = token_claims(token)
+    user_id = claimed_id(claims)
+    if user_id is None:
+        return None
+    user = read(engine, lambda s: s.get(User, user_id))
+    return user if matches(user, claims) else None
+
+
+def _accounts(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    return {u.id: u for u in session.exec(select(User).where(col(User.id).in_(list(ids)))).all()}
+
+
+def _session_valid(session: WebsocketSession, accounts: dict[int, User]) -> bool:
+    claims = token_claims(session.token)
+    user = accounts.get(claimed_id(claims) or -1)
+    return (isinstance(session.user, PersistedUser) and user is not None and str(user.id) == session.user.id
+            and matches(user, claims))
+
+
+class Guard:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def account(self, token: str | None) -> User | None:
+        return await asyncio.to_thread(account_for_token, self._engine, token)
+
+    # --- Chainlit's HTTP routes ----------------------------------------------------------------
+
+    async def current_user(self, token: str | None = Depends(reuseable_oauth)) -> PersistedUser:
+        account = await self.account(token)
+        if account is None:
+            raise HTTPException(status_code=401, detail="Sign in first.")
+        return persisted_user(account)
+
+    # --- the socket ----------------------------------------------------------------------------
+
+    async def socket_user(self, token: str) -> PersistedUser | None:
+        account = await self.account(token)
+        return persisted_user(account) if account else None
+
+    async def still_valid(self, session: WebsocketSession) -> bool:
+        user_id = claimed_id(token_claims(session.token))
+        if user_id is None:
+            return False
+        accounts = await asyncio.to_thread(read, self._engine, lambda s: _accounts(s, [user_id]))
+        return _session_valid(session, accounts)
+
+    def guard_connect(self, connect: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def connect_as_the_same_account(sid: str, environ: dict, auth: dict | None) -> Any:
+            # Chainlit restores a session by its id for any token of the same *name*; only the same
+            # account (a fresh sign-in of it included) may take a session over.
+            existing = WebsocketSession.get_by_id(str((auth or {}).get("sessionId")))
+            if existing is not None:
+                token = chainlit_socket._get_token(environ)
+                account = await self.account(token)
+                if account is None or not isinstance(existing.user, PersistedUser) or existing.user.id != str(account.id):
+                    logger.warning("refused to restore session of another account (socket %s)", sid)
+                    raise ConnectionRefusedError("authorization failed")
+                existing.token = token  # the session now answers to the token that restored it
+            return await connect(sid, environ, auth)
+
+        return connect_as_the_same_account
+
+    def guard_event(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def for_a_live_account(sid: str, *args: Any) -> Any:
+            session = WebsocketSession.get(sid)
+            if session is not None and not await self.still_valid(session):
+                await end_session(session)
+                return None
+            return await handler(sid, *args)
+
+        return for_a_live_account
+
+    # --- ending sessions -----------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """End every live session of this process whose account is gone or whose token was revoked."""
+        sessions = [s for s in list(ws_sessions_id.values()) if s.user is not None or s.token]
+        if not sessions:
+            return 0
+        ids = {i for s in sessions if (i := claimed_id(token_claims(s.token))) is not None}
+        accounts = await asyncio.to_thread(read, self._engine, lambda db: _accounts(db, ids)) if ids else {}
+        ended = [s for s in sessions if not _session_valid(s, accounts)]
+        for session in ended:
+            await end_session(session)
+        return len(ended)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                if ended := await self.sweep():
+                    logger.info("ended %d sessions of revoked sign-ins", ended)
+            except Exception:  # the next sweep tries again; a failed one must not stop them
+                logger.exception("session sweep failed")
+
+
+async def end_sessions_of(user_id: int) -> int:
+    """End every live session of the account in this process (after forget-me, sign-out, a role change)."""
+    sessions = [s for s in list(ws_sessions_id.values())
+                if isinstance(s.user, PersistedUser) and s.user.id == str(user_id)]
+    for session in sessions:
+        await end_session(session)
+    return len(sessions)
+
+
+async def end_session(session: WebsocketSession) -> None:
+    """Cancel its running turn, forget whom it was for, close its socket and delete it (no restore)."""
+    logger.info("ending session %s", session.id)
+    session.user = None  # nothing that still runs for this session can act for the account
+    session.token = None
+    session.to_clear = True
+    if session.current_task is not None:
+        session.current_task.cancel()
+    from chainlit.server import sio
+
+    try:
+        await sio.disconnect(session.socket_id)
+    finally:
+        user_sessions.pop(session.id, None)
+        await session.delete()
+
+
+def install_guard(fastapi_app: FastAPI, guard: Guard) -> None:
+    """Put the guard in front of Chainlit's routes and socket events. Call once, at startup."""
+    from chainlit.server import sio
+
+    fastapi_app.dependency_overrides[get_current_user] = guard.current_user
+    chainlit_socket.get_current_user = guard.socket_user  # what Chainlit's `connect` resolves tokens with
+    handlers = sio.handlers["/"]
+    for event, handler in list(handlers.items()):
+        if event == "connect":
+            handlers[event] = guard.guard_connect(handler)
+        elif event != "disconnect":
+            handlers[event] = guard.guard_event(handler)
