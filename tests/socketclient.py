@@ -1,0 +1,77 @@
+"""A browser tab without the browser: Chainlit's real socket protocol through python-socketio's client
+(see notes/chainlit-socket.md for the protocol as measured)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import socketio
+
+
+class ChatTab:
+    def __init__(self, base_url: str, token: str | None, *, session_id: str | None = None,
+                 thread_id: str | None = None, origin: str | None = None) -> None:
+        self.base_url, self.token, self.origin = base_url, token, origin
+        self.session_id = session_id or str(uuid.uuid4())
+        self.thread_id = thread_id
+        self.events: list[tuple[str, object]] = []
+        self.disconnected = asyncio.Event()
+        self._task_end = asyncio.Event()
+        self.client = socketio.AsyncClient(reconnection=False)
+
+        @self.client.on("*")
+        async def any_event(event: str, data: object = None) -> None:
+            self.events.append((event, data))
+            if event == "task_end":
+                self._task_end.set()
+            if event == "first_interaction" and isinstance(data, dict):
+                self.thread_id = data.get("thread_id") or self.thread_id
+
+        @self.client.event
+        async def disconnect(*_: object) -> None:
+            self.disconnected.set()
+
+    async def open(self, timeout: float = 15) -> ChatTab:
+        """Connect and wait for the server's first task_end (raises socketio ConnectionError if refused)."""
+        headers = {}
+        if self.token:
+            headers["Cookie"] = f"access_token={self.token}"
+        if self.origin:
+            headers["Origin"] = self.origin
+        self._task_end.clear()
+        try:
+            await self.client.connect(
+                self.base_url, socketio_path="/ws/socket.io", transports=["websocket"], headers=headers,
+                auth={"sessionId": self.session_id, "clientType": "webapp", "userEnv": "{}", "chatProfile": None,
+                      "threadId": self.thread_id}, wait_timeout=timeout)
+        except socketio.exceptions.ConnectionError:
+            await self.close()
+            raise
+        await self.client.emit("connection_successful")
+        await asyncio.wait_for(self._task_end.wait(), timeout)
+        return self
+
+    async def say(self, text: str, timeout: float = 30) -> list[tuple[str, object]]:
+        """Send a message as the browser does and return the events of the turn (task_start to task_end)."""
+        first = len(self.events)
+        self._task_end.clear()
+        await self.client.emit("client_message", {"message": {
+            "id": str(uuid.uuid4()), "threadId": self.thread_id, "type": "user_message", "name": "User",
+            "output": text, "createdAt": datetime.now(UTC).isoformat()}, "fileReferences": None})
+        await asyncio.wait_for(self._task_end.wait(), timeout)
+        return self.events[first:]
+
+    async def close(self) -> None:
+        """Disconnect if still connected, and close the HTTP session a refused or dropped socket leaves."""
+        if self.client.connected:
+            await self.client.disconnect()
+        http = getattr(self.client.eio, "http", None)
+        if http is not None and not http.closed:
+            await http.close()
+
+
+def event_text(events: list[tuple[str, object]]) -> str:
+    """Everything the server sent, as one string (to search for text that must never arrive)."""
+    return " ".join(repr(data) for _, data in events)
