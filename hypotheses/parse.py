@@ -19,6 +19,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from hypotheses.skeleton import skeleton
+
 MAX_PROPOSALS = 20
 M = TypeVar("M", bound=BaseModel)
 
@@ -150,7 +152,10 @@ _SENSITIVE = {category: re.compile(pattern, re.I) for category, pattern in SENSI
 
 
 def sensitive_category(text: str) -> str | None:
+    """The sensitive attribute a text speaks of, or None; read through the skeleton, so that a
+    look-alike letter ("rеligious" with a Cyrillic е) does not hide it."""
+    folded = skeleton(text)
     for category, pattern in _SENSITIVE.items():
-        if pattern.search(text):
+        if pattern.search(folded):
             return category
     return None
