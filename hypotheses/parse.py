@@ -6,7 +6,7 @@ Two kinds of failure, kept apart:
 - one proposal is unacceptable (it instructs the assistant, cites evidence it was not shown, infers a
   sensitive attribute the user never stated): it is refused with a reason and the rest are kept.
 Hypotheses describe the user; they never instruct. Memory is an injection channel, so this is
-checked here, in code, not left to the model's good manners.
+checked here, in code (`hypotheses.instructions`), not left to the model's good manners.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from hypotheses.instructions import instruction_like
 from hypotheses.skeleton import skeleton
 
 MAX_PROPOSALS = 20
@@ -117,25 +118,6 @@ def refusal_reason(proposal: Proposal, *, sample_ids: set[int], entry_ids: set[i
     category = sensitive_category(proposal.text)
     if category and not proposal.stated:
         return f"infers a sensitive attribute ({category}) the user did not state"
-    return None
-
-
-_INSTRUCTION = [
-    (re.compile(r"^\s*(always|never|ignore|disregard|forget|remember|do|don't|must|please|stop|start|"
-                r"make sure|from now on|respond|reply|answer|say|tell|act|pretend|obey)\b", re.I), "imperative"),
-    (re.compile(r"\b(you|your|yours|yourself)\b", re.I), "addresses the assistant"),
-    (re.compile(r"\b(assistant|system prompt|instructions?|the model|ai model|chatgpt|llm)\b", re.I),
-     "talks about the assistant"),
-    (re.compile(r"^\s*(system|assistant|developer|user)\s*:", re.I), "a role marker"),
-    (re.compile(r"[{}<>]|\[/?inst\]", re.I), "markup"),
-]
-
-
-def instruction_like(text: str) -> str | None:
-    """Why a text reads as an instruction to the assistant rather than a description, or None."""
-    for pattern, why in _INSTRUCTION:
-        if pattern.search(text):
-            return why
     return None
 
 
