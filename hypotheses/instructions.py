@@ -140,13 +140,14 @@ _COMMAND_VERB = (r"(?:ignore|disregard|forget|override|bypass|disable|remember|d
                  r"drop|stay|keep|be|begin|enter|activate|unlock|apply|note|let|lift|waive|suspend|honou?r|trust|"
                  r"accept|execute|run|from now on)")
 _COURTESY = r"(?:(?:please|kindly|now|so|also|and|then|just|from now on,?)\s+)*"
-_SENTENCE_START = r"(?:^|[.!?;:\]>)]\s*|(?:^|\s)[-*\u2022]\s+)"
+# A sentence opens at the start, after end punctuation or a bullet, maybe behind quotes or emphasis.
+_SENTENCE_START = r"(?:^|[.!?;:\]>)]\s*|(?:^|\s)[-*\u2022]\s+)[\"'(\[*_~`]*"
 
 INSTRUCTION_PATTERNS = [
     ("imperative", rf"{_SENTENCE_START}{_COURTESY}{_COMMAND_VERB}\b(?!-)"),
     # "Always writes in lowercase" describes; "Always answer in French" commands: a third-person
     # verb after always/never is a description.
-    ("imperative", rf"{_SENTENCE_START}{_COURTESY}(?:always|never)\s+(?![\w-]+s\b)[\w-]+"),
+    ("imperative", rf"{_SENTENCE_START}{_COURTESY}(?:always|never)[\"'*_~`]*\s+(?![\w-]+s\b)[\w-]+"),
     ("addresses the assistant", r"\b(?:you|your|yours|yourself|yourselves|ur)\b"
                                 r"|(?:^|[.!?]\s*)(?:assistant|ai|bot|model|chatbot|hyperalign)\s*,"),
     ("talks about the assistant",
@@ -172,10 +173,10 @@ INSTRUCTION_PATTERNS = [
 _COMPILED = [(why, re.compile(pattern)) for why, pattern in INSTRUCTION_PATTERNS]
 AUTHORITY = "claims authority over the rules"
 
-# Second person that addresses nobody: polite and idiomatic phrases, and a single quoted word (a word
-# mentioned, as in "uses 'you' a lot", is not a word used).
+# Second person that addresses nobody: polite and idiomatic phrases, and "you" quoted on its own (a word
+# mentioned, as in "uses 'you' a lot", is not a word used). Only these go; a quoted command stays.
 _IDIOMS = re.compile(r"\b(?:thank[\s-]?you|you\s+know|see\s+you|you\s+guys|mind\s+you|if\s+you\s+will)\b"
-                     r"|(['\"])[\w-]+\1")
+                     r"|(['\"])(?:you|your|yours|yourself|u|ur)\1")
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)")
 
 # Words that, spelt out letter by letter, are there to slip past this check.
