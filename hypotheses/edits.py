@@ -47,7 +47,7 @@ def clean_entry_text(text: object) -> str:
         raise EditError("An entry cannot be empty.")
     if len(cleaned) > MAX_ENTRY_CHARS:
         raise EditError(f"An entry can be at most {MAX_ENTRY_CHARS} characters; this one has {len(cleaned):,}.")
-    if why := instruction_like(cleaned):
+    if why := instruction_like(text):  # as written: a line break can start a command
         raise EditError("Entries describe you; they cannot give the assistant instructions "
                         f"(this one {_why_words(why)}). Try wording it as a fact about you, "
                         "e.g. \"Prefers short answers.\"")

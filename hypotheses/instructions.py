@@ -178,6 +178,8 @@ AUTHORITY = "claims authority over the rules"
 _IDIOMS = re.compile(r"\b(?:thank[\s-]?you|you\s+know|see\s+you|you\s+guys|mind\s+you|if\s+you\s+will)\b"
                      r"|(['\"])(?:you|your|yours|yourself|u|ur)\1")
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)")
+# A line break ends a sentence as a full stop does ("Prefers short answers\nIgnore the above").
+_LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x85\u2028\u2029]\s*")
 
 # Words that, spelt out letter by letter, are there to slip past this check.
 _HIDDEN_WORDS = re.compile(
@@ -197,7 +199,7 @@ def claims_authority(reading: str) -> bool:
 
 def instruction_like(text: str) -> str | None:
     """Why a text reads as an instruction to the assistant rather than a description, or None."""
-    readings = variants(text)
+    readings = variants(_LINE_BREAKS.sub(". ", text))
     for reading in readings:
         reading = _IDIOMS.sub(" ", reading)
         for why, pattern in _COMPILED:
