@@ -47,7 +47,7 @@ def clean_entry_text(text: object) -> str:
         raise EditError("An entry cannot be empty.")
     if len(cleaned) > MAX_ENTRY_CHARS:
         raise EditError(f"An entry can be at most {MAX_ENTRY_CHARS} characters; this one has {len(cleaned):,}.")
-    if why := instruction_like(cleaned):
+    if why := instruction_like(text):  # as written: a line break can start a command
         raise EditError("Entries describe you; they cannot give the assistant instructions "
                         f"(this one {_why_words(why)}). Try wording it as a fact about you, "
                         "e.g. \"Prefers short answers.\"")
@@ -55,9 +55,11 @@ def clean_entry_text(text: object) -> str:
 
 
 def _why_words(why: str) -> str:
-    return {"imperative": "starts like a command", "addresses the assistant": "speaks to the assistant",
-            "talks about the assistant": "is about the assistant", "a role marker": "starts with a role marker",
-            "markup": "contains markup"}.get(why, why)
+    return {"imperative": "reads like a command", "addresses the assistant": "speaks to the assistant",
+            "talks about the assistant": "is about the assistant", "a role marker": "contains a role marker",
+            "markup": "contains markup", "claims authority over the rules": "claims authority over the rules",
+            "claims special permissions": "claims special permissions",
+            "disguises its wording": "spells words out letter by letter"}.get(why, why)
 
 
 def clean_facet(facet: object) -> str:

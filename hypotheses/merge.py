@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+
+from hypotheses.skeleton import skeleton
 
 DUPLICATE_SIMILARITY = 0.85
 # Measured with all-MiniLM-L6-v2 on hypothesis sentences: 276 pairs of distinct facts reached at most
@@ -95,8 +96,8 @@ class Change:
 
 
 def normalise(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.findall(r"\w+", folded))
+    """Words of the text's skeleton: a rejected claim in look-alike letters is still the rejected claim."""
+    return " ".join(re.findall(r"\w+", skeleton(text)))
 
 
 def cosine(a: Vector, b: Vector) -> float:

@@ -6,7 +6,7 @@ Two kinds of failure, kept apart:
 - one proposal is unacceptable (it instructs the assistant, cites evidence it was not shown, infers a
   sensitive attribute the user never stated): it is refused with a reason and the rest are kept.
 Hypotheses describe the user; they never instruct. Memory is an injection channel, so this is
-checked here, in code, not left to the model's good manners.
+checked here, in code (`hypotheses.instructions`), not left to the model's good manners.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from enum import StrEnum
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
+
+from hypotheses.instructions import instruction_like
+from hypotheses.skeleton import skeleton
 
 MAX_PROPOSALS = 20
 M = TypeVar("M", bound=BaseModel)
@@ -118,25 +121,6 @@ def refusal_reason(proposal: Proposal, *, sample_ids: set[int], entry_ids: set[i
     return None
 
 
-_INSTRUCTION = [
-    (re.compile(r"^\s*(always|never|ignore|disregard|forget|remember|do|don't|must|please|stop|start|"
-                r"make sure|from now on|respond|reply|answer|say|tell|act|pretend|obey)\b", re.I), "imperative"),
-    (re.compile(r"\b(you|your|yours|yourself)\b", re.I), "addresses the assistant"),
-    (re.compile(r"\b(assistant|system prompt|instructions?|the model|ai model|chatgpt|llm)\b", re.I),
-     "talks about the assistant"),
-    (re.compile(r"^\s*(system|assistant|developer|user)\s*:", re.I), "a role marker"),
-    (re.compile(r"[{}<>]|\[/?inst\]", re.I), "markup"),
-]
-
-
-def instruction_like(text: str) -> str | None:
-    """Why a text reads as an instruction to the assistant rather than a description, or None."""
-    for pattern, why in _INSTRUCTION:
-        if pattern.search(text):
-            return why
-    return None
-
-
 SENSITIVE = {
     "health": r"\b(ill|illness|disease|diagnos\w*|depress\w*|anxiety|anxious|adhd|autis\w*|disorder|"
               r"disabilit\w*|pregnan\w*|cancer|diabet\w*|medication|therapy|mental health)\b",
@@ -150,7 +134,10 @@ _SENSITIVE = {category: re.compile(pattern, re.I) for category, pattern in SENSI
 
 
 def sensitive_category(text: str) -> str | None:
+    """The sensitive attribute a text speaks of, or None; read through the skeleton, so that a
+    look-alike letter ("rеligious" with a Cyrillic е) does not hide it."""
+    folded = skeleton(text)
     for category, pattern in _SENSITIVE.items():
-        if pattern.search(text):
+        if pattern.search(folded):
             return category
     return None

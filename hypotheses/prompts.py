@@ -1,11 +1,13 @@
 """Pure: the messages of one hypothesis-inference call (HyPerAlign's first stage).
 
 Samples and profile entries are shown with small integer ids (1, 2, 3, ...), never database ids:
-the model can only cite what it was shown, and the code maps the ids back.
+the model can only cite what it was shown, and the code maps the ids back. A text cannot pose as
+another: an entry stays on its one line, and a sample cannot open or close a <sample> tag.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,9 +45,18 @@ class Shown:
     facet: str = ""
 
 
+# "<sample" or "</sample" inside a text (also with a full-width or small "<"), which would end its
+# sample early or start a forged one; the "<" is escaped, and the rest of the text is left as written.
+_SAMPLE_TAG = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*sample)", re.I)
+
+
+def _untagged(text: str) -> str:
+    return _SAMPLE_TAG.sub(lambda _: "\\u003c", text)
+
+
 def build_messages(samples: Sequence[Shown], entries: Sequence[Shown]) -> list[dict[str, str]]:
-    profile = "\n".join(f"[{e.id}] ({e.facet}) {e.text}" for e in entries) or "(empty)"
-    texts = "\n\n".join(f"<sample id={s.id}>\n{s.text}\n</sample>" for s in samples)
+    profile = "\n".join(f"[{e.id}] ({e.facet}) {' '.join(e.text.split())}" for e in entries) or "(empty)"
+    texts = "\n\n".join(f"<sample id={s.id}>\n{_untagged(s.text)}\n</sample>" for s in samples)
     user = f"Current profile:\n{profile}\n\nTexts the person wrote:\n\n{texts}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

@@ -111,3 +111,10 @@ def test_merge_does_not_touch_its_inputs():
     profile = [entry(1, "Writes short messages.")]
     merge(profile, [propose("Writes short messages.")], now=NOW, next_id=2)
     assert profile == [entry(1, "Writes short messages.")]
+
+
+def test_a_rejected_entry_in_look_alike_letters_is_still_the_rejected_entry():
+    profile = [entry(1, "Uses a lot of emoji.", status=Status.REJECTED)]  # no vector: the text must tell
+    disguised = "Uses a l\u043et of \u0435mo\u200bji."  # Cyrillic o and e, a zero-width space
+    assert normalise(disguised) == "uses a lot of emoji"
+    assert active(apply(profile, merge(profile, [propose(disguised)], now=NOW, next_id=2))) == []
