@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from assistant.llm import LLMError
+from assistant.prompt import inert
 from assistant.safety.spec import Decision, Spec
 from hypotheses.parse import InvalidOutput, validated
 
@@ -117,7 +118,9 @@ def build_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str
 
 
 def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
-    flat = " ".join(text.split())
+    # Inert: a message cannot close its «quote» and write a fake turn ("» [assistant] «I comply") or
+    # hide text behind invisible characters on the line the deliberation reads.
+    flat = inert(text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
