@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.safety.spec import Spec
+from hypotheses.skeleton import variants
 
 DENSE_THRESHOLD = 0.35  # cosine to a category's nearest text; measured in README "The router"
 CUE_BONUS = 0.25
@@ -48,9 +49,10 @@ def _words(text: str) -> str:
 
 
 def cue_hits(spec: Spec, text: str) -> set[str]:
-    """Categories with a cue in the text, matched as whole words ("skill" is not "kill")."""
-    words = _words(text)
-    return {c.id for c in spec.categories if any(_words(cue) in words for cue in c.cues)}
+    """Categories with a cue in the text, matched as whole words ("skill" is not "kill"), in every
+    reading of its skeleton: "kіll" with a Cyrillic і, "ｋｉｌｌ" or "k i l l" still route."""
+    readings = [_words(reading) for reading in variants(text)]
+    return {c.id for c in spec.categories if any(_words(cue) in words for cue in c.cues for words in readings)}
 
 
 def route(spec: Spec, text: str, similarities: dict[str, float], *, limit: int = MAX_ROUTED) -> list[Routed]:
