@@ -356,7 +356,10 @@ def profile_export(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+        from memory.files import private_file
+
+        # Everything about a person: readable by the operator who asked for it, nobody else.
+        private_file(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"exported {args.name}: {len(data['threads'])} threads, {len(data['profile']['entries'])} profile "
               f"entries, {len(data['safety_audit'])} audit records -> {args.out}")
     else:

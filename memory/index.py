@@ -28,6 +28,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from memory.db import read
+from memory.files import private_dir, private_file
 from memory.models import Embedding
 
 logger = logging.getLogger(__name__)
@@ -183,11 +184,11 @@ class UserIndexes:
         if self._folder is None:
             return
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self._folder)
             for old in self._files(user_id):
                 old.unlink(missing_ok=True)
             target = self._path(user_id, entry.rows, entry.max_id)
-            partial = target.with_suffix(".partial")
+            partial = private_file(target.with_suffix(".partial"))  # FAISS writes into it, keeping its mode
             faiss.write_index(entry.index, str(partial))
             os.replace(partial, target)  # readers never see half a file
         except OSError as exc:
