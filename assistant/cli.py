@@ -385,6 +385,9 @@ def forget_user(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     print(f"forgot {args.name}: {counts['threads']} threads and {counts['profile_entries']} profile entries erased, "
           f"{counts['audit_records_anonymised']} audit records kept as anonymous counts")
+    if not counts["disk_scrubbed"]:
+        print("warning: the database was busy: the rows are gone, but their bytes may stay in its files until the "
+              "next erasure (SQLite: or until the app stops; PostgreSQL: or a VACUUM FULL)", file=sys.stderr)
     return 0
 
 

@@ -56,6 +56,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the app and a `hyperalign` command read while the other writes.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # Deleted and overwritten text is zeroed in the page, not left in free space until reused: a
+    # forgotten user's words must not stay readable in the file (memory/erasure.py).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -47,6 +47,7 @@ class UserIndexes:
         folder: Path | None = None,
     ) -> None:
         """`dimension` is asked on first build: a custom model's width is known once it has loaded."""
+        self._root = folder
         self._folder = folder / hashlib.sha256(model.encode()).hexdigest()[:16] if folder else None
         self._engine = engine
         self._model = model
@@ -97,11 +98,13 @@ class UserIndexes:
             return self._cache.get(user_id)
 
     def drop(self, user_id: int) -> None:
-        """Forget the user's index, in memory and on disk (after their vectors are deleted)."""
+        """Forget the user's index, in memory and on disk (after their vectors are deleted): the files
+        of every model, an earlier one's included, and any a crash left half-written."""
         with self._lock:
             self._cache.pop(user_id, None)
-            for path in self._files(user_id):
-                path.unlink(missing_ok=True)
+            if self._root is not None and self._root.is_dir():
+                for path in self._root.glob(f"*/u{user_id}-*"):
+                    path.unlink(missing_ok=True)
 
     def loaded(self) -> dict[int, int]:
         """User id -> vectors held, for every index in memory (used by deletion checks)."""
