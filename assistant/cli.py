@@ -356,7 +356,10 @@ def profile_export(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+        from memory.files import private_file
+
+        # Everything about a person: readable by the operator who asked for it, nobody else.
+        private_file(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"exported {args.name}: {len(data['threads'])} threads, {len(data['profile']['entries'])} profile "
               f"entries, {len(data['safety_audit'])} audit records -> {args.out}")
     else:
@@ -382,6 +385,9 @@ def forget_user(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     print(f"forgot {args.name}: {counts['threads']} threads and {counts['profile_entries']} profile entries erased, "
           f"{counts['audit_records_anonymised']} audit records kept as anonymous counts")
+    if not counts["disk_scrubbed"]:
+        print("warning: the database was busy: the rows are gone, but their bytes may stay in its files until the "
+              "next erasure (SQLite: or until the app stops; PostgreSQL: or a VACUUM FULL)", file=sys.stderr)
     return 0
 
 

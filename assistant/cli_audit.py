@@ -143,7 +143,10 @@ def audit_export_command(settings: Settings, args: argparse.Namespace) -> int:
     chunks = review.as_csv(rows) if args.format == "csv" else review.as_jsonl(rows)
     try:
         if args.out:
-            with args.out.open("w", encoding="utf-8", newline="") as handle:
+            from memory.files import private_file
+
+            # The export holds users' messages: owner-only, like the database they come from.
+            with private_file(args.out).open("w", encoding="utf-8", newline="") as handle:
                 handle.writelines(chunks)
         else:
             sys.stdout.writelines(chunks)

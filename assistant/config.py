@@ -234,10 +234,12 @@ def load_or_create_auth_secret(settings: Settings) -> str:
     """
     if settings.auth_secret:
         return settings.auth_secret
-    path = settings.data_dir / "auth_secret"
+    from memory.files import private_dir, tighten
+
+    path = private_dir(settings.data_dir) / "auth_secret"
     if path.exists():
+        tighten(path)  # written by an install from before secrets were kept owner-only
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

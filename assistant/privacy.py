@@ -3,8 +3,9 @@
 The export is everything the app holds about the user, as JSON: account, threads with their
 messages (and each reply's safety decision), the profile with every entry's full history, the
 style card, the hypothesis jobs, and the audit records about them without the operators' notes or
-names. Forgetting deletes all of it, vectors and index files included, and leaves the audit only
-what counts (decisions, rules, times), no longer linked to anyone. Until the erased account's
+names. Forgetting deletes all of it, vectors and index files included, then scrubs what the deleted
+rows leave in the database's files (memory/erasure.py), and leaves the audit only what counts
+(decisions, rules, times), no longer linked to anyone. Until the erased account's
 sign-in tokens expire, the username is held back as a keyed hash beside the account's password
 hash: the same person can sign up again at once (and starts empty), anybody else must wait, so a
 replayed token can never reach a stranger's new account. The hold is deleted when it expires.
@@ -25,7 +26,11 @@ from memory import profile, store
 from memory.db import write
 from memory.index import UserIndexes
 from memory.passwords import verify_password
-from memory.models import ForgottenName, HypothesisJob, Thread, aware, utcnow
+from memory.erasure import scrub
+from memory.models import (
+    AuditRecord, Element, Embedding, Feedback, ForgottenName, HypothesisJob, Message, ProfileEntry, ProfileHistory, Step,
+    StyleCard, Thread, User, aware, utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +125,16 @@ def purge_expired_holds(session: Session) -> int:
     return session.exec(delete(ForgottenName).where(col(ForgottenName.until) <= utcnow())).rowcount
 
 
+# Every table a user's erasure deletes from or rewrites (the audit keeps anonymised rows): each
+# holds the user's words or traces of them in the rows it no longer shows.
+ERASED_TABLES = tuple(model.__tablename__ for model in (
+    Message, Thread, Step, Element, Feedback, Embedding, StyleCard, ProfileEntry, ProfileHistory, HypothesisJob,
+    AuditRecord, User))
+
+
 def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_lifetime_s: int) -> dict:
-    """Erase the account and everything about it in one commit; then its index files. Counts what went."""
+    """Erase the account and everything about it in one commit; then its index files and what the deleted
+    rows left on disk. Counts what went."""
 
     def erase(session: Session) -> dict:
         user = store.get_user_by_id(session, user_id=user_id)
@@ -140,6 +153,9 @@ def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_l
     counts = write(engine, erase)
     if indexes is not None:
         indexes.drop(user_id)
-    logger.info("forgot user %s: threads=%d entries=%d audit_anonymised=%d", user_id, counts["threads"],
-                counts["profile_entries"], counts["audit_records_anonymised"])
+    # Deleted rows leave their bytes on disk until scrubbed; "disk_scrubbed" False says some remain
+    # for now (a busy reader or lock), the rows themselves are gone either way.
+    counts["disk_scrubbed"] = scrub(engine, ERASED_TABLES)
+    logger.info("forgot user %s: threads=%d entries=%d audit_anonymised=%d scrubbed=%s", user_id, counts["threads"],
+                counts["profile_entries"], counts["audit_records_anonymised"], counts["disk_scrubbed"])
     return counts

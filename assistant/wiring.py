@@ -22,6 +22,7 @@ from assistant.safety.spec import Spec, SpecError, load_spec
 from assistant.turn import TurnLimits, Turns
 from memory.db import make_engine, migrate
 from memory.embed import Embedder
+from memory.files import private_dir, tighten_tree
 from memory.index import UserIndexes
 from memory.vectors import embed_pending
 
@@ -61,6 +62,7 @@ class App:
 
 
 def build_engine(settings: Settings) -> Engine:
+    private_dir(settings.data_dir)  # owner-only, an existing install's included (memory/files.py)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     return engine
@@ -84,9 +86,11 @@ def build_gateway(settings: Settings) -> Gateway:
 
 def build_memory(settings: Settings, engine: Engine) -> tuple[Embedder, UserIndexes]:
     embedder = Embedder(settings.embedding_model)
+    folder = settings.data_dir / "indexes"
+    tighten_tree(folder)  # index files written before they were made owner-only
     indexes = UserIndexes(
         engine, model=embedder.model_name, dimension=lambda: embedder.dimension,
-        capacity=settings.index_cache_users, folder=settings.data_dir / "indexes",
+        capacity=settings.index_cache_users, folder=folder,
     )
     return embedder, indexes
 

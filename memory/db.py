@@ -21,6 +21,7 @@ from sqlmodel import Session, SQLModel
 
 from memory import models
 from memory.names import normal_username
+from memory.files import create_dirs, private_file, tighten
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(Path(parsed.database))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True
         )
@@ -44,10 +45,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
+def _private_database_file(path: Path) -> None:
+    """Owner-only before SQLite first opens it: SQLite would create it 0644, and it gives the -wal and
+    -shm files the database file's mode. An existing install's files are tightened."""
+    create_dirs(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the app and a `hyperalign` command read while the other writes.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # Deleted and overwritten text is zeroed in the page, not left in free space until reused: a
+    # forgotten user's words must not stay readable in the file (memory/erasure.py).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from memory.db import read
+from memory.files import private_dir, private_file
 from memory.models import Embedding
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class UserIndexes:
         folder: Path | None = None,
     ) -> None:
         """`dimension` is asked on first build: a custom model's width is known once it has loaded."""
+        self._root = folder
         self._folder = folder / hashlib.sha256(model.encode()).hexdigest()[:16] if folder else None
         self._engine = engine
         self._model = model
@@ -96,11 +98,13 @@ class UserIndexes:
             return self._cache.get(user_id)
 
     def drop(self, user_id: int) -> None:
-        """Forget the user's index, in memory and on disk (after their vectors are deleted)."""
+        """Forget the user's index, in memory and on disk (after their vectors are deleted): the files
+        of every model, an earlier one's included, and any a crash left half-written."""
         with self._lock:
             self._cache.pop(user_id, None)
-            for path in self._files(user_id):
-                path.unlink(missing_ok=True)
+            if self._root is not None and self._root.is_dir():
+                for path in self._root.glob(f"*/u{user_id}-*"):
+                    path.unlink(missing_ok=True)
 
     def loaded(self) -> dict[int, int]:
         """User id -> vectors held, for every index in memory (used by deletion checks)."""
@@ -183,11 +187,11 @@ class UserIndexes:
         if self._folder is None:
             return
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self._folder)
             for old in self._files(user_id):
                 old.unlink(missing_ok=True)
             target = self._path(user_id, entry.rows, entry.max_id)
-            partial = target.with_suffix(".partial")
+            partial = private_file(target.with_suffix(".partial"))  # FAISS writes into it, keeping its mode
             faiss.write_index(entry.index, str(partial))
             os.replace(partial, target)  # readers never see half a file
         except OSError as exc:

@@ -45,6 +45,17 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, whatever the runner's: files the app does not protect come out 0644, folders 0755.
+    Commands the test starts inherit it."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

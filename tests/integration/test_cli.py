@@ -1,5 +1,6 @@
 """The `hyperalign` command, run as a user runs it, against the app's own data directory."""
 
+import stat
 import subprocess
 
 from assistant.accounts import sign_in
@@ -146,7 +147,7 @@ def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
     assert figures["profile_block_tokens"]["max"] <= figures["profile_block_tokens"]["budget"]
 
 
-def test_profile_export_and_forget_for_operators(tmp_path):
+def test_profile_export_and_forget_for_operators(tmp_path, umask_022):
     import json
 
     from memory import store
@@ -167,6 +168,7 @@ def test_profile_export_and_forget_for_operators(tmp_path):
     exported = run("profile", "export", "ivy", "--out", str(tmp_path / "ivy.json"))
     assert exported.returncode == 0 and "1 threads, 1 profile entries, 0 audit records" in exported.stdout
     data = json.loads((tmp_path / "ivy.json").read_text())
+    assert stat.S_IMODE((tmp_path / "ivy.json").stat().st_mode) == 0o600  # all about ivy: nobody else reads it
     assert data["threads"][0]["messages"][0]["text"] == "My tomatoes finally ripened this week."
     assert json.loads(run("profile", "export", "ivy").stdout)["profile"]["entries"][0]["text"] == "Grows tomatoes."
 
@@ -183,7 +185,7 @@ def test_profile_export_and_forget_for_operators(tmp_path):
     engine.dispose()
 
 
-def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works(tmp_path):
+def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works(tmp_path, umask_022):
     import json
 
     from assistant.safety.audit import pseudonym
@@ -220,6 +222,7 @@ def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works
     assert [json.loads(line)["request"] for line in exported] == ["kim asks thing 0"]
     run("audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"))
     assert (tmp_path / "a.csv").read_text().count("\n") == 3
+    assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o600  # users' messages: owner-only
     for bad, says in [(("audit", "list", "--from", "2026-11-30", "--to", "2026-11-01"), "date range is empty"),
                       (("audit", "list", "--rule", "ZZZ.R1"), "Unknown rule id"),
                       (("audit", "label", "424242", "correct"), "no audit record 424242"),
