@@ -20,11 +20,12 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
-from assistant.safety.audit import anonymise_records, keyed_hash, records_for
+from assistant.safety.audit import anonymise_records, records_for
 from hypotheses.style import StyleStats, describe
 from memory import profile, store
-from memory.db import write
+from memory.db import read, write
 from memory.index import UserIndexes
+from memory.keys import keyed_hash
 from memory.passwords import verify_password
 from memory.erasure import scrub
 from memory.models import (
@@ -118,6 +119,19 @@ def name_held_back(session: Session, username: str, password: str) -> bool:
         session.delete(row)  # expired, or the same person back: the hold has done its job
         return False
     return True
+
+
+def drop_erased_indexes(engine: Engine, indexes: UserIndexes) -> list[int]:
+    """Drop the in-memory indexes of accounts erased by another process (a `hyperalign forget`, or another
+    app replica): their vectors must not stay in this process's memory until the cache evicts them."""
+    loaded = set(indexes.loaded())
+    if not loaded:
+        return []
+    alive = set(read(engine, lambda s: s.exec(select(User.id).where(col(User.id).in_(loaded))).all()))
+    gone = sorted(loaded - alive)
+    for user_id in gone:
+        indexes.drop(user_id)
+    return gone
 
 
 def purge_expired_holds(session: Session) -> int:

@@ -18,14 +18,14 @@ from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
 
 from assistant.accounts import SignInLimits, sign_in
-from assistant.privacy import purge_expired_holds
+from assistant.privacy import drop_erased_indexes, purge_expired_holds
 from assistant.llm import OFFLINE_STARTER
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.egress import ImagesFromThisAppOnly
-from assistant.ui.guard import Guard, install_guard
+from assistant.ui.guard import SWEEP_S, Guard, install_guard
 from assistant.ui.origins import OriginPolicy, socket_origin_allowed
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
@@ -55,9 +55,24 @@ async def startup() -> None:
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)
-    sweep = asyncio.create_task(guard.sweep_forever())
-    _background.add(sweep)  # held, or the loop could collect it
+    housekeeping = asyncio.create_task(_housekeeping(guard, app))
+    _background.add(housekeeping)  # held, or the loop could collect it
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
+
+
+async def _housekeeping(guard: Guard, app) -> None:
+    """Every few seconds, what another process may have changed: sessions of revoked sign-ins end, the
+    indexes of erased accounts leave memory, expired name holds are deleted."""
+    while True:
+        await asyncio.sleep(SWEEP_S)
+        try:
+            if ended := await guard.sweep():
+                logger.info("ended %d sessions of revoked sign-ins", ended)
+            if dropped := await asyncio.to_thread(drop_erased_indexes, app.engine, app.indexes):
+                logger.info("dropped the indexes of %d erased accounts", len(dropped))
+            await asyncio.to_thread(write, app.engine, purge_expired_holds)
+        except Exception:  # the next round tries again; one failure must not stop them
+            logger.exception("housekeeping failed")
 
 
 @cl.on_app_shutdown

@@ -12,8 +12,8 @@ and a token survived sign-out. Here, in one place:
 - every socket event first checks that the session's token still resolves to the session's account;
   a session that fails is ended (its running turn cancelled, its socket closed, never restorable);
 - revoking (forget-me, sign-out, a role change) ends the account's sessions in this process at
-  once, and a sweep ends them in every other process within `SWEEP_S` seconds, since each process
-  re-reads the accounts of its live sessions.
+  once, and `sweep` (run every `SWEEP_S` seconds by the app) ends them in every other process, since
+  each process re-reads the accounts of its live sessions.
 """
 
 from __future__ import annotations
@@ -153,15 +153,6 @@ class Guard:
         for session in ended:
             await end_session(session)
         return len(ended)
-
-    async def sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_S)
-            try:
-                if ended := await self.sweep():
-                    logger.info("ended %d sessions of revoked sign-ins", ended)
-            except Exception:  # the next sweep tries again; a failed one must not stop them
-                logger.exception("session sweep failed")
 
 
 async def end_sessions_of(user_id: int) -> int:

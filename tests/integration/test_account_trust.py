@@ -193,3 +193,25 @@ def test_an_existing_sqlite_database_is_rebuilt_so_ids_are_never_reused(tmp_path
     newcomer = write(engine, lambda s: store.create_user(s, identifier="dave", password="password1"))
     assert newcomer.id > carol_id and newcomer.role is Role.USER  # and the first operator stays decided
     engine.dispose()
+
+
+def test_another_process_drops_an_erased_accounts_index_from_memory(engine, embedder, tmp_path):
+    from assistant.privacy import drop_erased_indexes
+    from memory.index import UserIndexes
+    from memory.vectors import embed_pending
+
+    def process(folder: str) -> UserIndexes:
+        return UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, capacity=8,
+                           folder=tmp_path / folder)
+
+    user = attempt(engine, "alice", "password1")
+    write(engine, lambda s: store.upsert_thread(s, thread_id="t1", user_id=user.id))
+    write(engine, lambda s: store.save_message(s, step_id="s1", thread_id="t1", user_id=user.id, author=Author.USER,
+                                               content="My sister lives in Porto."))
+    embed_pending(engine, embedder)
+    app_process, command = process("a"), process("b")
+    assert app_process.search(user.id, embedder.encode_one("Porto"), 1)  # loaded in the app's memory
+    forget(engine, command, user_id=user.id, token_lifetime_s=60)  # `hyperalign forget`, elsewhere
+    assert user.id in app_process.loaded()
+    assert drop_erased_indexes(engine, app_process) == [user.id]
+    assert user.id not in app_process.loaded()
