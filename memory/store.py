@@ -40,6 +40,17 @@ USERNAME_RULE = "3 to 32 characters: letters, digits, '.', '_', '-' or '@', star
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,31}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+MAX_KEY = 64  # thread, step, message and feedback ids: String(64) columns
+# A thread search longer than this is a pasted passage. Its first 500 characters pick out the same
+# threads, so it is clipped rather than refused (an error would empty the user's list for a reason
+# they cannot see); 500 characters, escaped, stay far inside SQLite's 50,000-byte LIKE pattern limit.
+MAX_SEARCH = 500
+
+
+def possible_key(key: object) -> bool:
+    """Whether a client-supplied string id could name a row. A lookup by one that cannot answers
+    "not found" without asking the database: PostgreSQL refuses NUL in text with an error."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_KEY and "\x00" not in key
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -145,7 +156,7 @@ def upsert_thread(
 
 
 def get_thread(session: Session, *, thread_id: str) -> Thread | None:
-    return session.get(Thread, thread_id)
+    return session.get(Thread, thread_id) if possible_key(thread_id) else None
 
 
 def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bool) -> Thread | None:
@@ -158,7 +169,7 @@ def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bo
 
 
 def owned_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
-    thread = session.get(Thread, thread_id)
+    thread = get_thread(session, thread_id=thread_id)
     return thread if thread and thread.user_id == user_id else None
 
 
@@ -173,11 +184,14 @@ def list_threads(
 ) -> tuple[list[Thread], bool]:
     """One page of the user's threads, newest activity first, and whether more follow.
 
-    The cursor is the id of the last thread of the previous page.
+    The cursor is the id of the last thread of the previous page. The search is cleaned like stored
+    text (stored text holds no control characters, so a search with them would find nothing) and
+    clipped to MAX_SEARCH characters.
     """
     query = select(Thread).where(Thread.user_id == user_id)
-    if search and search.strip():
-        pattern = f"%{_escape_like(search.strip())}%"
+    search = clean_text(search or "").strip()[:MAX_SEARCH]
+    if search:
+        pattern = f"%{_escape_like(search)}%"
         in_messages = select(Message.thread_id).where(
             Message.user_id == user_id, col(Message.content).ilike(pattern, escape="\\")
         )
@@ -261,6 +275,8 @@ def save_message(
 
 
 def get_message(session: Session, *, step_id: str) -> Message | None:
+    if not possible_key(step_id):
+        return None
     return session.exec(select(Message).where(Message.step_id == step_id)).first()
 
 
@@ -330,13 +346,15 @@ def save_feedback(session: Session, *, feedback_id: str, message: Message, value
 
 
 def feedback_owner(session: Session, *, feedback_id: str) -> int | None:
+    if not possible_key(feedback_id):
+        return None
     return session.exec(
         select(Message.user_id).join(Feedback, col(Feedback.message_id) == Message.id).where(Feedback.id == feedback_id)
     ).first()
 
 
 def delete_feedback(session: Session, *, feedback_id: str) -> bool:
-    row = session.get(Feedback, feedback_id)
+    row = session.get(Feedback, feedback_id) if possible_key(feedback_id) else None
     if row is None:
         return False
     session.delete(row)

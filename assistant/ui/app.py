@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 
 import chainlit as cl
+from chainlit.config import config as chainlit_config
+from chainlit.server import SOCKET_IO_PATH
 from chainlit.server import app as fastapi_app
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
@@ -22,6 +24,7 @@ from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.egress import ImagesFromThisAppOnly
+from assistant.ui.limits import MAX_BODY, BoundedBodies
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
@@ -31,7 +34,19 @@ from memory.store import NotOwner
 
 logger = logging.getLogger(__name__)
 
+
+
+def _upload_limits() -> dict[str, int]:
+    """A file upload may be as large as .chainlit/config.toml allows (uploads are off in ours)."""
+    uploads = chainlit_config.features.spontaneous_file_upload
+    if not (uploads and uploads.enabled):
+        return {}
+    return {f"{chainlit_config.run.root_path}/project/file": (uploads.max_size_mb or 0) * 2**20 + MAX_BODY}
+
+
 # Must be added before the server starts (Starlette builds its middleware stack on the first event).
+# The last one added runs first: the headers go on every answer, the body limit's 413 included.
+fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
 fastapi_app.add_middleware(ImagesFromThisAppOnly)
 
 

@@ -221,7 +221,7 @@ class OurDataLayer(BaseDataLayer):
             if message is not None and message.user_id == user_id:
                 store.delete_message(session, message=message)
                 return
-            step = session.get(Step, step_id)
+            step = session.get(Step, step_id) if store.possible_key(step_id) else None
             if step is not None and store.owned_thread(session, thread_id=step.thread_id, user_id=user_id or -1):
                 session.delete(step)
 
@@ -276,7 +276,7 @@ class OurDataLayer(BaseDataLayer):
     @_logged
     async def get_element(self, thread_id: str, element_id: str) -> dict | None:
         def load(session: Session) -> dict | None:
-            row = session.get(Element, element_id)
+            row = session.get(Element, element_id) if store.possible_key(element_id) else None
             return _element_dict(row) if row and row.thread_id == thread_id else None
 
         return await self._read(load)
