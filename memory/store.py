@@ -41,10 +41,19 @@ _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,31}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_KEY = 64  # thread, step, message and feedback ids: String(64) columns
+# Integer ids (users, messages, profile entries, audit records) are INTEGER columns: 32-bit in
+# PostgreSQL, 64-bit in SQLite, so the narrower range is the one that holds for both. A bigger
+# number fails in the driver (an overflow error), not as "not found".
+MAX_ROW_ID = 2**31 - 1
 # A thread search longer than this is a pasted passage. Its first 500 characters pick out the same
 # threads, so it is clipped rather than refused (an error would empty the user's list for a reason
 # they cannot see); 500 characters, escaped, stay far inside SQLite's 50,000-byte LIKE pattern limit.
 MAX_SEARCH = 500
+
+
+def possible_row_id(value: int) -> bool:
+    """Whether an integer id could name a row; a lookup by one that cannot is "not found"."""
+    return 1 <= value <= MAX_ROW_ID
 
 
 def possible_key(key: object) -> bool:

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from assistant.safety.audit import LABELS
 from assistant.safety.spec import Spec
 from memory.models import AuditRecord, Message, OperatorAction, aware, utcnow
+from memory.store import possible_row_id
 from memory.text import clean_text
 
 DECISIONS = ("refuse", "safe_complete", "deliberation_failed")
@@ -183,7 +184,7 @@ def detail(session: Session, *, record_id: int, spec: Spec, operator: str) -> di
 
 
 def _get(session: Session, record_id: int) -> AuditRecord:
-    record = session.get(AuditRecord, record_id)
+    record = session.get(AuditRecord, record_id) if possible_row_id(record_id) else None
     if record is None:
         raise RecordNotFound(f"There is no audit record {record_id}.")
     return record

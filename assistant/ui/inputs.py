@@ -1,9 +1,9 @@
 """What arrives over HTTP, checked in one place before it reaches the database.
 
 - Ids in URLs (`/api/me/profile/entries/{entry_id}`, `/api/console/records/{record_id}`, ...): a whole
-  number from 1 to 2**31 - 1. Our id columns are INTEGER, whose range in PostgreSQL is 32-bit (SQLite's
-  is 64-bit, so the narrower bound holds for both); a bigger number reaches the driver and fails there
-  with a 500. Anything else names no row, so it answers 404 like an id that does not exist.
+  number from 1 to `memory.store.MAX_ROW_ID` (the integer range both databases hold); a bigger one
+  would reach the driver and fail there with a 500. Anything else names no row, so it answers 404
+  like an id that does not exist.
 - Request bodies: read through `limits.BoundedBodies`, so at most `limits.MAX_BODY` bytes; parsed here
   into a JSON object or form fields. Every string is cleaned as everything we store is
   (`memory.text.clean_text`): PostgreSQL refuses NUL and lone surrogates in text, and a write that
@@ -18,9 +18,8 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, HTTPException, Request
 
+from memory.store import MAX_ROW_ID, possible_row_id
 from memory.text import clean_text
-
-MAX_ROW_ID = 2**31 - 1
 
 
 def row_id(raw: str) -> int | None:
@@ -29,7 +28,7 @@ def row_id(raw: str) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ROW_ID)):
         return None
     value = int(raw)
-    return value if 1 <= value <= MAX_ROW_ID else None
+    return value if possible_row_id(value) else None
 
 
 def path_id(name: str, missing: str) -> Any:

@@ -223,6 +223,8 @@ def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works
     for bad, says in [(("audit", "list", "--from", "2026-11-30", "--to", "2026-11-01"), "date range is empty"),
                       (("audit", "list", "--rule", "ZZZ.R1"), "Unknown rule id"),
                       (("audit", "label", "424242", "correct"), "no audit record 424242"),
+                      (("audit", "show", "1" * 30), "no audit record 1111"),
+                      (("audit", "label", "9" * 20, "correct"), "no audit record 9999"),
                       (("audit", "label", str(record["id"]), "great"), "A label is one of")]:
         result = run(*bad)
         assert result.returncode == 2 and says in result.stderr, bad

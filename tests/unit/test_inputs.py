@@ -6,8 +6,8 @@ import pytest
 from fastapi import HTTPException
 
 from assistant.safety import review
-from assistant.ui.inputs import MAX_ROW_ID, form_fields, json_object, row_id
-from memory.store import possible_key
+from assistant.ui.inputs import form_fields, json_object, row_id
+from memory.store import MAX_ROW_ID, possible_key
 
 
 @pytest.mark.parametrize("raw, expected", [
