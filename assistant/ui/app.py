@@ -23,8 +23,9 @@ from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
-from assistant.ui.egress import ImagesFromThisAppOnly
+from assistant.ui.headers import SecurityHeaders
 from assistant.ui.limits import MAX_BODY, BoundedBodies
+from assistant.ui.page import serve_local_pages
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
@@ -33,7 +34,6 @@ from memory.retrieve import Recalled
 from memory.store import NotOwner
 
 logger = logging.getLogger(__name__)
-
 
 
 def _upload_limits() -> dict[str, int]:
@@ -47,7 +47,8 @@ def _upload_limits() -> dict[str, int]:
 # Must be added before the server starts (Starlette builds its middleware stack on the first event).
 # The last one added runs first: the headers go on every answer, the body limit's 413 included.
 fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
-fastapi_app.add_middleware(ImagesFromThisAppOnly)
+fastapi_app.add_middleware(SecurityHeaders)
+serve_local_pages(fastapi_app)
 
 
 @cl.on_app_startup
