@@ -29,6 +29,7 @@ from assistant.ui.page import serve_local_pages
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
 from assistant.ui.routes import install_routes
+from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.retrieve import Recalled
 from memory.store import NotOwner
@@ -57,6 +58,8 @@ async def startup() -> None:
     install_routes(fastapi_app, app.engine, _sign_in)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec))
+    if not chainlit_config.features.allow_thread_sharing:
+        refuse_sharing(fastapi_app)
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
@@ -67,7 +70,7 @@ async def shutdown() -> None:
 
 @cl.data_layer
 def data_layer() -> OurDataLayer:
-    return OurDataLayer(runtime.app().engine)
+    return OurDataLayer(runtime.app().engine, sharing=chainlit_config.features.allow_thread_sharing)
 
 
 async def _sign_in(username: str, password: str) -> PersistedUser:

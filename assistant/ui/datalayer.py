@@ -41,6 +41,15 @@ def command_of(text: str) -> str | None:
 
 
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
+# Chainlit's marks on a thread that anyone may read (`GET /project/share/{id}`); see sharing.py.
+SHARE_KEYS = ("is_shared", "shared_at")
+
+
+def unshared(metadata: dict) -> dict:
+    """The thread's metadata without the marks that make Chainlit show it to everyone."""
+    return {key: value for key, value in metadata.items() if key not in SHARE_KEYS}
+
+
 # Metadata flag of a message that is shown in the thread but is not part of the conversation
 # (notices such as "offline mode"); like error messages, it is kept as a display-only step.
 DISPLAY_ONLY = "display_only"
@@ -84,8 +93,12 @@ def _session_user_id() -> int | None:
 
 
 class OurDataLayer(BaseDataLayer):
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine, *, sharing: bool = False) -> None:
+        # Without sharing (Chainlit's allow_thread_sharing) no thread carries a share mark (sharing.py).
+        self._engine, self._sharing = engine, sharing
+
+    def _shown(self, thread: ThreadDict) -> ThreadDict:
+        return thread if self._sharing else {**thread, "metadata": unshared(thread["metadata"])}
 
     async def _write(self, work: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(write, self._engine, work)
@@ -130,7 +143,7 @@ class OurDataLayer(BaseDataLayer):
                 session, user_id=user_id, first=first, cursor=pagination.cursor,
                 search=filters.search, feedback=filters.feedback,
             )
-            return [_thread_dict(t, owner, steps=[], elements=[]) for t in threads], more
+            return [self._shown(_thread_dict(t, owner, steps=[], elements=[])) for t in threads], more
 
         rows, more = await self._read(page)
         return PaginatedResponse(
@@ -155,7 +168,7 @@ class OurDataLayer(BaseDataLayer):
             steps.sort(key=lambda step: step["createdAt"] or "")
             steps = _parents_first(steps)
             elements = [_element_dict(e) for e in store.thread_elements(session, thread_id=thread_id)]
-            return _thread_dict(thread, owner, steps=steps, elements=elements)
+            return self._shown(_thread_dict(thread, owner, steps=steps, elements=elements))
 
         return await self._read(load)
 
@@ -169,6 +182,8 @@ class OurDataLayer(BaseDataLayer):
         tags: list[str] | None = None,
     ) -> None:
         owner = int(user_id) if user_id else _session_user_id()
+        if metadata is not None and not self._sharing:
+            metadata = unshared(metadata)
         await self._write(lambda s: store.upsert_thread(
             s, thread_id=thread_id, user_id=owner, name=name, metadata=metadata, tags=tags
         ))

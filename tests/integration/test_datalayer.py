@@ -165,3 +165,15 @@ async def test_a_reply_whose_run_step_was_lost_or_saved_late_still_reads_back(la
     assert next(s for s in steps if s["output"] == "Decision: comply")["parentId"] is None
     assert position["run"] < position["second answer"]  # the parent first, whatever the clocks said
     assert next(s for s in steps if s["output"] == "second answer")["parentId"] == late["id"]
+
+
+async def test_with_sharing_off_no_thread_carries_a_share_mark_in_or_out(engine, users):
+    """Chainlit's GET /project/share/{id} shows a thread marked is_shared to anyone: no mark, no leak."""
+    alice, _ = users
+    signed_in(alice, "t-share")
+    marks = {"is_shared": True, "shared_at": "2026-01-01T00:00:00Z", "kept": 1}
+    await OurDataLayer(engine).update_thread("t-share", user_id=str(alice.id), metadata=marks)
+    assert read(engine, lambda s: store.get_thread(s, thread_id="t-share")).metadata_json == '{"kept": 1}'
+    write(engine, lambda s: store.upsert_thread(s, thread_id="t-share", user_id=alice.id, metadata=marks))  # an old row
+    assert (await OurDataLayer(engine).get_thread("t-share"))["metadata"] == {"kept": 1}
+    assert (await OurDataLayer(engine, sharing=True).get_thread("t-share"))["metadata"] == marks
