@@ -371,7 +371,11 @@ def delete_feedback(session: Session, *, feedback_id: str) -> bool:
 
 
 def save_element(session: Session, *, element: Element) -> Element:
+    """Insert or replace by id, within one thread: an element of another thread (and so perhaps of
+    another user) is never replaced, since Chainlit takes element ids from the client."""
     existing = session.get(Element, element.id)
+    if existing is not None and existing.thread_id != element.thread_id:
+        raise NotOwner("element belongs to another thread")
     if existing is not None:
         session.delete(existing)
         session.flush()
@@ -384,7 +388,8 @@ def thread_elements(session: Session, *, thread_id: str) -> Sequence[Element]:
     return session.exec(select(Element).where(Element.thread_id == thread_id).order_by(Element.created_at)).all()
 
 
-def delete_element(session: Session, *, element_id: str) -> None:
-    row = session.get(Element, element_id)
-    if row is not None:
+def delete_element(session: Session, *, element_id: str, user_id: int) -> None:
+    """Delete the element if it is in one of the user's threads; anyone else's is left alone."""
+    row = session.get(Element, element_id) if possible_key(element_id) else None
+    if row is not None and owned_thread(session, thread_id=row.thread_id, user_id=user_id):
         session.delete(row)

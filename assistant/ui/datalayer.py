@@ -298,7 +298,10 @@ class OurDataLayer(BaseDataLayer):
 
     @_logged
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        await self._write(lambda s: store.delete_element(s, element_id=element_id))
+        user_id = _session_user_id()
+        if user_id is None:
+            raise PermissionError("elements are only deleted from a signed-in user's thread")
+        await self._write(lambda s: store.delete_element(s, element_id=element_id, user_id=user_id))
 
     async def build_debug_url(self) -> str:
         return ""

@@ -177,3 +177,30 @@ async def test_with_sharing_off_no_thread_carries_a_share_mark_in_or_out(engine,
     write(engine, lambda s: store.upsert_thread(s, thread_id="t-share", user_id=alice.id, metadata=marks))  # an old row
     assert (await OurDataLayer(engine).get_thread("t-share"))["metadata"] == {"kept": 1}
     assert (await OurDataLayer(engine, sharing=True).get_thread("t-share"))["metadata"] == marks
+
+
+async def test_an_element_can_be_replaced_or_deleted_only_by_its_threads_owner(layer, users, engine):
+    """Chainlit's PUT/DELETE /project/element take the element id from the client (only the session is checked)."""
+    from chainlit.element import CustomElement
+
+    alice, bob = users
+    signed_in(alice, "t-alice")
+    await layer.update_thread("t-alice", user_id=str(alice.id))
+    panel = CustomElement(name="ProfilePanel", props={"owner": "alice"}, display="inline")
+    panel.thread_id = "t-alice"
+    await layer.create_element(panel)
+
+    signed_in(bob, "t-bob")
+    await layer.update_thread("t-bob", user_id=str(bob.id))
+    await layer.delete_element(panel.id, "t-alice")
+    stolen = CustomElement(name="ProfilePanel", props={"owner": "bob"}, display="inline", id=panel.id)
+    stolen.thread_id = "t-bob"
+    with pytest.raises(store.NotOwner):
+        await layer.create_element(stolen)
+    (kept,) = read(engine, lambda s: store.thread_elements(s, thread_id="t-alice"))
+    assert kept.id == panel.id and '"alice"' in kept.props_json
+    assert read(engine, lambda s: store.thread_elements(s, thread_id="t-bob")) == []
+
+    signed_in(alice, "t-alice")
+    await layer.delete_element(panel.id, "t-alice")
+    assert read(engine, lambda s: store.thread_elements(s, thread_id="t-alice")) == []
