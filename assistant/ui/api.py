@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from chainlit.auth import clear_auth_cookie
 from chainlit.config import config as chainlit_config
@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from assistant.privacy import export_data, forget
 from assistant.profile_view import entry_view, load_panel
 from assistant.ui.guard import end_sessions_of
+from assistant.ui.inputs import path_id, read_json
 from assistant.ui.routes import install_first, signed_in_account
 from hypotheses import edits
 from memory import store
@@ -31,7 +32,7 @@ from memory.index import UserIndexes
 from memory.names import normal_username
 
 logger = logging.getLogger(__name__)
-MAX_BODY = 64 * 1024  # far above any edit (300 characters); a bigger body is refused unread
+EntryId = Annotated[int, path_id("entry_id", "That profile entry does not exist (it may have been removed).")]
 
 
 class MeApi:
@@ -42,16 +43,7 @@ class MeApi:
         return (await signed_in_account(self._engine, request)).id
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise HTTPException(status_code=413, detail="That request is too large.")
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            raise HTTPException(status_code=400, detail="The request body must be JSON.") from None
-        if not isinstance(body, dict):
-            raise HTTPException(status_code=400, detail="The request body must be a JSON object.")
-        return body
+        return await read_json(request)  # at most limits.MAX_BODY bytes, cleaned
 
     async def _write(self, work: Callable[[Any], Any]) -> Any:
         try:
@@ -72,7 +64,7 @@ class MeApi:
         user_id = await self.user_id(request)
         return JSONResponse(await asyncio.to_thread(read, self._engine, lambda s: load_panel(s, user_id=user_id)))
 
-    async def evidence(self, request: Request, entry_id: int) -> JSONResponse:
+    async def evidence(self, request: Request, entry_id: EntryId) -> JSONResponse:
         user_id = await self.user_id(request)
         try:
             found = await asyncio.to_thread(read, self._engine, lambda s: edits.evidence(
@@ -91,7 +83,7 @@ class MeApi:
                                                         text=body.get("text"), vector=vector, vector_model=model))
         return JSONResponse(entry_view(row), status_code=201)
 
-    async def change_entry(self, request: Request, entry_id: int) -> JSONResponse:
+    async def change_entry(self, request: Request, entry_id: EntryId) -> JSONResponse:
         """One change per request: new `text`, `pinned` true/false, or `status` rejected/active; with `version`."""
         user_id, body = await self.user_id(request), await self._body(request)
         version = body.get("version")

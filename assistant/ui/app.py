@@ -11,25 +11,30 @@ import logging
 from collections.abc import Sequence
 
 import chainlit as cl
+from chainlit.config import config as chainlit_config
+from chainlit.server import SOCKET_IO_PATH
 from chainlit.server import app as fastapi_app
 from chainlit.server import sio
-from starlette.middleware.cors import CORSMiddleware
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
+from starlette.middleware.cors import CORSMiddleware
 
 from assistant.accounts import SignInLimits, sign_in
-from assistant.privacy import drop_erased_indexes, purge_expired_holds
 from assistant.llm import OFFLINE_STARTER
+from assistant.privacy import drop_erased_indexes, purge_expired_holds
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
-from assistant.ui.egress import ImagesFromThisAppOnly
-from assistant.ui.guard import SWEEP_S, Guard, install_guard
-from assistant.ui.origins import OriginPolicy, socket_origin_allowed
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
+from assistant.ui.guard import SWEEP_S, Guard, install_guard
+from assistant.ui.headers import SecurityHeaders
+from assistant.ui.limits import MAX_BODY, BoundedBodies
+from assistant.ui.origins import OriginPolicy, socket_origin_allowed
+from assistant.ui.page import serve_local_pages
 from assistant.ui.routes import install_routes
+from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.db import write
 from memory.retrieve import Recalled
@@ -37,12 +42,24 @@ from memory.store import NotOwner
 
 logger = logging.getLogger(__name__)
 
+
+def _upload_limits() -> dict[str, int]:
+    """A file upload may be as large as .chainlit/config.toml allows (uploads are off in ours)."""
+    uploads = chainlit_config.features.spontaneous_file_upload
+    if not (uploads and uploads.enabled):
+        return {}
+    return {f"{chainlit_config.run.root_path}/project/file": (uploads.max_size_mb or 0) * 2**20 + MAX_BODY}
+
+
 # Must be added before the server starts (Starlette builds its middleware stack on the first event).
-fastapi_app.add_middleware(ImagesFromThisAppOnly)
 # Chainlit's CORS reflects any origin with credentials; ours answers only the listed ones (origins.py).
 fastapi_app.user_middleware = [m for m in fastapi_app.user_middleware if m.cls is not CORSMiddleware]
 fastapi_app.add_middleware(OriginPolicy, listed=lambda: runtime.app().settings.origins)
 sio.eio.cors_allowed_origins = socket_origin_allowed(lambda: runtime.app().settings.origins)
+# The last one added runs first: the headers go on every answer, the body limit's 413 included.
+fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
+fastapi_app.add_middleware(SecurityHeaders)
+serve_local_pages(fastapi_app)
 _background: set[asyncio.Task] = set()
 
 
@@ -57,6 +74,8 @@ async def startup() -> None:
     await asyncio.to_thread(write, app.engine, purge_expired_holds)
     housekeeping = asyncio.create_task(_housekeeping(guard, app))
     _background.add(housekeeping)  # held, or the loop could collect it
+    if not chainlit_config.features.allow_thread_sharing:
+        refuse_sharing(fastapi_app)
     app.warm_up()  # the embedding model loads in the background; nobody waits for it
 
 
@@ -82,7 +101,7 @@ async def shutdown() -> None:
 
 @cl.data_layer
 def data_layer() -> OurDataLayer:
-    return OurDataLayer(runtime.app().engine)
+    return OurDataLayer(runtime.app().engine, sharing=chainlit_config.features.allow_thread_sharing)
 
 
 async def _sign_in(username: str, password: str, client: str = "") -> PersistedUser:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import parse_qs, urlencode
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -19,11 +19,13 @@ from sqlalchemy import Engine
 from assistant.safety import review
 from assistant.safety.spec import Spec
 from assistant.ui import console_html as html
+from assistant.ui.inputs import path_id, read_form, read_json
 from assistant.ui.routes import install_first, signed_in_account
 from memory.db import read, write
 from memory.models import Role
 
 logger = logging.getLogger(__name__)
+RecordId = Annotated[int, path_id("record_id", "There is no such audit record.")]
 
 
 class Console:
@@ -57,21 +59,15 @@ class Console:
         listing = await self._read(lambda s: review.list_records(s, f, page=page, page_size=size))
         return JSONResponse(listing)
 
-    async def api_record(self, request: Request, record_id: int) -> JSONResponse:
+    async def api_record(self, request: Request, record_id: RecordId) -> JSONResponse:
         who = await self.operator(request)
         record = await self._checked(self._write(lambda s: review.detail(s, record_id=record_id, spec=self._spec,
                                                                           operator=who)))
         logger.info("operator %s viewed audit record %s", who, record_id)
         return JSONResponse(record)
 
-    async def api_label(self, request: Request, record_id: int) -> JSONResponse:
-        who = await self.operator(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(status_code=400, detail="The request body must be JSON.") from None
-        if not isinstance(body, dict):
-            raise HTTPException(status_code=400, detail="The request body must be a JSON object.")
+    async def api_label(self, request: Request, record_id: RecordId) -> JSONResponse:
+        who, body = await self.operator(request), await read_json(request)
         record = await self._checked(self._write(lambda s: review.summary(review.label(
             s, record_id=record_id, value=body.get("label"), note=body.get("note"), operator=who))))
         logger.info("operator %s labelled audit record %s", who, record_id)
@@ -102,7 +98,7 @@ class Console:
         stats = await self._read(lambda s: review.metrics(s, f, self._spec))
         return HTMLResponse(html.list_page(f, listing, stats, error), status_code=status)
 
-    async def page_record(self, request: Request, record_id: int) -> HTMLResponse:
+    async def page_record(self, request: Request, record_id: RecordId) -> HTMLResponse:
         who = await self._page_operator(request)
         if isinstance(who, HTMLResponse):
             return who
@@ -113,12 +109,12 @@ class Console:
         logger.info("operator %s viewed audit record %s", who, record_id)
         return HTMLResponse(html.detail_page(record, request.query_params.get("error")))
 
-    async def page_label(self, request: Request, record_id: int) -> Response:
+    async def page_label(self, request: Request, record_id: RecordId) -> Response:
         who = await self._page_operator(request)
         if isinstance(who, HTMLResponse):
             return who
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        value, note = (form.get("label") or [""])[0], (form.get("note") or [None])[0]
+        form = await read_form(request)
+        value, note = form.get("label", ""), form.get("note")
         try:
             await self._write(lambda s: review.label(s, record_id=record_id, value=value, note=note, operator=who))
         except review.ReviewError as exc:

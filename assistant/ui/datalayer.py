@@ -41,6 +41,15 @@ def command_of(text: str) -> str | None:
 
 
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
+# Chainlit's marks on a thread that anyone may read (`GET /project/share/{id}`); see sharing.py.
+SHARE_KEYS = ("is_shared", "shared_at")
+
+
+def unshared(metadata: dict) -> dict:
+    """The thread's metadata without the marks that make Chainlit show it to everyone."""
+    return {key: value for key, value in metadata.items() if key not in SHARE_KEYS}
+
+
 # Metadata flag of a message that is shown in the thread but is not part of the conversation
 # (notices such as "offline mode"); like error messages, it is kept as a display-only step.
 DISPLAY_ONLY = "display_only"
@@ -85,8 +94,12 @@ def _session_user_id() -> int | None:
 
 
 class OurDataLayer(BaseDataLayer):
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine, *, sharing: bool = False) -> None:
+        # Without sharing (Chainlit's allow_thread_sharing) no thread carries a share mark (sharing.py).
+        self._engine, self._sharing = engine, sharing
+
+    def _shown(self, thread: ThreadDict) -> ThreadDict:
+        return thread if self._sharing else {**thread, "metadata": unshared(thread["metadata"])}
 
     async def _write(self, work: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(write, self._engine, work)
@@ -131,7 +144,7 @@ class OurDataLayer(BaseDataLayer):
                 session, user_id=user_id, first=first, cursor=pagination.cursor,
                 search=filters.search, feedback=filters.feedback,
             )
-            return [_thread_dict(t, owner, steps=[], elements=[]) for t in threads], more
+            return [self._shown(_thread_dict(t, owner, steps=[], elements=[])) for t in threads], more
 
         rows, more = await self._read(page)
         return PaginatedResponse(
@@ -156,7 +169,7 @@ class OurDataLayer(BaseDataLayer):
             steps.sort(key=lambda step: step["createdAt"] or "")
             steps = _parents_first(steps)
             elements = [_element_dict(e) for e in store.thread_elements(session, thread_id=thread_id)]
-            return _thread_dict(thread, owner, steps=steps, elements=elements)
+            return self._shown(_thread_dict(thread, owner, steps=steps, elements=elements))
 
         return await self._read(load)
 
@@ -170,6 +183,8 @@ class OurDataLayer(BaseDataLayer):
         tags: list[str] | None = None,
     ) -> None:
         owner = int(user_id) if user_id else _session_user_id()
+        if metadata is not None and not self._sharing:
+            metadata = unshared(metadata)
         await self._write(lambda s: store.upsert_thread(
             s, thread_id=thread_id, user_id=owner, name=name, metadata=metadata, tags=tags
         ))
@@ -222,7 +237,7 @@ class OurDataLayer(BaseDataLayer):
             if message is not None and message.user_id == user_id:
                 store.delete_message(session, message=message)
                 return
-            step = session.get(Step, step_id)
+            step = session.get(Step, step_id) if store.possible_key(step_id) else None
             if step is not None and store.owned_thread(session, thread_id=step.thread_id, user_id=user_id or -1):
                 session.delete(step)
 
@@ -277,14 +292,17 @@ class OurDataLayer(BaseDataLayer):
     @_logged
     async def get_element(self, thread_id: str, element_id: str) -> dict | None:
         def load(session: Session) -> dict | None:
-            row = session.get(Element, element_id)
+            row = session.get(Element, element_id) if store.possible_key(element_id) else None
             return _element_dict(row) if row and row.thread_id == thread_id else None
 
         return await self._read(load)
 
     @_logged
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        await self._write(lambda s: store.delete_element(s, element_id=element_id))
+        user_id = _session_user_id()
+        if user_id is None:
+            raise PermissionError("elements are only deleted from a signed-in user's thread")
+        await self._write(lambda s: store.delete_element(s, element_id=element_id, user_id=user_id))
 
     async def build_debug_url(self) -> str:
         return ""

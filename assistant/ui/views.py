@@ -1,8 +1,16 @@
-"""Pure: what the chat shows for our own steps."""
+"""Pure: what the chat shows for our own steps.
+
+The steps are Markdown, and what they quote is not ours: thread names and messages come from users
+(any user's past message can be recalled into their own panel), rationales and failures from the
+model. Quoted text goes through `markdown_text`, so it shows as the characters it is and can never
+add a link to another site, an image, a fake "**Assistant**" label, a heading or a new list item.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from assistant.safety.deliberate import Deliberation
 from assistant.safety.spec import Spec
@@ -10,6 +18,15 @@ from memory.models import Author
 from memory.retrieve import Recalled
 
 SNIPPET = 160
+# Every ASCII punctuation character may be backslash-escaped in CommonMark and then means itself.
+# Escaping them all (not a hand-picked few) also breaks the bare URLs and addresses that GFM would
+# turn into links ("https\:\/\/...", "www\.", "a\@b"), and entities ("\&lt;").
+_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def markdown_text(text: str) -> str:
+    """Text for a Markdown line: whitespace (newlines too) collapsed, every punctuation mark escaped."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
 
 
 def recalled_markdown(items: Sequence[Recalled]) -> str:
@@ -18,9 +35,11 @@ def recalled_markdown(items: Sequence[Recalled]) -> str:
     for item in items:
         who = "You" if item.author == Author.USER else "Assistant"
         text = " ".join(item.content.split())
-        text = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
-        thread = item.thread_name or "untitled conversation"
-        lines.append(f"- **{who}**, {item.created_at:%d %b %Y} in [{thread}](/thread/{item.thread_id}): {text}")
+        text = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"  # cut before escaping: no half escapes
+        thread = " ".join((item.thread_name or "").split()) or "untitled conversation"
+        link = f"/thread/{quote(item.thread_id, safe='')}"
+        lines.append(f"- **{who}**, {item.created_at:%d %b %Y} in [{markdown_text(thread)}]({link}): "
+                     f"{markdown_text(text)}")
     return "\n".join(lines)
 
 
@@ -44,9 +63,9 @@ def deliberation_markdown(deliberation: Deliberation, spec: Spec) -> str:
             rule = rules[rule_id]
             where = spec.category(rule.category).title if rule.category else "General"
             cited.append(f"- `{rule_id}` ({where}): {rule.text}")
-        blocks += ["**Rules cited:**\n" + "\n".join(cited), f"**Why:** {verdict.rationale}"]
+        blocks += ["**Rules cited:**\n" + "\n".join(cited), f"**Why:** {markdown_text(verdict.rationale)}"]
     else:
-        blocks.append(f"**Why:** the safety deliberation failed ({deliberation.failure}).")
+        blocks.append(f"**Why:** the safety deliberation failed ({markdown_text(deliberation.failure or 'unknown')}).")
     routed = ", ".join(deliberation.routed) or "none"
     blocks.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
                   f"{deliberation.ms:.0f} ms._")

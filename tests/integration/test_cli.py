@@ -223,9 +223,17 @@ def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works
     run("audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"))
     assert (tmp_path / "a.csv").read_text().count("\n") == 3
     assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o600  # users' messages: owner-only
+    write(engine, lambda s: store.save_message(s, step_id="k1", thread_id="kim-t", user_id=kim.id, author=Author.USER,
+                                               content='=HYPERLINK("https://evil.example/","x")'))
+    csv_rows = run("audit", "export", "--format", "csv", "--decision", "safe_complete").stdout.splitlines()
+    assert csv_rows[1].endswith(""","'=HYPERLINK(""https://evil.example/"",""x"")",""")  # text, not a formula
+    (jsonl,) = run("audit", "export", "--format", "jsonl", "--decision", "safe_complete").stdout.splitlines()
+    assert json.loads(jsonl)["request"] == '=HYPERLINK("https://evil.example/","x")'
     for bad, says in [(("audit", "list", "--from", "2026-11-30", "--to", "2026-11-01"), "date range is empty"),
                       (("audit", "list", "--rule", "ZZZ.R1"), "Unknown rule id"),
                       (("audit", "label", "424242", "correct"), "no audit record 424242"),
+                      (("audit", "show", "1" * 30), "no audit record 1111"),
+                      (("audit", "label", "9" * 20, "correct"), "no audit record 9999"),
                       (("audit", "label", str(record["id"]), "great"), "A label is one of")]:
         result = run(*bad)
         assert result.returncode == 2 and says in result.stderr, bad

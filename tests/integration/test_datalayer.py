@@ -165,3 +165,42 @@ async def test_a_reply_whose_run_step_was_lost_or_saved_late_still_reads_back(la
     assert next(s for s in steps if s["output"] == "Decision: comply")["parentId"] is None
     assert position["run"] < position["second answer"]  # the parent first, whatever the clocks said
     assert next(s for s in steps if s["output"] == "second answer")["parentId"] == late["id"]
+
+
+async def test_with_sharing_off_no_thread_carries_a_share_mark_in_or_out(engine, users):
+    """Chainlit's GET /project/share/{id} shows a thread marked is_shared to anyone: no mark, no leak."""
+    alice, _ = users
+    signed_in(alice, "t-share")
+    marks = {"is_shared": True, "shared_at": "2026-01-01T00:00:00Z", "kept": 1}
+    await OurDataLayer(engine).update_thread("t-share", user_id=str(alice.id), metadata=marks)
+    assert read(engine, lambda s: store.get_thread(s, thread_id="t-share")).metadata_json == '{"kept": 1}'
+    write(engine, lambda s: store.upsert_thread(s, thread_id="t-share", user_id=alice.id, metadata=marks))  # an old row
+    assert (await OurDataLayer(engine).get_thread("t-share"))["metadata"] == {"kept": 1}
+    assert (await OurDataLayer(engine, sharing=True).get_thread("t-share"))["metadata"] == marks
+
+
+async def test_an_element_can_be_replaced_or_deleted_only_by_its_threads_owner(layer, users, engine):
+    """Chainlit's PUT/DELETE /project/element take the element id from the client (only the session is checked)."""
+    from chainlit.element import CustomElement
+
+    alice, bob = users
+    signed_in(alice, "t-alice")
+    await layer.update_thread("t-alice", user_id=str(alice.id))
+    panel = CustomElement(name="ProfilePanel", props={"owner": "alice"}, display="inline")
+    panel.thread_id = "t-alice"
+    await layer.create_element(panel)
+
+    signed_in(bob, "t-bob")
+    await layer.update_thread("t-bob", user_id=str(bob.id))
+    await layer.delete_element(panel.id, "t-alice")
+    stolen = CustomElement(name="ProfilePanel", props={"owner": "bob"}, display="inline", id=panel.id)
+    stolen.thread_id = "t-bob"
+    with pytest.raises(store.NotOwner):
+        await layer.create_element(stolen)
+    (kept,) = read(engine, lambda s: store.thread_elements(s, thread_id="t-alice"))
+    assert kept.id == panel.id and '"alice"' in kept.props_json
+    assert read(engine, lambda s: store.thread_elements(s, thread_id="t-bob")) == []
+
+    signed_in(alice, "t-alice")
+    await layer.delete_element(panel.id, "t-alice")
+    assert read(engine, lambda s: store.thread_elements(s, thread_id="t-alice")) == []

@@ -136,9 +136,9 @@ def test_the_fallback_puts_the_whole_summary_and_both_styles_in_the_answer_promp
 def test_the_deliberation_step_shows_decision_rules_and_rationale():
     shown = deliberation_markdown(deliberation(Verdict(Decision.REFUSE, ("IWP.R1",), "Weapon synthesis.")), SPEC)
     assert "Refuse" in shown and "`IWP.R1`" in shown and "Indiscriminate weapons" in shown
-    assert "Weapon synthesis." in shown and SPEC.version in shown
+    assert "Weapon synthesis\\." in shown and SPEC.version in shown  # the model's words, escaped as text
     failed = deliberation_markdown(deliberation(failure="model error: ModelUnavailable"), SPEC)
-    assert "deliberation failed (model error: ModelUnavailable)" in failed
+    assert "deliberation failed (model error\\: ModelUnavailable)" in failed
 
 
 def test_a_message_cannot_write_a_fake_turn_into_the_deliberation():
