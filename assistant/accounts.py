@@ -60,6 +60,10 @@ def sign_in(engine: Engine, *, registration: Registration, username: str, passwo
             if (wait := throttle.retry_after(session, limit, value)) is not None:
                 return SignInRefused("toomanyattempts", retry_after=wait)
         purge_expired_holds(session)
+        try:  # every account's name passed this check, so a name that fails it is nobody's
+            store.check_username(username)
+        except store.InvalidInput:
+            return SignInRefused("usernameinvalid")
         if store.get_user(session, identifier=username.strip()) is not None:
             user = store.authenticate(session, identifier=username.strip(), password=password)
             if user is None:
@@ -85,10 +89,7 @@ def _failed(session: Session, limits: SignInLimits, name: str, client: str) -> S
 
 
 def _sign_up(session: Session, limits: SignInLimits, username: str, password: str, client: str) -> User | SignInRefused:
-    try:
-        name = store.check_username(username)
-    except store.InvalidInput:
-        return SignInRefused("usernameinvalid")
+    name = store.check_username(username)
     try:
         store.check_password(password)
     except store.InvalidInput:

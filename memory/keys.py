@@ -15,4 +15,5 @@ def keyed_hash(session: Session, value: str) -> str:
     key = session.get(AppKey, "audit_pseudonym")
     if key is None:
         raise LookupError("the audit key is missing: run the migrations (hyperalign serve does)")
-    return hmac.new(key.value.encode(), value.encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: a value straight from a request may hold a lone surrogate; it still hashes.
+    return hmac.new(key.value.encode(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()

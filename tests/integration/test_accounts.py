@@ -21,6 +21,7 @@ def test_open_registration_creates_then_signs_in(engine):
 @pytest.mark.parametrize(
     ("name", "password", "code"),
     [("x" * 500, "password1", "usernameinvalid"), (" " * 30, "password1", "usernameinvalid"),
+     ("ali\x00ce", "password1", "usernameinvalid"), ("ali\ud800ce", "password1", "usernameinvalid"),
      ("carol", "short", "passwordinvalid")],
 )
 def test_bad_new_accounts_are_refused_with_a_reason(engine, name, password, code):
