@@ -134,7 +134,7 @@ async def test_error_notices_are_display_steps_not_memory(layer, users, engine):
 async def test_users_are_found_not_invented(layer, users):
     alice, _ = users
     found = await layer.get_user("alice")
-    assert found.id == str(alice.id) and found.metadata == {"role": "operator"}
+    assert found.id == str(alice.id) and found.metadata == {"role": "operator", "token_version": 0}
     assert await layer.get_user("nobody") is None
 
 
