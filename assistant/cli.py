@@ -147,7 +147,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def users_add(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.privacy import name_held_back
+    from assistant.privacy import name_held_back, release_hold
     from memory import store
     from memory.db import write
     from memory.models import Role
@@ -160,6 +160,7 @@ def users_add(settings: Settings, args: argparse.Namespace) -> int:
         if name_held_back(session, args.name.strip(), password):
             raise CommandError(f"{args.name!r} belonged to an account erased less than 15 days ago; only its "
                                "owner's password can take it back until then. Choose another name.")
+        release_hold(session, args.name.strip())
         return store.create_user(session, identifier=args.name, password=password, role=role)
 
     try:

@@ -26,6 +26,7 @@ from memory import profile, store
 from memory.db import read, write
 from memory.index import UserIndexes
 from memory.keys import keyed_hash
+from memory.names import normal_username
 from memory.passwords import verify_password
 from memory.erasure import scrub
 from memory.models import (
@@ -107,18 +108,18 @@ def _audit(r) -> dict:
 
 
 def name_hash(session: Session, username: str) -> str:
-    return keyed_hash(session, "username:" + username.casefold())
+    return keyed_hash(session, "username:" + normal_username(username))
 
 
 def name_held_back(session: Session, username: str, password: str) -> bool:
     """True while an erased account's name is held for its owner and `password` is not theirs."""
     row = session.get(ForgottenName, name_hash(session, username))
-    if row is None:
-        return False
-    if aware(row.until) <= utcnow() or verify_password(password, row.password_hash):
-        session.delete(row)  # expired, or the same person back: the hold has done its job
-        return False
-    return True
+    return row is not None and aware(row.until) > utcnow() and not verify_password(password, row.password_hash)
+
+
+def release_hold(session: Session, username: str) -> None:
+    """The name is taken again (by its owner, or after the hold): the hold and its hash have done their job."""
+    session.exec(delete(ForgottenName).where(col(ForgottenName.name_hash) == name_hash(session, username)))
 
 
 def drop_erased_indexes(engine: Engine, indexes: UserIndexes) -> list[int]:

@@ -282,10 +282,12 @@ def _apply_pending(conn: Connection) -> list[str]:
 
 
 def _lock_for_migration(conn: Connection) -> None:
-    # Two app processes sharing one PostgreSQL database must not both create tables. (SQLite is
-    # one machine's file: create_all is idempotent and the _migrations primary key stops a race.)
+    """Two processes starting at once must not both migrate: PostgreSQL takes an advisory lock, SQLite
+    the write lock (BEGIN IMMEDIATE; pysqlite then runs the DDL inside that one transaction too)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(7242317)"))
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def applied_migrations(engine: Engine) -> list[str]:

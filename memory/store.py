@@ -23,7 +23,7 @@ from memory.models import (
     StyleCard, Thread, User, utcnow,
 )
 from memory.names import normal_username
-from memory.passwords import hash_password, needs_rehash, verify_password
+from memory.passwords import hash_password
 from memory.text import clean_text
 
 
@@ -80,15 +80,19 @@ def check_password(password: str) -> None:
         raise InvalidInput(f"A password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
 
 
-def create_user(session: Session, *, identifier: str, password: str, role: Role | None = None) -> User:
-    """A new account. Without an explicit role the first account ever created becomes the operator."""
+def create_user(session: Session, *, identifier: str, password: str | None = None, password_hash: str | None = None,
+                role: Role | None = None) -> User:
+    """A new account, from a password or the hash of one made beforehand (so that no transaction waits on
+    hashing). Without an explicit role the first account ever created becomes the operator."""
     name = check_username(identifier)
-    check_password(password)
+    if password_hash is None:
+        check_password(password or "")
+        password_hash = hash_password(password or "")
     if get_user(session, identifier=name):
         raise InvalidInput(f"The username {name!r} is taken.")
     first = _claim_first_account(session)
     user = User(identifier=name, display_name=unicodedata.normalize("NFKC", identifier).strip(),
-                password_hash=hash_password(password), role=role or (Role.OPERATOR if first else Role.USER))
+                password_hash=password_hash, role=role or (Role.OPERATOR if first else Role.USER))
     session.add(user)
     session.flush()
     return user
@@ -117,18 +121,6 @@ def get_user(session: Session, *, identifier: str) -> User | None:
 
 def get_user_by_id(session: Session, *, user_id: int) -> User | None:
     return session.get(User, user_id)
-
-
-def authenticate(session: Session, *, identifier: str, password: str) -> User | None:
-    """The account if the password is its own; an outdated hash is replaced while the password is known."""
-    user = get_user(session, identifier=identifier.strip())
-    ok = verify_password(password, user.password_hash if user else None)
-    if not (ok and user):
-        return None
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-        session.add(user)
-    return user
 
 
 def revoke_tokens(session: Session, *, user: User) -> None:
@@ -301,8 +293,12 @@ def save_message(
         message = Message(
             step_id=step_id, thread_id=thread_id, user_id=user_id, author=author, created_at=created_at or utcnow()
         )
-    elif message.user_id != user_id:
-        raise NotOwner("message belongs to another user")
+    elif message.user_id != user_id or message.thread_id != thread_id:
+        raise NotOwner("message belongs to another user or thread")
+    elif message.author != author:
+        # A step id is chosen by the client: reusing a reply's id as a "user message" would rewrite the
+        # reply (a refusal included) in the user's words while it still reads as the assistant's.
+        raise InvalidInput("that message id belongs to a message of the other author")
     message.content = clean_text(content)
     if status is not None:
         message.status, message.status_reason = status, status_reason
@@ -355,7 +351,10 @@ def delete_message(session: Session, *, message: Message) -> None:
 # --- display steps, feedback and elements ----------------------------------------------------
 
 def save_step(session: Session, *, step: Step) -> Step:
+    """Insert the display step or update it in place; a step id is the client's, so only in its thread."""
     existing = session.get(Step, step.id)
+    if existing is not None and existing.thread_id != step.thread_id:
+        raise NotOwner("step belongs to another thread")
     if existing is not None:
         for field in ("name", "input", "output", "extra_json", "parent_step_id"):
             setattr(existing, field, getattr(step, field))

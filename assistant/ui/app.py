@@ -17,6 +17,7 @@ from chainlit.server import app as fastapi_app
 from chainlit.server import sio
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from assistant.accounts import SignInLimits, sign_in
@@ -33,7 +34,7 @@ from assistant.ui.headers import SecurityHeaders
 from assistant.ui.limits import MAX_BODY, BoundedBodies
 from assistant.ui.origins import OriginPolicy, socket_origin_allowed
 from assistant.ui.page import serve_local_pages
-from assistant.ui.routes import install_routes
+from assistant.ui.routes import install_routes, invalid_request
 from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.db import write
@@ -60,6 +61,7 @@ sio.eio.cors_allowed_origins = socket_origin_allowed(lambda: runtime.app().setti
 fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
 fastapi_app.add_middleware(SecurityHeaders)
 serve_local_pages(fastapi_app)
+fastapi_app.add_exception_handler(RequestValidationError, invalid_request)
 _background: set[asyncio.Task] = set()
 
 

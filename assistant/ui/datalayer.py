@@ -252,7 +252,8 @@ class OurDataLayer(BaseDataLayer):
     @_logged
     async def upsert_feedback(self, feedback: FeedbackDict) -> str:
         """Thumbs up/down. Ownership is checked by our /feedback route before this is called."""
-        feedback_id = feedback.id or str(uuid.uuid4())
+        # Our id, never the client's: a chosen id could collide with another user's feedback row.
+        feedback_id = str(uuid.uuid4())
 
         def save(session: Session) -> str:
             message = store.get_message(session, step_id=feedback.forId)

@@ -10,7 +10,9 @@ and a token survived sign-out. Here, in one place:
 - Chainlit's HTTP routes get it as their `get_current_user` dependency, and its socket as the
   user check of `connect`;
 - every socket event first checks that the session's token still resolves to the session's account;
-  a session that fails is ended (its running turn cancelled, its socket closed, never restorable);
+  a session that fails is ended (its turns cancelled, its socket closed, never restorable);
+- a client's message is always the user's (Chainlit takes the author type from the client), and
+  the events this app does not offer are refused (`UNOFFERED`);
 - revoking (forget-me, sign-out, a role change) ends the account's sessions in this process at
   once, and `sweep` (run every `SWEEP_S` seconds by the app) ends them in every other process, since
   each process re-reads the accounts of its live sessions.
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import jwt as pyjwt
 from chainlit import socket as chainlit_socket
+from chainlit.chat_context import chat_contexts
 from chainlit.auth import get_current_user, reuseable_oauth
 from chainlit.auth.jwt import get_jwt_secret
 from chainlit.session import WebsocketSession, ws_sessions_id
@@ -40,6 +44,13 @@ from memory.models import User
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 5.0
+# Chainlit's socket events this app does not offer (editing and favourites are off; no chat settings,
+# window messages or audio). Chainlit handles them whatever the settings say, and each lets a client
+# write where it should not (an edit rewrote a stored reply, refusals included) or grow server memory.
+UNOFFERED = frozenset({"edit_message", "message_favorite", "fetch_favorites", "window_message",
+                       "chat_settings_change", "chat_settings_edit", "audio_start", "audio_chunk", "audio_end"})
+# Every turn a session started (Chainlit remembers only the latest), so that ending it cancels them all.
+_turns: dict[str, weakref.WeakSet[asyncio.Task]] = {}
 
 
 def token_claims(token: str | None) -> dict | None:
@@ -130,6 +141,20 @@ class Guard:
 
         return connect_as_the_same_account
 
+    def guard_message(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def as_the_user(sid: str, payload: Any, *args: Any) -> Any:
+            message = payload.get("message") if isinstance(payload, dict) else None
+            if not isinstance(message, dict):
+                return None
+            message["type"] = "user_message"  # a client speaks only as its user, never as the assistant
+            result = await handler(sid, payload, *args)
+            session = WebsocketSession.get(sid)
+            if session is not None and session.current_task is not None:
+                _turns.setdefault(session.id, weakref.WeakSet()).add(session.current_task)
+            return result
+
+        return as_the_user
+
     def guard_event(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def for_a_live_account(sid: str, *args: Any) -> Any:
             session = WebsocketSession.get(sid)
@@ -152,6 +177,7 @@ class Guard:
         ended = [s for s in sessions if not _session_valid(s, accounts)]
         for session in ended:
             await end_session(session)
+        _forget_cleared_sessions()
         return len(ended)
 
 
@@ -170,15 +196,24 @@ async def end_session(session: WebsocketSession) -> None:
     session.user = None  # nothing that still runs for this session can act for the account
     session.token = None
     session.to_clear = True
-    if session.current_task is not None:
-        session.current_task.cancel()
+    for turn in [session.current_task, *_turns.pop(session.id, ())]:
+        if turn is not None:
+            turn.cancel()
     from chainlit.server import sio
 
     try:
         await sio.disconnect(session.socket_id)
     finally:
         user_sessions.pop(session.id, None)
+        chat_contexts.pop(session.id, None)  # the conversation Chainlit keeps in memory per session
         await session.delete()
+
+
+def _forget_cleared_sessions() -> None:
+    """What Chainlit keeps per session outlives the session (its chat context is never cleared)."""
+    for held in (chat_contexts, _turns):
+        for session_id in [k for k in held if k not in ws_sessions_id]:
+            held.pop(session_id, None)
 
 
 def install_guard(fastapi_app: FastAPI, guard: Guard) -> None:
@@ -189,7 +224,18 @@ def install_guard(fastapi_app: FastAPI, guard: Guard) -> None:
     chainlit_socket.get_current_user = guard.socket_user  # what Chainlit's `connect` resolves tokens with
     handlers = sio.handlers["/"]
     for event, handler in list(handlers.items()):
-        if event == "connect":
+        if event in UNOFFERED:
+            handlers[event] = _refused(event)
+        elif event == "connect":
             handlers[event] = guard.guard_connect(handler)
+        elif event == "client_message":
+            handlers[event] = guard.guard_event(guard.guard_message(handler))
         elif event != "disconnect":
             handlers[event] = guard.guard_event(handler)
+
+
+def _refused(event: str) -> Callable[..., Awaitable[None]]:
+    async def not_offered(sid: str, *_: Any) -> None:
+        logger.info("refused socket event %s from %s: not offered by this app", event, sid)
+
+    return not_offered

@@ -9,6 +9,8 @@
 - `signed_in_account`: the one sign-in check of all our routes (feedback, /api/me, the console): the
   token must resolve to the exact live account (assistant.ui.guard).
 - `GET /api/health`: readiness of our own parts (the database answers).
+- Chainlit routes this app does not use (`/project/action`, `/project/element`, `/mcp`) answer 404, and
+  `/set-session-cookie` (sticky sessions behind a proxy) takes only a session id.
 
 Chainlit's SPA catch-all `GET /{full_path:path}` answers every GET with index.html, and FastAPI
 matches routes in order, so ours are moved to the front of the route list.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -27,6 +30,7 @@ from chainlit.server import _authenticate_user  # Chainlit's own cookie + JWT re
 from chainlit.types import DeleteFeedbackRequest, UpdateFeedbackRequest
 from chainlit.user import PersistedUser
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
@@ -34,19 +38,23 @@ from sqlalchemy import Engine
 from assistant.accounts import SignInRefused
 from assistant.ui.datalayer import persisted_user
 from assistant.ui.guard import account_for_token, end_sessions_of
+from assistant.ui.inputs import read_json
 from memory import store
 from memory.db import read, write
 from memory.models import User
+from memory.text import clean_text
 
 logger = logging.getLogger(__name__)
 SignIn = Callable[[str, str, str], Awaitable[PersistedUser]]  # username, password, client address
+STICKY_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def _token(request: Request) -> str | None:
+    """The request's token, in Chainlit's order (cookie first), so both always act for the same account."""
+    if cookie := get_token_from_cookies(request.cookies):
+        return cookie
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return get_token_from_cookies(request.cookies)
+    return (header[7:].strip() or None) if header.lower().startswith("bearer ") else None
 
 
 async def signed_in_account(engine: Engine, request: Request) -> User:
@@ -111,6 +119,20 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
         await get_data_layer().delete_feedback(payload.feedbackId)
         return JSONResponse({"success": True})
 
+    async def sticky_session_cookie(request: Request) -> JSONResponse:
+        # Chainlit's version 500s on any body but a JSON object and sets whatever it is given.
+        session_id = (await read_json(request)).get("session_id")
+        if not isinstance(session_id, str) or not STICKY_ID.fullmatch(session_id):
+            raise HTTPException(status_code=400, detail="Send session_id: the chat session's id.")
+        response = JSONResponse({"message": "Session cookie set"})
+        local = request.client is not None and request.client.host in {"127.0.0.1", "localhost"}
+        response.set_cookie("X-Chainlit-Session-id", session_id, path="/", httponly=True, secure=not local,
+                            samesite="lax" if local else "none")
+        return response
+
+    async def not_offered() -> None:
+        raise HTTPException(status_code=404, detail="This app does not offer that.")
+
     async def api_health() -> dict:
         await asyncio.to_thread(read, engine, store.count_users)
         return {"status": "ok", "database": engine.dialect.name}
@@ -122,8 +144,22 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
         ("/feedback", put_feedback, ["PUT"]),
         ("/feedback", delete_feedback, ["DELETE"]),
         ("/api/health", api_health, ["GET"]),
+        ("/set-session-cookie", sticky_session_cookie, ["POST"]),
+        # Chainlit's action buttons, element edits and MCP: not features of this app, and each took a
+        # session id from the client (an unknown one was a 500) or wrote files outside the data directory.
+        ("/project/action", not_offered, ["POST"]),
+        ("/project/element", not_offered, ["PUT", "DELETE"]),
+        ("/mcp", not_offered, ["POST", "DELETE"]),
     ]
     install_first(fastapi_app, ours)
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 without the echoed input: a lone surrogate in it made the answer itself a 500, and
+    what a client sent need not come back."""
+    errors = [{"loc": [clean_text(str(part)) for part in e.get("loc", ())], "msg": clean_text(str(e.get("msg", ""))),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 Route = tuple[str, Callable[..., Any], list[str]]

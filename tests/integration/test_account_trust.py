@@ -215,3 +215,23 @@ def test_another_process_drops_an_erased_accounts_index_from_memory(engine, embe
     assert user.id in app_process.loaded()
     assert drop_erased_indexes(engine, app_process) == [user.id]
     assert user.id not in app_process.loaded()
+
+
+def test_guessing_an_erased_accounts_password_through_its_held_name_is_limited(engine):
+    # Before: each guess at a held name answered "usernameforgotten" (telling that an account was
+    # erased) and was never counted, so the erased account's password could be guessed without limit.
+    user = attempt(engine, "dave", "password1")
+    forget(engine, None, user_id=user.id, token_lifetime_s=3600)
+    for i in range(LIMITS.per_account.most):
+        assert refusal(engine, "dave", f"guess{i:04d}", client=f"10.6.0.{i}").code == "credentialssignin"
+    assert refusal(engine, "dave", "password1", client="10.6.1.1").code == "toomanyattempts"
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("203.0.113.9", "203.0.113.9"), ("::ffff:203.0.113.9", "203.0.113.9"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"), ("2001:db8:1:2:bbbb::7", "2001:db8:1:2::/64"),
+    ("not-an-address", "not-an-address")])
+def test_clients_are_counted_by_address_and_ipv6_by_its_64(address, key):
+    from assistant.accounts import client_key
+
+    assert client_key(address) == key

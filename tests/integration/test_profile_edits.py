@@ -204,9 +204,11 @@ def test_forget_me_leaves_zero_rows_and_zero_vectors_and_only_anonymous_audit_co
     assert ada.id not in indexes.loaded() and list((tmp_path / "indexes").rglob(f"u{ada.id}-*")) == []
     assert indexes.loaded()[bo.id] == 1 and len(rows(engine, bo)) == 2  # the other user untouched
     # The name is held for its owner: somebody else cannot take it over; ada herself starts afresh, empty.
+    # (A wrong password answers as for any taken name, and counts as a failed guess: the hold neither
+    # tells that an account was erased nor lets its password be guessed without limit.)
     with pytest.raises(SignInRefused) as refused:
         sign_in(engine, registration=Registration.OPEN, username="ada", password="someone-else")
-    assert refused.value.code == "usernameforgotten"
+    assert refused.value.code == "credentialssignin"
     again = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
     assert read(engine, lambda s: profile.entries(s, user_id=again.id)) == []
     assert read(engine, lambda s: export_data(s, user_id=again.id))["threads"] == []

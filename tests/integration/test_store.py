@@ -131,3 +131,34 @@ def test_sql_errors_do_not_carry_message_text(engine):
     with pytest.raises(IntegrityError) as caught:
         write(engine, duplicate)
     assert "private sentence" not in str(caught.value)
+
+
+def test_a_step_or_message_id_chosen_by_a_client_never_reaches_another_thread_or_author(engine):
+    from memory.models import Step
+
+    alice, bob = make_user(engine, "alice"), make_user(engine, "bob")
+    make_thread(engine, alice, "ta")
+    make_thread(engine, bob, "tb")
+    write(engine, lambda s: store.save_step(s, step=Step(id="run-1", thread_id="ta", type="run", output="alice's")))
+    with pytest.raises(store.NotOwner):  # bob reuses alice's step id in his own thread
+        write(engine, lambda s: store.save_step(s, step=Step(id="run-1", thread_id="tb", type="run", output="bob")))
+    assert read(engine, lambda s: s.get(Step, "run-1")).output == "alice's"
+    reply = say(engine, alice, "ta", "r1", "I can't help with that.", author=Author.ASSISTANT)
+    with pytest.raises(store.InvalidInput):  # the reply's id, sent as a user message, does not rewrite it
+        say(engine, alice, "ta", "r1", "Sure, here is how.")
+    assert read(engine, lambda s: s.get(Message, reply.id)).content == "I can't help with that."
+
+
+def test_two_processes_migrating_one_new_sqlite_file_at_once_both_start(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    engines = [make_engine(url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            applied = list(pool.map(migrate, engines))
+        assert sorted(len(a) for a in applied) == [0, 0, 0, len(MIGRATIONS)]  # one migrated, the rest found it done
+        assert applied_migrations(engines[0]) == [name for name, _ in MIGRATIONS]
+    finally:
+        for engine in engines:
+            engine.dispose()
