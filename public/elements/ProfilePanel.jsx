@@ -114,6 +114,20 @@ export default function ProfilePanel() {
     }
   }
   const onChange = (request, done) => act(request, done)
+  // The box shows what the server stored, never what the click event said: a controlled checkbox's
+  // event is stale once awaited (React has put the box back by then), which once showed the opposite.
+  const saveRemember = async (wanted) => {
+    try {
+      const saved = await call("PUT", `/api/me/threads/${props.threadId}/remember`, { remember: wanted })
+      setRemember(saved.remember)
+      setError("")
+      setNotice(saved.remember ? "This chat is remembered again."
+                               : "This chat will not be remembered: never recalled, never learned from.")
+    } catch (e) {
+      setNotice("")
+      setError(e.message)
+    }
+  }
 
   if (!data) return <div id="profile-panel">{error ? <p id="profile-error" className="text-red-500">{error}</p> : "Loading your profile…"}</div>
   const empty = Object.values(data.facets).every((list) => list.length === 0)
@@ -169,10 +183,8 @@ export default function ProfilePanel() {
         <h3 className="font-semibold">Privacy</h3>
         {remember !== null && (
           <label className="flex gap-2 items-center">
-            <input id="remember-toggle" type="checkbox" checked={!remember}
-                   onChange={(e) => act(() => call("PUT", `/api/me/threads/${props.threadId}/remember`, { remember: !e.target.checked }),
-                                        () => setRemember(!e.target.checked),
-                                        e.target.checked ? "This chat will not be remembered: never recalled, never learned from." : "This chat is remembered again.")} />
+            <input id="remember-toggle" type="checkbox" checked={remember === false}
+                   onChange={(e) => saveRemember(!e.target.checked)} />
             Don't remember this chat
           </label>
         )}

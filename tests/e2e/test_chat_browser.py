@@ -386,6 +386,52 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
     pat.close()
 
 
+def test_dont_remember_this_chat_shows_what_is_stored_click_after_click(browser, app, fake):
+    """Before: the box showed the opposite of what was stored after a click (a controlled checkbox read
+    after an await), and every later click sent the same value."""
+    from playwright.sync_api import expect
+
+    rae = Person(browser, app, "rae")
+    rae.sign_in()
+    fake.script("chat", "Noted.")
+    rae.send("My main project this year is the lighthouse restoration.")
+    expect(rae.page.locator(LAST_REPLY).last).to_contain_text("Noted.", timeout=15_000)
+
+    def stored() -> list[int]:
+        return [int(r[0]) for r in app_rows(app, "SELECT t.remember FROM thread t JOIN user u ON u.id = t.user_id "
+                                                 "WHERE u.identifier = 'rae'")]
+
+    def panel_toggle():
+        rae.send("/profile")
+        toggle = rae.page.locator("#profile-panel").last.locator("#remember-toggle")
+        expect(toggle).to_be_visible(timeout=15_000)
+        return toggle
+
+    toggle = panel_toggle()
+    expect(toggle).not_to_be_checked()
+    for wanted_checked in (True, False, True):
+        toggle.click()
+        notice = "will not be remembered" if wanted_checked else "remembered again"
+        expect(rae.page.locator("#profile-notice").last).to_contain_text(notice)
+        (expect(toggle).to_be_checked if wanted_checked else expect(toggle).not_to_be_checked)()
+        deadline = time.monotonic() + 5
+        while stored() != [0 if wanted_checked else 1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stored() == [0 if wanted_checked else 1]
+    rae.shot("17-dont-remember-ticked")
+
+    again = panel_toggle()  # a freshly opened panel reads the stored state, and unticks it
+    expect(again).to_be_checked()
+    again.click()
+    expect(again).not_to_be_checked()
+    expect(rae.page.locator("#profile-notice").last).to_contain_text("remembered again")
+    deadline = time.monotonic() + 5
+    while stored() != [1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored() == [1]
+    rae.close()
+
+
 def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(browser, app, fake, tmp_path):
     import csv
     import io
