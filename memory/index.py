@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
@@ -39,6 +39,8 @@ class _Entry:
     index: faiss.IndexIDMap2
     rows: int  # embedding rows in SQL when built (including any skipped as corrupt)
     max_id: int
+    # One user's index at a time (FAISS may not search while it adds); other users never wait for it.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class UserIndexes:
@@ -71,19 +73,20 @@ class UserIndexes:
         entry = entry or self._current(user_id)
         if entry.index.ntotal == 0 or k <= 0:
             return []
-        with self._lock:
+        with entry.lock:
             scores, ids = entry.index.search(vector.reshape(1, -1).astype(np.float32), min(k, entry.index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
 
     def add(self, user_id: int, ids: list[int], vectors: np.ndarray) -> None:
         """Add freshly committed vectors to a loaded index (an unloaded one is built on next use)."""
-        with self._lock:
-            entry = self._cache.get(user_id)
-            if entry is None or not ids:
-                return
-            known = [i for i in ids if i > entry.max_id]
-            if len(known) != len(ids):  # out of order: rebuild rather than guess
-                del self._cache[user_id]
+        entry = self._cached(user_id)
+        if entry is None or not ids:
+            return
+        with entry.lock:  # then, if at all, the cache's lock: never the other way round
+            if min(ids) <= entry.max_id:  # out of order: rebuild rather than guess
+                with self._lock:
+                    if self._cache.get(user_id) is entry:
+                        del self._cache[user_id]
                 return
             entry.index.add_with_ids(vectors.astype(np.float32), np.asarray(ids, dtype=np.int64))
             entry.rows += len(ids)
@@ -114,9 +117,10 @@ class UserIndexes:
     def held_ids(self, user_id: int) -> set[int]:
         with self._lock:
             entry = self._cache.get(user_id)
-            if entry is None or entry.index.ntotal == 0:
-                return set()
-            return set(faiss.vector_to_array(entry.index.id_map).tolist())
+        if entry is None:
+            return set()
+        with entry.lock:
+            return set(faiss.vector_to_array(entry.index.id_map).tolist()) if entry.index.ntotal else set()
 
     def _current(self, user_id: int) -> _Entry:
         rows, max_id = read(self._engine, lambda s: s.exec(

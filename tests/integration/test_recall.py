@@ -202,3 +202,29 @@ def test_a_model_that_cannot_be_loaded_offline_says_so():
     with pytest.raises(EmbedderUnavailable, match="without network"):
         broken.load()
     assert not broken.ready
+
+
+def test_one_users_index_work_never_waits_for_anothers(engine, embedder, indexes):
+    """Before: one lock for every user's index, so one user's search or add held up everybody's."""
+    import threading
+
+    from memory.vectors import embed_pending
+
+    def user_with_a_message(name: str, text: str) -> int:
+        user = write(engine, lambda s: store.create_user(s, identifier=name, password="password1"))
+        write(engine, lambda s: store.upsert_thread(s, thread_id=f"t-{name}", user_id=user.id))
+        write(engine, lambda s: store.save_message(s, step_id=f"s-{name}", thread_id=f"t-{name}", user_id=user.id,
+                                                   author=Author.USER, content=text))
+        return user.id
+
+    busy, other = user_with_a_message("busy", "I row on the river."), user_with_a_message("free", "I grow tomatoes.")
+    embed_pending(engine, embedder)
+    query = embedder.encode_one("tomatoes")
+    indexes.search(busy, query, 1)
+    indexes.search(other, query, 1)
+    done = threading.Event()
+    with indexes._cache[busy].lock:  # the busy user's index is mid-search or mid-add
+        worker = threading.Thread(target=lambda: (indexes.search(other, query, 1), done.set()))
+        worker.start()
+        assert done.wait(10), "another user's search waited for this one"
+    worker.join()
