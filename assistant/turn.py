@@ -196,7 +196,7 @@ class Turns:
         )
         window = [WindowMessage(author=str(row.author), content=row.content) for row in rows]
         # The style card learns from every message the user writes, in the same commit.
-        stats = observe(StyleStats.from_json(profile.load_style(session, user_id=request.user_id)), text)
+        stats = observe(StyleStats.from_json(profile.load_style(session, user_id=request.user_id, for_update=True)), text)
         profile.save_style(session, user_id=request.user_id, stats=stats.to_json())
         entries = sorted(profile.entries(session, user_id=request.user_id, statuses=["active"]),
                          key=lambda e: (-e.confidence, -e.support, e.id))

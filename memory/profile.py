@@ -10,13 +10,20 @@ import json
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from memory.models import ProfileEntry, ProfileHistory, StyleCard, utcnow
 
 
-def load_style(session: Session, *, user_id: int) -> dict:
-    row = session.get(StyleCard, user_id)
+def load_style(session: Session, *, user_id: int, for_update: bool = False) -> dict:
+    """The card's counts. `for_update`: this transaction will write them back, so the row is locked
+    until it commits (PostgreSQL; SQLite's writer already holds the database), or two tabs of one user
+    would each add their message to the same old counts and one would be lost."""
+    if for_update and session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: a write (that changes nothing) takes its writer lock before the read.
+        session.exec(update(StyleCard).where(col(StyleCard.user_id) == user_id).values(user_id=StyleCard.user_id))
+    row = session.get(StyleCard, user_id, with_for_update=for_update, populate_existing=for_update)
     return json.loads(row.stats_json) if row else {}
 
 

@@ -94,3 +94,45 @@ def test_another_users_entry_cannot_be_changed(engine, ada):
         write(engine, lambda s: apply_changes(s, user_id=bob.id, changes=changes))
     assert read(engine, lambda s: s.get(ProfileEntry, theirs.id)).support == 1
     assert theirs.status is Status.ACTIVE
+
+
+def test_two_tabs_writing_at_once_both_count_in_the_style_card(engine):
+    """Before: each transaction read the card, added its message and wrote it back; on PostgreSQL the
+    second writer had read the counts before the first committed, and one message was lost."""
+    import threading
+    import time
+
+    from hypotheses.style import StyleStats, observe
+    from memory.db import open_session
+
+    user = write(engine, lambda s: store.create_user(s, identifier="tab", password="password1"))
+    write(engine, lambda s: profile.save_style(s, user_id=user.id, stats=StyleStats().to_json()))
+    first_saved, second_reading = threading.Event(), threading.Event()
+
+    def tab(text: str, before_commit=None, before_read=None) -> None:
+        with open_session(engine) as session:
+            if before_read:
+                before_read()
+            stats = observe(StyleStats.from_json(profile.load_style(session, user_id=user.id, for_update=True)), text)
+            profile.save_style(session, user_id=user.id, stats=stats.to_json())
+            session.flush()
+            if before_commit:
+                before_commit()
+            session.commit()
+
+    def first_waits() -> None:
+        first_saved.set()
+        second_reading.wait(10)
+        time.sleep(0.5)  # the second tab reads now, unless the row is locked
+
+    def second_starts() -> None:
+        first_saved.wait(10)
+        second_reading.set()
+
+    one = threading.Thread(target=tab, args=("First message from the first tab.", first_waits))
+    two = threading.Thread(target=tab, args=("Second message from another tab.", None, second_starts))
+    one.start()
+    two.start()
+    one.join(20)
+    two.join(20)
+    assert StyleStats.from_json(read(engine, lambda s: profile.load_style(s, user_id=user.id))).messages == 2
