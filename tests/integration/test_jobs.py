@@ -232,3 +232,13 @@ def test_a_job_stuck_before_leases_existed_stops_blocking_its_user_after_m009(en
     assert migrate(engine) == ["m009_job_leases"]
     assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages")) is not None
     assert read(engine, lambda s: s.get(HypothesisJob, stuck.id)).reason == "LeaseExpired"
+
+
+async def test_a_live_job_renews_its_lease_however_long_the_model_takes(engine, ada, fake_llm, complete):
+    fake_llm.script("hypotheses", Reply(text=answer(("style", "Writes in full sentences.")), delay=1.5))
+    job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT))
+    running = asyncio.create_task(run_job(engine, job_id=job.id, complete=complete, worker="slow", lease=SHORT))
+    await asyncio.sleep(1.2)  # past the first lease: only renewal keeps the slot
+    assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT)) is None
+    assert not claim(engine, job_id=job.id, worker="thief", lease=SHORT)
+    assert (await running).status == "done"
