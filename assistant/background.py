@@ -1,6 +1,7 @@
 """Hypothesis jobs off the chat path: after a turn or when a chat ends, enqueue a job if one is due
 and run it in the background. Any process can run a queued job; the job table's claim makes sure
-only one does."""
+only one does, and its lease makes sure a process that dies mid-job never blocks the user for ever
+(hypotheses/job.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import logging
 import os
 import socket
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
 from assistant.llm import Gateway, Purpose
-from hypotheses.job import JobOutcome, count_new_substantive, enqueue, run_job
+from hypotheses.job import LEASE, JobOutcome, count_new_substantive, enqueue, run_job
 from hypotheses.schedule import FIRST_AFTER, due
 from memory.db import write
 from memory.embed import Embedder
@@ -46,8 +48,10 @@ class TaskSet:
 
 
 class HypothesisJobs:
-    def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int) -> None:
+    def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int,
+                 lease: timedelta = LEASE) -> None:
         self._engine, self._gateway, self._embedder, self._every = engine, gateway, embedder, every
+        self._lease = lease
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks = TaskSet("hypothesis job")
 
@@ -60,7 +64,8 @@ class HypothesisJobs:
             new, has_run = count_new_substantive(session, user_id=user_id)
             if not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every, first_after=FIRST_AFTER):
                 return None
-            return enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages")
+            return enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages",
+                           lease=self._lease)
 
         job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
         if job is not None:
@@ -72,7 +77,7 @@ class HypothesisJobs:
 
         embed = self._embedder.encode if self._embedder.ready else None
         return await run_job(self._engine, job_id=job_id, complete=complete, worker=self._worker, embed=embed,
-                             vector_model=self._embedder.model_name)
+                             vector_model=self._embedder.model_name, lease=self._lease)
 
     async def settle(self) -> None:
         await self._tasks.settle()

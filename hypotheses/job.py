@@ -1,6 +1,11 @@
 """Hypothesis jobs: load the profile, gather evidence, infer, merge, and write the changes with their
 history in one commit. A job is a row of `hypothesis_job`, claimed atomically, so two app processes
-never run the same one, and at most one is queued or running per user.
+never run the same one, and at most one holds each user's slot (queued or running, lease unexpired).
+
+A job that dies is retried, never left holding the slot: every claim is a lease that the running job
+renews, and every write after the claim is fenced by the claim's token. A process killed mid-job stops
+renewing; once the lease expires another claim may take the job over, or the user's next trigger fails
+it and queues a new one (which reads the same evidence, since only "done" jobs move the evidence mark).
 """
 
 from __future__ import annotations
@@ -8,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, and_, func, or_
 from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
@@ -85,30 +91,66 @@ def _copy(entry: Entry, row: ProfileEntry, vector_model: str | None) -> None:
 
 # --- the job ----------------------------------------------------------------------------------
 
+# How long a claim (or a queued job not yet claimed) holds the user's one slot. A running job renews
+# it every third of this, so a job may take as long as it needs; a process that dies stops renewing,
+# and its user's profile learns again at most this long after.
+LEASE = timedelta(minutes=2)
+ABANDONED = "LeaseExpired"  # the reason recorded on a job whose process died
+
+
 class JobLost(Exception):
-    """Another process claimed the job first."""
+    """Another process holds the job (claimed it first, or took it over after our lease expired)."""
 
 
-def enqueue(session: Session, *, user_id: int, trigger: str) -> HypothesisJob | None:
-    """A queued job for the user, unless one is already queued or running (one at a time per user)."""
-    waiting = session.exec(select(HypothesisJob).where(
-        HypothesisJob.user_id == user_id, col(HypothesisJob.status).in_(["queued", "running"]))).first()
-    if waiting is not None:
+def _held(now: datetime):
+    """SQL: the job holds its user's slot at `now` (queued or running, lease not yet expired)."""
+    return and_(col(HypothesisJob.status).in_(["queued", "running"]), col(HypothesisJob.lease_until) >= now)
+
+
+def _abandoned(now: datetime):
+    """SQL: queued or running, but the lease expired (or never existed: rows from before leases)."""
+    return and_(col(HypothesisJob.status).in_(["queued", "running"]),
+                or_(col(HypothesisJob.lease_until).is_(None), col(HypothesisJob.lease_until) < now))
+
+
+def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = LEASE,
+            now: datetime | None = None) -> HypothesisJob | None:
+    """A queued job for the user, unless one already holds the user's slot (one at a time per user).
+    Jobs whose lease expired are failed here first, so a dead process never blocks the user for ever."""
+    now = now or utcnow()
+    session.exec(sql_update(HypothesisJob).where(HypothesisJob.user_id == user_id, _abandoned(now))
+                 .values(status="failed", reason=ABANDONED, finished_at=now))
+    if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id, _held(now))).first() is not None:
         return None
-    job = HypothesisJob(user_id=user_id, trigger=trigger)
+    job = HypothesisJob(user_id=user_id, trigger=trigger, lease_until=now + lease)
     session.add(job)
     session.flush()
     return job
 
 
-def claim(engine: Engine, *, job_id: int, worker: str) -> bool:
-    """Atomically move a queued job to running; False if another process got it."""
+def claim(engine: Engine, *, job_id: int, worker: str, lease: timedelta = LEASE) -> str | None:
+    """Atomically take a queued job, or a running one whose lease expired; the claim's token, or None
+    if another process holds it. The token fences every later write of this run."""
+    now, token = utcnow(), f"{worker[:50]}#{secrets.token_hex(6)}"
     with engine.begin() as conn:
         result = conn.execute(
-            sql_update(HypothesisJob).where(HypothesisJob.id == job_id, HypothesisJob.status == "queued")
-            .values(status="running", claimed_by=worker)
+            sql_update(HypothesisJob)
+            .where(HypothesisJob.id == job_id, or_(HypothesisJob.status == "queued", _abandoned(now)))
+            .values(status="running", claimed_by=token, lease_until=now + lease)
         )
+        return token if result.rowcount == 1 else None
+
+
+def renew(engine: Engine, *, job_id: int, token: str, lease: timedelta = LEASE) -> bool:
+    """Extend our claim's lease; False when the claim is no longer ours."""
+    with engine.begin() as conn:
+        result = conn.execute(sql_update(HypothesisJob).where(*_ours(job_id, token))
+                              .values(lease_until=utcnow() + lease))
         return result.rowcount == 1
+
+
+def _ours(job_id: int, token: str) -> tuple:
+    return HypothesisJob.id == job_id, HypothesisJob.status == "running", HypothesisJob.claimed_by == token
 
 
 def last_seen_message(session: Session, *, user_id: int) -> int:
@@ -148,17 +190,50 @@ class JobOutcome:
 
 async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: str,
                   embed: Callable[[list[str]], np.ndarray] | None = None, vector_model: str | None = None,
-                  budget_tokens: int = 1500, now: datetime | None = None) -> JobOutcome:
+                  budget_tokens: int = 1500, now: datetime | None = None, lease: timedelta = LEASE) -> JobOutcome:
     """Claim, gather evidence, infer, merge against the profile as it is *at write time*, commit once.
 
     Merging inside the final transaction is what lets a user's edit made during the (slow) model call
-    win: the edited entry is read back as the user's own and merge never changes it. A failure marks
-    the job failed with its reason and leaves the profile untouched.
+    win: the edited entry is read back as the user's own and merge never changes it. Everything after
+    the claim has one error path: any exception marks the job failed with the error's type and leaves
+    the profile untouched. If even that write fails, or the process dies, the lease expires instead.
     """
-    if not await asyncio.to_thread(claim, engine, job_id=job_id, worker=worker):
-        raise JobLost(f"job {job_id} was claimed by another process")
-    job = await asyncio.to_thread(read, engine, lambda s: s.get(HypothesisJob, job_id))
+    token = await asyncio.to_thread(claim, engine, job_id=job_id, worker=worker, lease=lease)
+    if token is None:
+        raise JobLost(f"job {job_id} is held by another process")
     started = time.perf_counter()
+    renewing = asyncio.create_task(_keep_renewing(engine, job_id=job_id, token=token, lease=lease))
+    try:
+        return await _work(engine, job_id=job_id, token=token, complete=complete, embed=embed,
+                           vector_model=vector_model, budget_tokens=budget_tokens, now=now, started=started)
+    except JobLost:
+        raise  # another process owns the job now; its row is not ours to write
+    except Exception as exc:  # the job's outermost boundary: a model, embedder or database error, or a bug
+        if not isinstance(exc, InferenceFailed):
+            logger.exception("hypothesis job %s raised", job_id)
+        reason, ms = type(exc).__name__, (time.perf_counter() - started) * 1000
+        await asyncio.to_thread(write, engine, lambda s: _finish(s, job_id, token, "failed", reason=reason, ms=ms))
+        logger.warning("hypothesis job %s failed: %s", job_id, reason)
+        return JobOutcome(job_id, "failed", [], reason)
+    finally:
+        renewing.cancel()
+
+
+async def _keep_renewing(engine: Engine, *, job_id: int, token: str, lease: timedelta) -> None:
+    """Renew the lease every third of it while the job runs; stop when the claim is lost."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        try:
+            if not await asyncio.to_thread(renew, engine, job_id=job_id, token=token, lease=lease):
+                return
+        except Exception:  # a boundary: a missed renewal only shortens the lease
+            logger.exception("hypothesis job %s: lease renewal failed", job_id)
+
+
+async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
+                embed: Callable[[list[str]], np.ndarray] | None, vector_model: str | None, budget_tokens: int,
+                now: datetime | None, started: float) -> JobOutcome:
+    job = await asyncio.to_thread(read, engine, lambda s: s.get(HypothesisJob, job_id))
 
     def gather(session: Session):
         seen = last_seen_message(session, user_id=job.user_id)
@@ -167,16 +242,7 @@ async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: st
         return choose_samples(new, older, budget_tokens=budget_tokens), load_profile(session, user_id=job.user_id)
 
     samples, current = await asyncio.to_thread(read, engine, gather)
-    try:
-        result = await infer(complete, samples, current)
-    except Exception as exc:  # the job's outermost boundary: a model error, garbage, or a bug
-        if not isinstance(exc, InferenceFailed):
-            logger.exception("hypothesis job %s: inference raised", job_id)
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        await asyncio.to_thread(write, engine, lambda s: _finish(s, job_id, "failed", reason=reason,
-                                                                   ms=(time.perf_counter() - started) * 1000))
-        logger.warning("hypothesis job %s for user %s failed: %s", job_id, job.user_id, type(exc).__name__)
-        return JobOutcome(job_id, "failed", [], reason)
+    result = await infer(complete, samples, current)
     candidates = result.candidates
     if embed is not None and candidates:
         vectors = await asyncio.to_thread(embed, [c.text for c in candidates])
@@ -189,7 +255,7 @@ async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: st
         next_id = -1_000_000  # provisional ids for new entries; apply_changes maps them to real ones
         changes = merge(fresh, candidates, now=moment, next_id=next_id)
         apply_changes(session, user_id=job.user_id, changes=changes, vector_model=vector_model)
-        _finish(session, job_id, "done", up_to=up_to, samples=len(samples), changes=changes,
+        _finish(session, job_id, token, "done", up_to=up_to, samples=len(samples), changes=changes,
                 refused=len(result.refused), completions=result.completions, ms=(time.perf_counter() - started) * 1000)
         return changes
 
@@ -199,10 +265,14 @@ async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: st
     return JobOutcome(job_id, "done", changes)
 
 
-def _finish(session: Session, job_id: int, status: str, *, reason: str | None = None, up_to: int = 0,
+def _finish(session: Session, job_id: int, token: str, status: str, *, reason: str | None = None, up_to: int = 0,
             samples: int = 0, changes: Sequence[Change] = (), refused: int = 0, completions: Sequence = (),
             ms: float = 0.0) -> None:
-    job = session.get(HypothesisJob, job_id)
+    """Record the outcome, fenced by the claim's token: a run whose lease was taken over raises JobLost
+    and its whole transaction (the profile changes too) rolls back."""
+    job = session.exec(select(HypothesisJob).where(*_ours(job_id, token)).with_for_update()).first()
+    if job is None:
+        raise JobLost(f"job {job_id} was taken over after its lease expired")
     job.status, job.reason, job.finished_at, job.ms = status, reason, utcnow(), ms
     job.up_to_message_id, job.samples, job.refused = up_to, samples, refused
     job.changes = sum(1 for c in changes if c.kind is not Kind.SKIP)

@@ -232,6 +232,14 @@ def _normalise_usernames(conn: Connection) -> None:
             taken.add(normal)
 
 
+def m009_job_leases(conn: Connection) -> None:
+    """Hypothesis jobs hold their user's slot only for a lease. Jobs left queued or running by older
+    versions get no lease (NULL), so they count as abandoned and stop blocking their users."""
+    if "lease_until" not in {c["name"] for c in inspect(conn).get_columns("hypothesis_job")}:
+        kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+        conn.execute(text(f"ALTER TABLE hypothesis_job ADD COLUMN lease_until {kind}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -241,6 +249,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m006_user_control", m006_user_control),
     ("m007_operator_actions", m007_operator_actions),
     ("m008_accounts", m008_accounts),
+    ("m009_job_leases", m009_job_leases),
 ]
 
 

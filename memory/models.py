@@ -194,7 +194,10 @@ class HypothesisJob(SQLModel, table=True):
     status: str = Field(default="queued", max_length=16)  # queued | running | done | failed
     trigger: str = Field(default="messages", max_length=16)  # messages | chat_end | command
     reason: str | None = Field(default=None, max_length=500)  # why it failed
-    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_by: str | None = Field(default=None, max_length=64)  # the claim's token: worker and a nonce
+    # Until when the job holds its user's one slot. A queued or running job past it is abandoned (its
+    # process died): a claim may take it over, and the user's next trigger fails it and queues anew.
+    lease_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     up_to_message_id: int = 0  # evidence considered: the user's messages up to this id
     samples: int = 0
     changes: int = 0

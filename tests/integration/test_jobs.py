@@ -2,16 +2,19 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy import update as sql_update
 
 from assistant.llm import OpenAIGateway, Purpose
 from hypotheses.job import JobLost, claim, count_new_substantive, enqueue, run_job
 from hypotheses.schedule import due
 from memory import profile, store
-from memory.db import read, write
-from memory.models import Author, HypothesisJob
+from memory.db import make_engine, migrate, read, write
+from memory.embed import Embedder
+from memory.models import Author, HypothesisJob, utcnow
 from tests.fakellm import Reply
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +144,101 @@ async def test_a_stated_sensitive_attribute_is_kept_and_marked_sensitive(engine,
     await start(engine, ada, complete)
     (row,) = read(engine, lambda s: profile.entries(s, user_id=ada.id))
     assert row.text == "Says they are a practising Buddhist." and row.sensitive
+
+
+# --- a job that dies never holds the user's slot for ever -------------------------------------
+
+SHORT = timedelta(seconds=1)
+
+
+def other_process(engine):
+    """A second engine on the same database: what another app process would hold."""
+    return make_engine(engine.url.render_as_string(hide_password=False))
+
+
+async def test_a_job_whose_process_died_is_replaced_once_its_lease_expires(engine, ada, fake_llm, complete):
+    dying = other_process(engine)
+    dead = write(dying, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT))
+    assert claim(dying, job_id=dead.id, worker="killed", lease=SHORT)
+    dying.dispose()  # the process is killed between its claim and its commit
+    assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT)) is None
+    await asyncio.sleep(1.2)
+    fake_llm.script("hypotheses", answer(("style", "Writes in full sentences.")))
+    job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT))
+    assert job is not None and job.id != dead.id
+    outcome = await run_job(engine, job_id=job.id, complete=complete, worker="alive", lease=SHORT)
+    assert outcome.status == "done"
+    assert [e.text for e in read(engine, lambda s: profile.entries(s, user_id=ada.id))] == ["Writes in full sentences."]
+    old = read(engine, lambda s: s.get(HypothesisJob, dead.id))
+    assert (old.status, old.reason) == ("failed", "LeaseExpired")
+
+
+async def test_a_running_job_whose_lease_expired_can_be_claimed_again(engine, ada, fake_llm, complete):
+    dying = other_process(engine)
+    dead = write(dying, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT))
+    assert claim(dying, job_id=dead.id, worker="killed", lease=SHORT)
+    dying.dispose()
+    assert not claim(engine, job_id=dead.id, worker="early", lease=SHORT)  # the lease still holds
+    await asyncio.sleep(1.2)
+    fake_llm.script("hypotheses", answer(("style", "Writes in full sentences.")))
+    outcome = await run_job(engine, job_id=dead.id, complete=complete, worker="heir", lease=SHORT)
+    assert outcome.status == "done"
+    assert read(engine, lambda s: s.get(HypothesisJob, dead.id)).status == "done"
+
+
+@pytest.mark.parametrize("failure", ["model", "embedder"])
+async def test_an_error_inside_a_job_fails_it_and_the_next_trigger_runs_a_new_one(
+        engine, ada, fake_llm, complete, embedder, failure):
+    fake_llm.script("hypotheses", Reply(status=500) if failure == "model" else answer(("style", "Writes in full sentences.")))
+    missing = Embedder("/nonexistent/embedding-model")  # a model that is not on disk: encode raises
+    first = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages"))
+    outcome = await run_job(engine, job_id=first.id, complete=complete, worker="test", embed=missing.encode)
+    failed = read(engine, lambda s: s.get(HypothesisJob, first.id))
+    assert outcome.status == failed.status == "failed"
+    assert failed.reason == outcome.reason and failed.reason.isidentifier()  # the error's type, never its text
+    assert read(engine, lambda s: profile.entries(s, user_id=ada.id)) == []
+    fake_llm.script("hypotheses", answer(("style", "Writes in full sentences.")))
+    second = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages"))
+    assert second is not None
+    outcome = await run_job(engine, job_id=second.id, complete=complete, worker="test", embed=embedder.encode,
+                            vector_model=embedder.model_name)
+    assert outcome.status == "done"
+    assert [e.text for e in read(engine, lambda s: profile.entries(s, user_id=ada.id))] == ["Writes in full sentences."]
+
+
+async def test_a_run_whose_lease_was_taken_over_writes_nothing(engine, ada, fake_llm, complete):
+    fake_llm.script("hypotheses", Reply(text=answer(("style", "The stalled run's claim.")), delay=1.0),
+                    answer(("style", "The heir's claim.")))
+    job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages"))
+    stalled = asyncio.create_task(run_job(engine, job_id=job.id, complete=complete, worker="stalled",
+                                          lease=timedelta(seconds=30)))
+    await asyncio.sleep(0.3)  # waiting for the model; its process stalls and the lease lapses
+    with engine.begin() as conn:
+        conn.execute(sql_update(HypothesisJob).values(lease_until=utcnow() - timedelta(seconds=1)))
+    heir = await run_job(engine, job_id=job.id, complete=complete, worker="heir")
+    assert heir.status == "done"
+    with pytest.raises(JobLost):
+        await stalled
+    assert [e.text for e in read(engine, lambda s: profile.entries(s, user_id=ada.id))] == ["The heir's claim."]
+    assert read(engine, lambda s: s.get(HypothesisJob, job.id)).claimed_by.startswith("heir#")
+
+
+def test_a_job_stuck_before_leases_existed_stops_blocking_its_user_after_m009(engine, ada):
+    stuck = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages"))
+    with engine.begin() as conn:  # the schema m001-m008 made, with a job its dead process left running
+        conn.execute(text("ALTER TABLE hypothesis_job DROP COLUMN lease_until"))
+        conn.execute(text("UPDATE hypothesis_job SET status = 'running'"))
+        conn.execute(text("DELETE FROM _migrations WHERE name = 'm009_job_leases'"))
+    assert migrate(engine) == ["m009_job_leases"]
+    assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages")) is not None
+    assert read(engine, lambda s: s.get(HypothesisJob, stuck.id)).reason == "LeaseExpired"
+
+
+async def test_a_live_job_renews_its_lease_however_long_the_model_takes(engine, ada, fake_llm, complete):
+    fake_llm.script("hypotheses", Reply(text=answer(("style", "Writes in full sentences.")), delay=1.5))
+    job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT))
+    running = asyncio.create_task(run_job(engine, job_id=job.id, complete=complete, worker="slow", lease=SHORT))
+    await asyncio.sleep(1.2)  # past the first lease: only renewal keeps the slot
+    assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT)) is None
+    assert not claim(engine, job_id=job.id, worker="thief", lease=SHORT)
+    assert (await running).status == "done"
