@@ -129,6 +129,19 @@ async def test_a_stream_broken_midway_keeps_the_partial_reply_marked_incomplete(
     assert (await turns.run(request(alice, "go on"), Screen())).complete
 
 
+@pytest.mark.parametrize(("reply", "reason", "said"), [
+    (Reply(text="the answer is", finish_reason=None, done=False), "StreamBroken", "broke"),
+    (Reply(text="the answer is", finish_reason="length"), "ReplyTruncated", "token limit"),
+], ids=["no-finish-reason", "length"])
+async def test_a_stream_without_a_proper_finish_is_kept_incomplete_and_the_user_told(
+        engine, alice, fake_llm, turns_for, reply, reason, said):
+    fake_llm.script("chat", reply)
+    result = await turns_for(fake_gateway(fake_llm)).run(request(alice, "tell me"), Screen())
+    assert not result.complete and result.reply == "the answer is"
+    assert said in result.notice and "marked as incomplete" in result.notice
+    assert messages(engine)[-1] == ("assistant", "the answer is", "incomplete", reason)
+
+
 async def test_an_empty_message_stores_nothing_and_calls_no_model(engine, alice, fake_llm, turns_for):
     result = await turns_for(fake_gateway(fake_llm)).run(request(alice, " \n\t\x00 "), Screen())
     assert "empty" in result.notice
