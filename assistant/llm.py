@@ -70,6 +70,10 @@ class StreamBroken(LLMError):
     user_message = "The connection to the language model broke while the reply was being written."
 
 
+class ReplyTruncated(LLMError):
+    user_message = "The reply was cut off by the model's token limit."
+
+
 @dataclass(frozen=True)
 class Completion:
     """A whole (non-streamed) answer and what it cost."""
@@ -117,7 +121,7 @@ class OpenAIGateway:
     async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives; raise an LLMError carrying any partial text."""
         model = self._models[purpose]
-        started, received = time.perf_counter(), []
+        started, received, finish = time.perf_counter(), [], None
         try:
             response = await self._client.chat.completions.create(
                 model=model,
@@ -129,11 +133,10 @@ class OpenAIGateway:
                 if not chunk.choices:
                     continue  # e.g. the usage chunk
                 choice = chunk.choices[0]
-                if choice.finish_reason == "content_filter":
-                    raise ModelRefused("finish_reason=content_filter", partial="".join(received))
                 if choice.delta and choice.delta.content:
                     received.append(choice.delta.content)
                     yield choice.delta.content
+                finish = choice.finish_reason or finish
         except LLMError:
             raise
         except Exception as exc:  # mapped, never swallowed: the caller gets a typed error
@@ -143,8 +146,9 @@ class OpenAIGateway:
                 "llm purpose=%s model=%s chunks=%d chars=%d ms=%.0f",
                 purpose, model, len(received), sum(map(len, received)), (time.perf_counter() - started) * 1000,
             )
-        if not received:
+        if not received and finish != "content_filter":  # a provider refusal is named as one, text or not
             raise ModelBadResponse("the stream ended without any text")
+        _check_finish(finish, partial="".join(received))
 
     async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
         """One whole answer. With a schema: structured output where the server supports it, falling back
@@ -173,6 +177,17 @@ class OpenAIGateway:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _check_finish(finish: str | None, *, partial: str) -> None:
+    """Fail closed: a streamed reply is complete only when the server said it stopped on its own."""
+    if finish == "content_filter":
+        raise ModelRefused("finish_reason=content_filter", partial=partial)
+    if finish == "length":
+        raise ReplyTruncated("finish_reason=length", partial=partial)
+    if finish is None:
+        # The server died or closed the connection cleanly after some tokens: no finish, maybe no [DONE].
+        raise StreamBroken("the stream ended without a finish reason", partial=partial)
 
 
 def _completion(response, model: str, response_format: str, started: float) -> Completion:

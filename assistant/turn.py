@@ -1,8 +1,9 @@
 """One chat turn, end to end: store, recall and deliberate, build the prompt, stream the reply, record it.
 
 The user's message is committed before any model call, so it survives whatever happens next.
-A reply cut short (model error, timeout, broken stream, the user pressing stop) is kept with the
-text the user saw and marked `incomplete` with the reason; a reply that never started is not
+A reply cut short (model error, timeout, broken stream or one without a finish reason, the token
+limit, the user pressing stop) is kept with the text the user saw and marked `incomplete` with the
+reason; a reply that never started is not
 stored at all. Either way the user is told what happened and the next message works.
 
 Recall never waits for the embedding model: until it has loaded, a turn recalls lexically only

@@ -27,7 +27,8 @@ class Reply:
     delay: float = 0.0  # seconds before answering at all (longer than the client timeout = timeout)
     chunk_delay: float = 0.0  # seconds between streamed chunks
     break_after: int | None = None  # close the connection after this many content chunks
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"  # None: the stream ends without a final chunk (a server that died)
+    done: bool = True  # send `data: [DONE]` at the end of a stream
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[str] | None = None  # how the text is split when streamed; default: by words
 
@@ -175,8 +176,10 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 if reply.chunk_delay:
                     time.sleep(reply.chunk_delay)
                 self._event(_chunk(model, {"content": piece}))
-            self._event(_chunk(model, {}, finish=reply.finish_reason))
-            self._write_chunk(b"data: [DONE]\n\n")
+            if reply.finish_reason is not None:
+                self._event(_chunk(model, {}, finish=reply.finish_reason))
+            if reply.done:
+                self._write_chunk(b"data: [DONE]\n\n")
             self._write_chunk(b"")
 
         def _event(self, payload: dict) -> None:

@@ -1,8 +1,9 @@
 """Chainlit's `BaseDataLayer` over our own tables: one source of truth for message text.
 
-User and assistant messages become `message` rows (the same rows the chat turn writes; both
-writers upsert by Chainlit's step id). Every other step (Chainlit's "run" wrappers, error
-notices, tool panels) is a display-only `step` row. Errors are logged and raised, never swallowed.
+User messages become `message` rows (the same rows the chat turn writes; both writers upsert by
+Chainlit's step id), and so do assistant replies the turn has written. Every other step (Chainlit's
+"run" wrappers and its own notices, error notices, tool panels, blank text) is a display-only
+`step` row. Errors are logged and raised, never swallowed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlmodel import Session
 from memory import store
 from memory.db import read, write
 from memory.models import Author, Element, Message, Step, Thread, User, aware
-from memory.text import clean_text
+from memory.text import clean_text, is_blank
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,11 +214,11 @@ class OurDataLayer(BaseDataLayer):
         thread_id, user_id = step_dict.get("threadId"), _session_user_id()
         if not thread_id or user_id is None:
             raise PermissionError("steps are only saved for a signed-in user's thread")
-        author = _MESSAGE_TYPES.get(step_dict.get("type", ""))
 
         def save(session: Session) -> None:
             store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
-            if author is not None and not _display_only(step_dict):
+            author = _conversation_author(session, step_dict)
+            if author is not None:
                 store.save_message(
                     session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,
                     content=step_dict.get("output") or "", name=(step_dict.get("name") or "")[:64] or None,
@@ -313,6 +314,22 @@ class OurDataLayer(BaseDataLayer):
 
 
 # --- row <-> dict ---------------------------------------------------------------------------
+
+def _conversation_author(session: Session, step_dict: dict) -> Author | None:
+    """Who said this step in the conversation, or None for a display-only step.
+
+    Blank text is never a message. An assistant message is one only when the chat turn wrote it
+    first (assistant.turn records the reply before Chainlit saves its step): anything else said in
+    the assistant's voice, such as Chainlit's own "Task manually stopped." sent by its socket `stop`
+    handler, is a notice the model must never read back as something it said.
+    """
+    author = _MESSAGE_TYPES.get(step_dict.get("type", ""))
+    if author is None or _display_only(step_dict) or is_blank(step_dict.get("output") or ""):
+        return None
+    if author == Author.ASSISTANT and store.get_message(session, step_id=step_dict.get("id") or "") is None:
+        return None
+    return author
+
 
 def _display_only(step_dict: dict) -> bool:
     # A command ("/profile") is a request to the app, not something the user said to the assistant:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from assistant.ui.datalayer import OurDataLayer, persisted_user
 from memory import store
 from memory.db import read, write
+from memory.models import Author, MessageStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +47,17 @@ def step(thread_id, kind, output, **extra):
             "input": "", "createdAt": None, **extra}
 
 
+def engine_of(layer):
+    return layer._engine
+
+
+def replied(engine, user, item):
+    """The chat turn records its reply before Chainlit saves the reply's step (assistant.turn)."""
+    write(engine, lambda s: store.save_message(
+        s, step_id=item["id"], thread_id=item["threadId"], user_id=user.id, author=Author.ASSISTANT,
+        content=item["output"], status=MessageStatus.COMPLETE))
+
+
 async def chat(layer, user, thread_id, *texts):
     signed_in(user, thread_id)
     await layer.update_thread(thread_id, name=texts[0], user_id=str(user.id))
@@ -55,6 +67,8 @@ async def chat(layer, user, thread_id, *texts):
     for i, body in enumerate(texts):
         kind = "user_message" if i % 2 == 0 else "assistant_message"
         item = step(thread_id, kind, body, parentId=run["id"] if kind == "assistant_message" else None)
+        if kind == "assistant_message":
+            replied(engine_of(layer), user, item)
         await layer.create_step(item)
         ids.append(item["id"])
     return ids
@@ -204,3 +218,25 @@ async def test_an_element_can_be_replaced_or_deleted_only_by_its_threads_owner(l
     signed_in(alice, "t-alice")
     await layer.delete_element(panel.id, "t-alice")
     assert read(engine, lambda s: store.thread_elements(s, thread_id="t-alice")) == []
+
+
+@pytest.mark.parametrize("blank", ["   ", "\x00\x00", "\n\t "])
+async def test_blank_messages_are_never_message_rows(layer, users, engine, blank):
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello")
+    await layer.create_step(step("t1", "user_message", blank))
+    await layer.create_step(step("t1", "assistant_message", blank))
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
+
+
+def stop_notice(thread_id):
+    """What Chainlit's socket `stop` sends when the user presses stop (chainlit/socket.py)."""
+    return step(thread_id, "assistant_message", "Task manually stopped.", name="Assistant", metadata={})
+
+
+async def test_chainlits_stop_notice_is_shown_but_is_not_a_message(layer, users, engine):
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello")
+    await layer.create_step(stop_notice("t1"))
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
+    assert "Task manually stopped." in [s["output"] for s in (await layer.get_thread("t1"))["steps"]]

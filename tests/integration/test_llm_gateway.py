@@ -3,7 +3,7 @@
 import pytest
 
 from assistant.llm import (
-    ModelBadResponse, ModelMisconfigured, ModelRateLimited, ModelRefused, ModelTimeout, ModelUnavailable,
+    LLMError, ModelBadResponse, ModelMisconfigured, ModelRateLimited, ModelRefused, ModelTimeout, ModelUnavailable,
     OfflineModel, OpenAIGateway, Purpose, StreamBroken,
 )
 from tests.fakellm import Reply
@@ -113,3 +113,22 @@ async def test_a_whole_answer_reports_its_cost(fake_llm, gateways):
     completion = await gateways(fake_llm).complete(MESSAGES, purpose=Purpose.HYPOTHESES)
     assert (completion.text, completion.model, completion.tokens_in, completion.tokens_out) == ("{}", "hyp-m", 1, 1)
     assert not fake_llm.requests[0].body.get("stream")
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["with-DONE", "without-DONE"])
+async def test_a_stream_that_ends_without_a_finish_reason_is_broken(fake_llm, gateways, done):
+    """The server closed the stream cleanly after some tokens but never said the reply was finished."""
+    fake_llm.script("chat", Reply(text="one two three", finish_reason=None, done=done))
+    received = []
+    with pytest.raises(StreamBroken) as caught:
+        async for token in gateways(fake_llm).stream(MESSAGES, purpose=Purpose.CHAT):
+            received.append(token)
+    assert "".join(received) == "one two three" == caught.value.partial
+
+
+@pytest.mark.parametrize(("finish", "error"), [("length", "ReplyTruncated"), ("content_filter", "ModelRefused")])
+async def test_a_stream_stopped_by_a_limit_or_filter_is_not_complete(fake_llm, gateways, finish, error):
+    fake_llm.script("chat", Reply(text="one two three", finish_reason=finish))
+    with pytest.raises(LLMError) as caught:
+        await collect(gateways(fake_llm))
+    assert type(caught.value).__name__ == error and caught.value.partial == "one two three"

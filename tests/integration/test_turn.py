@@ -129,6 +129,19 @@ async def test_a_stream_broken_midway_keeps_the_partial_reply_marked_incomplete(
     assert (await turns.run(request(alice, "go on"), Screen())).complete
 
 
+@pytest.mark.parametrize(("reply", "reason", "said"), [
+    (Reply(text="the answer is", finish_reason=None, done=False), "StreamBroken", "broke"),
+    (Reply(text="the answer is", finish_reason="length"), "ReplyTruncated", "token limit"),
+], ids=["no-finish-reason", "length"])
+async def test_a_stream_without_a_proper_finish_is_kept_incomplete_and_the_user_told(
+        engine, alice, fake_llm, turns_for, reply, reason, said):
+    fake_llm.script("chat", reply)
+    result = await turns_for(fake_gateway(fake_llm)).run(request(alice, "tell me"), Screen())
+    assert not result.complete and result.reply == "the answer is"
+    assert said in result.notice and "marked as incomplete" in result.notice
+    assert messages(engine)[-1] == ("assistant", "the answer is", "incomplete", reason)
+
+
 async def test_an_empty_message_stores_nothing_and_calls_no_model(engine, alice, fake_llm, turns_for):
     result = await turns_for(fake_gateway(fake_llm)).run(request(alice, " \n\t\x00 "), Screen())
     assert "empty" in result.notice
@@ -297,3 +310,23 @@ async def test_the_users_own_similar_texts_are_style_exemplars_not_memories(engi
     exemplars = system.split("as examples of how they write")[1]
     assert "«Quick q: best way to learn Rust?? asking for a friend lol»" in exemplars
     assert "the user said: «Quick q: best way to learn Rust" not in system  # not quoted twice
+
+
+async def test_chainlits_stop_notice_never_reaches_the_models_window(engine, alice, fake_llm, turns_for):
+    from assistant.ui.datalayer import OurDataLayer
+    from tests.integration.test_datalayer import signed_in, stop_notice
+
+    fake_llm.script("chat", Reply(text="a long answer", chunk_delay=0.2), "next answer")
+    turns = turns_for(fake_gateway(fake_llm))
+    running = asyncio.create_task(turns.run(request(alice, "tell me"), Screen()))
+    while not fake_llm.requests_for("chat"):
+        await asyncio.sleep(0.02)
+    signed_in(alice, "t1")
+    await OurDataLayer(engine).create_step(stop_notice("t1"))  # the user pressed stop
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await turns.run(request(alice, "go on"), Screen())
+    sent = fake_llm.requests_for("chat")[-1].body["messages"]
+    assert not any("Task manually stopped." in m["content"] for m in sent)
+    assert "Task manually stopped." not in [content for _, content, _, _ in messages(engine)]
