@@ -222,7 +222,9 @@ def list_threads(
     text (stored text holds no control characters, so a search with them would find nothing) and
     clipped to MAX_SEARCH characters.
     """
-    query = select(Thread).where(Thread.user_id == user_id)
+    # Only conversations: a thread that never had a message (opened and left) is not listed.
+    spoken = select(Message.thread_id).where(Message.user_id == user_id)
+    query = select(Thread).where(Thread.user_id == user_id, col(Thread.id).in_(spoken))
     search = clean_text(search or "").strip()[:MAX_SEARCH]
     if search:
         pattern = f"%{_escape_like(search)}%"

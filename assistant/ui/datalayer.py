@@ -216,8 +216,12 @@ class OurDataLayer(BaseDataLayer):
             raise PermissionError("steps are only saved for a signed-in user's thread")
 
         def save(session: Session) -> None:
-            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
             author = _conversation_author(session, step_dict)
+            if author is None and store.owned_thread(session, thread_id=thread_id, user_id=user_id) is None:
+                # A thread exists once it has a message: a display step before the first one (Chainlit's
+                # on_chat_start wrapper, on every page load or "New chat") made an empty conversation.
+                return
+            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
             if author is not None:
                 store.save_message(
                     session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,

@@ -14,7 +14,7 @@ import socketio
 
 from memory import store
 from memory.db import read
-from memory.models import Message
+from memory.models import Message, Thread
 from tests.appserver import HYPERALIGN, AppServer, served_on
 from tests.conftest import DATABASES, admin_url_for
 from tests.socketclient import ChatTab, event_text
@@ -333,3 +333,24 @@ def test_both_token_readers_act_for_the_same_account(served):
     both = {"Authorization": f"Bearer {other_token}"}
     assert client.get("/user", headers=both).json()["identifier"] == me
     assert client.get("/api/me/export", headers=both).json()["account"]["username"] == me  # before: tia's
+
+
+async def test_opening_the_chat_without_writing_leaves_no_conversation(served):
+    """Before: every page load, sign-in or "New chat" stored an empty "Untitled Conversation"."""
+    server, engine = served
+    name = fresh("uma")
+    client, token = sign_in(server, name)
+    for _ in range(3):
+        tab = await ChatTab(server.base_url, token).open()
+        await asyncio.sleep(0.5)
+        await tab.close()
+    tab = await ChatTab(server.base_url, token).open()
+    await tab.say("The only thing I wrote today.")
+    await tab.close()
+    owner = read(engine, lambda s: store.get_user(s, identifier=name)).id
+    await eventually(lambda: read(engine, lambda s: store.list_threads(s, user_id=owner, first=20)[0]))
+    listed = client.post("/project/threads", json={"pagination": {"first": 20}, "filter": {}}).json()["data"]
+    assert len(listed) == 1
+    stored = read(engine, lambda s: s.exec(select(Thread).where(Thread.user_id == owner)).all())
+    assert len(stored) == 1
+    assert client.get("/api/me/export").json()["threads"][0]["messages"]
