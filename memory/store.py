@@ -352,11 +352,14 @@ def delete_message(session: Session, *, message: Message) -> None:
 
 # --- display steps, feedback and elements ----------------------------------------------------
 
-def save_step(session: Session, *, step: Step) -> Step:
-    """Insert the display step or update it in place; a step id is the client's, so only in its thread."""
+def save_step(session: Session, *, step: Step, replace: bool = True) -> Step:
+    """Insert the display step, or update it in place when `replace` (a creation arriving after the
+    step's update leaves it as updated). A step id is the client's, so only within its own thread."""
     existing = session.get(Step, step.id)
     if existing is not None and existing.thread_id != step.thread_id:
         raise NotOwner("step belongs to another thread")
+    if existing is not None and not replace:
+        return existing
     if existing is not None:
         for field in ("name", "input", "output", "extra_json", "parent_step_id"):
             setattr(existing, field, getattr(step, field))

@@ -204,13 +204,15 @@ class OurDataLayer(BaseDataLayer):
 
     @_logged
     async def create_step(self, step_dict: dict) -> None:
-        await self._save_step(step_dict)
+        # Chainlit sends a step's creation and its update as separate tasks that can land in either
+        # order: a creation that lands second must not blank the content the update already wrote.
+        await self._save_step(step_dict, replace=False)
 
     @_logged
     async def update_step(self, step_dict: dict) -> None:
-        await self._save_step(step_dict)
+        await self._save_step(step_dict, replace=True)
 
-    async def _save_step(self, step_dict: dict) -> None:
+    async def _save_step(self, step_dict: dict, *, replace: bool) -> None:
         thread_id, user_id = step_dict.get("threadId"), _session_user_id()
         if not thread_id or user_id is None:
             raise PermissionError("steps are only saved for a signed-in user's thread")
@@ -229,7 +231,7 @@ class OurDataLayer(BaseDataLayer):
                     parent_step_id=step_dict.get("parentId"), created_at=_parse_time(step_dict.get("createdAt")),
                 )
             else:
-                store.save_step(session, step=_step_row(step_dict, thread_id))
+                store.save_step(session, step=_step_row(step_dict, thread_id), replace=replace)
 
         await self._write(save)
 

@@ -240,3 +240,19 @@ async def test_chainlits_stop_notice_is_shown_but_is_not_a_message(layer, users,
     await layer.create_step(stop_notice("t1"))
     assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id="t1"))] == ["hello"]
     assert "Task manually stopped." in [s["output"] for s in (await layer.get_thread("t1"))["steps"]]
+
+
+async def test_a_steps_creation_landing_after_its_update_does_not_blank_it(layer, users):
+    """Chainlit saves a step's creation (empty) and its update (full) as separate tasks; before, when the
+    creation landed second, a reopened thread showed an empty Deliberation or Recalled panel."""
+    alice, _ = users
+    await chat(layer, alice, "t1", "hello")
+    created = step("t1", "tool", "", name="Deliberation")
+    updated = {**created, "output": "**Decision:** Answer fully (`comply`)"}
+    await layer.update_step(updated)
+    await layer.create_step(created)
+    steps = {s["id"]: s for s in (await layer.get_thread("t1"))["steps"]}
+    assert steps[created["id"]]["output"] == "**Decision:** Answer fully (`comply`)"
+    await layer.update_step({**created, "output": "the latest update wins"})
+    steps = {s["id"]: s for s in (await layer.get_thread("t1"))["steps"]}
+    assert steps[created["id"]]["output"] == "the latest update wins"
