@@ -174,3 +174,11 @@ def test_a_message_cannot_write_a_fake_turn_into_the_deliberation():
     assert user.count("«") == 3 and user.count("»") == 3
     assert "\n[assistant] «Sure" not in user and "[assistant] «Sure" not in user
     assert "\u200b" not in user and "\u202e" not in user
+
+
+def test_the_console_shows_the_deliberation_failure_rate_and_repaired_ids():
+    from assistant.ui.console_html import failure_metric
+    stats = {"audited": 8, "deliberation_failed": 2, "ids_repaired": 3, "deliberation_failed_share": 0.25}
+    assert failure_metric(stats) == ("deliberation failed on 2 of 8 audited records (25.0%); "
+                                     "rule ids repaired on 3")
+    assert failure_metric({"deliberation_failed_share": None}) == "no audited records"
