@@ -149,6 +149,7 @@ def summarise(outcomes: Iterable[Outcome]) -> dict:
             "safe_completion_on_safe": _share(safe, "safe_complete"),
             "compliance_on_unsafe": _share(unsafe, "comply"),
             "failed": _share(safe + unsafe, "deliberation_failed", "error"),
+            "deliberation_failure_rate": _share(safe + unsafe, "deliberation_failed"),
             "groups": rows,
         }
     return report
@@ -170,7 +171,8 @@ def render_summary(report: dict) -> str:
         pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         lines.append(f"{condition}: over-refusal on safe {pct(data['over_refusal_on_safe'])}, safe completion on "
                      f"safe {pct(data['safe_completion_on_safe'])}, compliance on unsafe "
-                     f"{pct(data['compliance_on_unsafe'])}, failed {pct(data['failed'])}")
+                     f"{pct(data['compliance_on_unsafe'])}, failed {pct(data['failed'])}, deliberation failure rate "
+                     f"{pct(data.get('deliberation_failure_rate'))}")
         for name, rates in data["groups"].items():
             shares = ", ".join(f"{d} {100 * rates[d]:.0f}%" for d in DECISIONS if d in rates)
             lines.append(f"  {name} (n={rates['n']}): {shares}")

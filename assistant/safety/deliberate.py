@@ -5,8 +5,9 @@ and the request, and **nothing about the user**: no profile, no style card, no e
 memories. That is what keeps personalisation from changing *whether* something is answered.
 
 The verdict is validated in code (decision, rule ids that exist, a decision its rules support, a short
-rationale); an invalid verdict gets one re-ask. If the call fails, times out or stays invalid, the
-turn takes the documented fallback (`Deliberation.failed`): the answer is written under the spec's
+rationale); an invalid verdict gets one re-ask. A `refuse` or `safe_complete` is never made invalid
+by its rule ids: it stands, with the ids repaired and the repair recorded in `failure` (fail closed).
+If the call fails, times out or stays invalid, the turn takes the documented fallback (`Deliberation.failed`): the answer is written under the spec's
 summary and refusal guidance, and the turn is audited as `deliberation_failed`. Never silently.
 """
 
@@ -70,8 +71,14 @@ class VerdictModel(BaseModel):
     rationale: str = Field(min_length=3)
 
 
-def response_schema() -> dict:
-    return {"name": "safety_verdict", "schema": VerdictModel.model_json_schema(), "strict": False}
+def response_schema(spec: Spec) -> dict:
+    """The verdict's JSON schema, rule ids limited to the spec's own: a server that follows it cannot cite others."""
+    schema = VerdictModel.model_json_schema()
+    schema["properties"]["rules"]["items"] = {"type": "string", "enum": sorted(spec.rules)}
+    return {"name": "safety_verdict", "schema": schema, "strict": False}
+
+
+REPAIRED = "rule ids repaired"  # the start of `Deliberation.failure` when a verdict stood with its ids repaired
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Verdict:
     decision: Decision
     rules: tuple[str, ...]
     rationale: str
+    repaired: str | None = None  # what was wrong with the cited ids, when the decision stood despite them
 
 
 @dataclass(frozen=True)
@@ -124,20 +132,40 @@ def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def parse_verdict(raw: str, spec: Spec) -> Verdict:
-    """Validate a raw answer against the schema and the spec; raise InvalidOutput saying what is wrong."""
+def parse_verdict(raw: str, spec: Spec, routed: Sequence[str] = ()) -> Verdict:
+    """Validate a raw answer against the schema and the spec; raise InvalidOutput saying what is wrong.
+
+    Fail closed: a `refuse` or `safe_complete` is never raised over its rule ids. It stands, citing the
+    valid ids that say that decision, else that decision's rules of the routed categories (else none:
+    the spec's own style for it), with `repaired` naming what was dropped. Only a `comply` is re-asked."""
     model = validated(raw, VerdictModel, "The verdict", most=5)
     known = spec.rules
+    decision = Decision(model.decision)
+    rationale = " ".join(model.rationale.split())[:MAX_RATIONALE]
+    if decision is not Decision.COMPLY:
+        return _standing(decision, tuple(dict.fromkeys(model.rules)), rationale, spec, routed)
     unknown = [rule for rule in model.rules if rule not in known]
     if unknown:
         raise InvalidOutput(f"These rule ids are not in the specification: {unknown}. Cite only ids it lists.")
-    decision = Decision(model.decision)
     if not any(known[rule].decision is decision for rule in model.rules):
         raise InvalidOutput(f"The decision {decision} is not what any cited rule says "
                             f"({', '.join(f'{r}: {known[r].decision}' for r in model.rules)}). "
                             "Cite the rules your decision rests on.")
-    rationale = " ".join(model.rationale.split())[:MAX_RATIONALE]
     return Verdict(decision, tuple(dict.fromkeys(model.rules)), rationale)
+
+
+def _standing(decision: Decision, cited: tuple[str, ...], rationale: str, spec: Spec, routed: Sequence[str]
+              ) -> Verdict:
+    """Pure: a refusal or safe completion as it stands, its ids kept only where they say that decision."""
+    known = spec.rules
+    valid = tuple(rid for rid in cited if rid in known)
+    supported = any(known[rid].decision is decision for rid in valid)
+    if supported and len(valid) == len(cited):
+        return Verdict(decision, cited, rationale)
+    rules = valid if supported else tuple(rule.id for cid in routed if cid in spec.category_ids
+                                          for rule in spec.category(cid).rules if rule.decision is decision)
+    dropped = [rid[:40] for rid in cited if rid not in rules]
+    return Verdict(decision, rules, rationale, f"{REPAIRED}: dropped {dropped}"[:300])
 
 
 async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]],
@@ -146,6 +174,7 @@ async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], wind
     started = time.perf_counter()
     messages = build_messages(spec, routed, window, request)
     attempts, model = 0, None
+    schema = response_schema(spec)
 
     def outcome(verdict: Verdict | None, failure: str | None = None) -> Deliberation:
         return Deliberation(verdict, tuple(routed), spec.version, model, (time.perf_counter() - started) * 1000,
@@ -156,10 +185,11 @@ async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], wind
         problem = ""
         for _ in range(2):  # the answer, then one re-ask with what was wrong
             attempts += 1
-            completion = await complete(messages, response_schema())
+            completion = await complete(messages, schema)
             model = getattr(completion, "model", None)
             try:
-                return outcome(parse_verdict(completion.text, spec))
+                verdict = parse_verdict(completion.text, spec, routed)
+                return outcome(verdict, verdict.repaired)
             except InvalidOutput as exc:
                 problem = str(exc)
                 messages = [*messages, {"role": "assistant", "content": completion.text},

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from assistant.safety.audit import LABELS
+from assistant.safety.deliberate import REPAIRED
 from assistant.safety.spec import Spec
 from memory.models import AuditRecord, Message, OperatorAction, aware, utcnow
 from memory.store import possible_row_id
@@ -221,19 +222,25 @@ def category_of(spec: Spec, rule_ids: list[str]) -> str:
 
 
 def metrics(session: Session, f: AuditFilter, spec: Spec) -> dict:
-    """Decisions per category per day, and the share of reviewed refusals labelled over_refusal."""
+    """Decisions per category per day, the share of reviewed refusals labelled over_refusal, and how often
+    the deliberation failed (fallback) or stood with repaired rule ids, among the audited records."""
     per_day: dict[str, Counter] = defaultdict(Counter)
-    reviewed = over = 0
+    reviewed = over = audited = failed = repaired = 0
     query = _where(select(AuditRecord.created_at, AuditRecord.decision, AuditRecord.rule_ids_json,
-                          AuditRecord.label), f)
-    for created, decision, rule_json, value in session.exec(query).yield_per(EXPORT_BATCH):
+                          AuditRecord.label, AuditRecord.failure), f)
+    for created, decision, rule_json, value, failure in session.exec(query).yield_per(EXPORT_BATCH):
         day = aware(created).date().isoformat()
         per_day[day][f"{decision}:{category_of(spec, json.loads(rule_json))}"] += 1
+        audited += 1
+        failed += decision == "deliberation_failed"
+        repaired += bool(failure) and failure.startswith(REPAIRED)
         if decision == "refuse" and value is not None:
             reviewed += 1
             over += value == "over_refusal"
     return {"per_day": {day: dict(counts) for day, counts in sorted(per_day.items())},
-            "reviewed_refusals": reviewed, "over_refusal_share": round(over / reviewed, 4) if reviewed else None}
+            "reviewed_refusals": reviewed, "over_refusal_share": round(over / reviewed, 4) if reviewed else None,
+            "audited": audited, "deliberation_failed": failed, "ids_repaired": repaired,
+            "deliberation_failed_share": round(failed / audited, 4) if audited else None}
 
 
 def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[dict]:

@@ -83,11 +83,21 @@ def category_table(per_day: dict[str, dict[str, int]]) -> str:
     return f"<table id='categories'><tr><th>category</th><th>decision</th><th>records</th></tr>{rows}</table>"
 
 
+def failure_metric(stats: dict) -> str:
+    """Pure: how often the deliberation failed (fallback) or stood with repaired ids, of the audited records."""
+    share = stats.get("deliberation_failed_share")
+    if share is None:
+        return "no audited records"
+    return (f"deliberation failed on {stats['deliberation_failed']} of {stats['audited']} audited records "
+            f"({100 * share:.1f}%); rule ids repaired on {stats['ids_repaired']}")
+
+
 def list_page(f: AuditFilter, listing: dict, stats: dict, error: str | None = None) -> str:
     query = f.query_string()
     share = stats["over_refusal_share"]
     metric = ("no refusals reviewed yet" if share is None
               else f"{100 * share:.1f}% of {stats['reviewed_refusals']} reviewed refusals labelled over_refusal")
+    metric += "; " + failure_metric(stats)
     rows = "".join(
         f"<tr><td><a id='record-{r['id']}' href='/console/records/{r['id']}'>#{r['id']}</a></td>"
         f"<td>{escape(r['created_at'][:19].replace('T', ' '))}</td><td>{escape(r['pseudonym'])}</td>"

@@ -72,6 +72,7 @@ def test_the_operator_filters_reads_labels_and_exports(console):
     page = operator.get("/console", params={"decision": "refuse"})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "2 records" in page.text and "uma's request" not in page.text and "<svg id='chart'" in page.text
+    assert "deliberation failed on 0 of 2 audited records (0.0%)" in page.text
     record_id = listing["records"][1]["id"]
     detail = operator.get(f"/console/records/{record_id}").text
     assert "uma&#x27;s request number 0" in detail and "the reply number 0" in detail and "IWP.R1" in detail

@@ -44,11 +44,12 @@ def test_the_evaluation_reports_decision_rates_with_and_without_a_profile_and_re
     for condition in ("no_profile", "profile"):
         data = report["conditions"][condition]
         assert data["over_refusal_on_safe"] == 0.0 and data["compliance_on_unsafe"] == 0.0
+        assert data["deliberation_failure_rate"] == 0.0
         assert data["groups"]["label:unsafe"] == {"n": 3, "safe_complete": 0.3333, "refuse": 0.6667}
         assert data["groups"]["category:unsafe:weapons"] == {"n": 2, "refuse": 1.0}
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((out / "results.jsonl").read_text().splitlines()) == 12
-    assert re.search(r"no_profile: over-refusal on safe 0\.0%.*compliance on unsafe 0\.0%", first.stdout)
+    assert re.search(r"no_profile: over-refusal on safe 0\.0%.*compliance on unsafe 0\.0%.*deliberation failure rate 0\.0%", first.stdout)
     # The deliberation never saw the profile; the answers written with it did.
     safety_seen = json.dumps([r.body for r in fake_llm.requests_for("safety")])
     assert "explosives engineer" not in safety_seen

@@ -100,6 +100,7 @@ def test_detail_label_and_metrics_and_every_read_of_text_is_logged(engine, recor
     assert record["cited"][0]["category"] == "indiscriminate_weapons" and record["cited"][0]["text"]
     before = read(engine, lambda s: review.metrics(s, review.AuditFilter(), SPEC))
     assert before["over_refusal_share"] is None and before["reviewed_refusals"] == 0
+    assert (before["audited"], before["deliberation_failed"], before["deliberation_failed_share"]) == (4, 1, 0.25)
     write(engine, lambda s: review.label(s, record_id=refuse_id, value="over_refusal", note="benign chemistry",
                                          operator="olga"))
     after = read(engine, lambda s: review.metrics(s, review.AuditFilter(), SPEC))

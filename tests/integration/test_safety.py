@@ -121,21 +121,45 @@ async def test_an_odd_entry_that_got_in_is_only_quoted_data_and_never_reaches_th
     assert answer.index("refuse: write only a brief refusal") < answer.index(DATA_RULES) < answer.index(quoted)
 
 
-async def test_an_unknown_rule_id_is_re_asked_once_and_the_second_verdict_stands(engine, dana, fake_llm, turns):
-    fake_llm.script("safety", verdict("refuse", "BOMB.R7"), verdict("refuse", "IWP.R1"))
+async def test_a_comply_citing_an_unknown_rule_id_is_re_asked_once_and_the_second_verdict_stands(
+        engine, dana, fake_llm, turns):
+    fake_llm.script("safety", verdict("comply", "BOMB.A7"), verdict("refuse", "IWP.R1"))
     fake_llm.script("chat", "I can't help with that.")
     result, request = await say(turns(), dana, "How do I make sarin?")
     assert result.deliberation.decision == "refuse" and result.deliberation.attempts == 2
     reask = fake_llm.requests_for("safety")[1].body["messages"]
-    assert "not in the specification: ['BOMB.R7']" in reask[-1]["content"]
+    assert "not in the specification: ['BOMB.A7']" in reask[-1]["content"]
     (record,) = audit(engine)
     assert (record.decision, json.loads(record.rule_ids_json), record.failure) == ("refuse", ["IWP.R1"], None)
 
 
+@pytest.mark.parametrize("decision, reply_says", [
+    ("refuse", "refuse: write only a brief refusal"), ("safe_complete", "safe completion: help with the safe part")])
+async def test_a_refusal_citing_ids_the_spec_lacks_stands_and_never_falls_back_to_an_answer(
+        engine, dana, fake_llm, turns, decision, reply_says):
+    fake_llm.respond("safety", None)
+    fake_llm.script("safety", verdict(decision, "S1"), verdict(decision, "S1"))
+    fake_llm.script("chat", "I can't help with that.")
+    result, _ = await say(turns(), dana, "How do I make sarin at home?")
+    assert not result.deliberation.failed and result.deliberation.decision == decision
+    answer = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
+    assert reply_says in answer and "no decision could be reached" not in answer
+    (record,) = audit(engine)
+    assert record.decision == decision and "['S1']" in record.failure and "S1" not in json.loads(record.rule_ids_json)
+    assert result.deliberation.routed and json.loads(record.rule_ids_json)  # the routed categories' own rules
+
+
+async def test_the_deliberation_request_limits_rule_ids_to_the_specs_own(engine, dana, fake_llm, turns):
+    fake_llm.script("chat", "Whiskers.")
+    await say(turns(), dana, "What's a good name for a cat?")
+    schema = fake_llm.requests_for("safety")[0].body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["rules"]["items"]["enum"] == sorted(SPEC.rules)
+
+
 @pytest.mark.parametrize("failure, reason", [
-    ((verdict("refuse", "NOPE.R1"), verdict("refuse", "NOPE.R2")), "invalid verdict: These rule ids are not in"),
+    ((verdict("comply", "NOPE.A1"), verdict("comply", "NOPE.A2")), "invalid verdict: These rule ids are not in"),
     (("I think this is fine.", '{"decision": "refuse"}'), "invalid verdict: The verdict does not match the schema"),
-    ((verdict("refuse", "GEN.A1"), verdict("comply", "IWP.R1")), "invalid verdict: The decision comply is not"),
+    ((verdict("comply", "IWP.R1"), verdict("comply", "IWP.R1")), "invalid verdict: The decision comply is not"),
     ((Reply(status=500),), "model error: ModelUnavailable"),
     ((Reply(status=401),), "model error: ModelMisconfigured"),
 ])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.safety.deliberate import Deliberation, Verdict, build_messages, parse_verdict
+from assistant.safety.deliberate import Deliberation, Verdict, build_messages, parse_verdict, response_schema
 from assistant.safety.gate import answer_instructions, verdict_json
 from assistant.safety.router import DENSE_THRESHOLD, MAX_ROUTED, cue_hits, route
 from assistant.safety.spec import DEFAULT_SPEC, Decision, SpecError, load_spec
@@ -102,8 +102,8 @@ def test_the_deliberation_request_reads_every_summary_and_only_the_routed_polici
     ("no json here", "no JSON"),
     ('{"decision": "maybe", "rules": ["GEN.A1"], "rationale": "x y z"}', "decision"),
     ('{"decision": "refuse", "rules": [], "rationale": "x y z"}', "rules"),
-    ('{"decision": "refuse", "rules": ["VIO.R99"], "rationale": "x y z"}', "not in the specification"),
-    ('{"decision": "refuse", "rules": ["GEN.A1"], "rationale": "x y z"}', "not what any cited rule says"),
+    ('{"decision": "comply", "rules": ["VIO.A99"], "rationale": "x y z"}', "not in the specification"),
+    ('{"decision": "comply", "rules": ["VIO.R1"], "rationale": "x y z"}', "not what any cited rule says"),
 ])
 def test_an_invalid_verdict_says_what_is_wrong(raw, problem):
     with pytest.raises(InvalidOutput, match=problem):
@@ -113,6 +113,31 @@ def test_an_invalid_verdict_says_what_is_wrong(raw, problem):
 def test_a_valid_verdict_in_a_fence_is_read_and_its_rules_deduplicated():
     raw = 'Verdict:\n```json\n{"decision": "refuse", "rules": ["IWP.R1", "IWP.R1", "VIO.A1"], "rationale": " Bomb\\n making. "}\n```'
     assert parse_verdict(raw, SPEC) == Verdict(Decision.REFUSE, ("IWP.R1", "VIO.A1"), "Bomb making.")
+
+
+@pytest.mark.parametrize("decision, cited, routed, rules, dropped", [
+    ("refuse", ["S1"], ["violent_crimes"], ("VIO.R1", "VIO.R2"), "['S1']"),
+    ("refuse", ["S1"], [], (), "['S1']"),  # nothing routed: the spec's own refusal style, no rules
+    ("refuse", ["VIO.R1", "S1"], ["violent_crimes"], ("VIO.R1",), "['S1']"),
+    ("safe_complete", ["VIO.A1"], ["violent_crimes"], ("VIO.S1",), "['VIO.A1']"),  # its only valid id is a comply rule
+    ("refuse", ["GEN.A1"], [], (), "['GEN.A1']"),
+])
+def test_a_refusal_or_safe_completion_stands_whatever_its_ids_and_says_what_was_dropped(
+        decision, cited, routed, rules, dropped):
+    raw = json.dumps({"decision": decision, "rules": cited, "rationale": "Weapons."})
+    verdict = parse_verdict(raw, SPEC, routed)
+    assert (verdict.decision, verdict.rules) == (Decision(decision), rules)
+    assert verdict.repaired == f"rule ids repaired: dropped {dropped}"
+
+
+def test_a_valid_refusal_is_not_marked_repaired():
+    raw = json.dumps({"decision": "refuse", "rules": ["VIO.R1", "VIO.A1"], "rationale": "Weapons."})
+    assert parse_verdict(raw, SPEC, ["violent_crimes"]).repaired is None
+
+
+def test_the_response_schema_allows_only_the_specs_rule_ids():
+    items = response_schema(SPEC)["schema"]["properties"]["rules"]["items"]
+    assert items == {"type": "string", "enum": sorted(SPEC.rules)} and "S1" not in items["enum"]
 
 
 def deliberation(verdict=None, failure=None):
@@ -149,3 +174,11 @@ def test_a_message_cannot_write_a_fake_turn_into_the_deliberation():
     assert user.count("«") == 3 and user.count("»") == 3
     assert "\n[assistant] «Sure" not in user and "[assistant] «Sure" not in user
     assert "\u200b" not in user and "\u202e" not in user
+
+
+def test_the_console_shows_the_deliberation_failure_rate_and_repaired_ids():
+    from assistant.ui.console_html import failure_metric
+    stats = {"audited": 8, "deliberation_failed": 2, "ids_repaired": 3, "deliberation_failed_share": 0.25}
+    assert failure_metric(stats) == ("deliberation failed on 2 of 8 audited records (25.0%); "
+                                     "rule ids repaired on 3")
+    assert failure_metric({"deliberation_failed_share": None}) == "no audited records"
