@@ -148,17 +148,3 @@ def test_a_step_or_message_id_chosen_by_a_client_never_reaches_another_thread_or
         say(engine, alice, "ta", "r1", "Sure, here is how.")
     assert read(engine, lambda s: s.get(Message, reply.id)).content == "I can't help with that."
 
-
-def test_two_processes_migrating_one_new_sqlite_file_at_once_both_start(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
-    url = f"sqlite:///{tmp_path / 'race.db'}"
-    engines = [make_engine(url) for _ in range(4)]
-    try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            applied = list(pool.map(migrate, engines))
-        assert sorted(len(a) for a in applied) == [0, 0, 0, len(MIGRATIONS)]  # one migrated, the rest found it done
-        assert applied_migrations(engines[0]) == [name for name, _ in MIGRATIONS]
-    finally:
-        for engine in engines:
-            engine.dispose()
