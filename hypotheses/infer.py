@@ -63,12 +63,15 @@ def choose_samples(new: Sequence[Text], older: Sequence[Text], *, budget_tokens:
     return sorted(chosen, key=lambda t: t.message_id)
 
 
-async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[Entry]) -> Inference:
-    """Hypotheses from the samples, as merge candidates; raises InferenceFailed after one failed re-ask."""
+async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[Entry],
+                replaced: Sequence[str] = ()) -> Inference:
+    """Hypotheses from the samples, as merge candidates; raises InferenceFailed after one failed re-ask.
+    The model is told what the person took back (rejected entries, `replaced` wordings), newest first."""
     shown_samples = [Shown(i, s.content) for i, s in enumerate(samples, start=1)]
     active = [e for e in profile if e.status is Status.ACTIVE]
     shown_entries = [Shown(i, e.text, e.facet) for i, e in enumerate(active, start=1)]
-    messages = build_messages(shown_samples, shown_entries)
+    rejected = [e.text for e in sorted(profile, key=lambda e: e.id, reverse=True) if e.status is Status.REJECTED]
+    messages = build_messages(shown_samples, shown_entries, taken_back=list(dict.fromkeys([*replaced, *rejected])))
     completions, parsed, problem, answer = [], None, "", ""
     for _attempt in range(2):
         completion = await complete(messages, response_schema())

@@ -25,7 +25,7 @@ from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
 from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
-from hypotheses.merge import Change, Entry, Kind, Source, Status, merge
+from hypotheses.merge import Change, Entry, Kind, Source, Status, Withdrawn, merge
 from memory import profile
 from memory.db import read, write
 from memory.models import HypothesisJob, Message, ProfileEntry, Thread, aware, utcnow
@@ -239,21 +239,26 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
         seen = last_seen_message(session, user_id=job.user_id)
         new = user_texts(session, user_id=job.user_id, after=seen)
         older = user_texts(session, user_id=job.user_id, before=seen, limit=20)
-        return choose_samples(new, older, budget_tokens=budget_tokens), load_profile(session, user_id=job.user_id)
+        return (choose_samples(new, older, budget_tokens=budget_tokens), load_profile(session, user_id=job.user_id),
+                profile.replaced_wordings(session, user_id=job.user_id))
 
-    samples, current = await asyncio.to_thread(read, engine, gather)
-    result = await infer(complete, samples, current)
-    candidates = result.candidates
+    samples, current, replaced = await asyncio.to_thread(read, engine, gather)
+    result = await infer(complete, samples, current, replaced)
+    candidates, known = result.candidates, {}
     if embed is not None and candidates:
-        vectors = await asyncio.to_thread(embed, [c.text for c in candidates])
-        candidates = [replace(c, vector=tuple(v.tolist())) for c, v in zip(candidates, vectors, strict=True)]
+        texts = [c.text for c in candidates]
+        vectors = await asyncio.to_thread(embed, [*texts, *replaced])
+        candidates = [replace(c, vector=tuple(v.tolist())) for c, v in zip(candidates, vectors[:len(texts)], strict=True)]
+        known = {text: tuple(v.tolist()) for text, v in zip(replaced, vectors[len(texts):], strict=True)}
     moment = now or utcnow()
     up_to = max((t.message_id for t in samples), default=0)
 
     def commit(session: Session) -> list[Change]:
         fresh = load_profile(session, user_id=job.user_id)
+        withdrawn = _withdrawn(profile.replaced_wordings(session, user_id=job.user_id), known,
+                               embed if candidates else None)
         next_id = -1_000_000  # provisional ids for new entries; apply_changes maps them to real ones
-        changes = merge(fresh, candidates, now=moment, next_id=next_id)
+        changes = merge(fresh, candidates, now=moment, next_id=next_id, withdrawn=withdrawn)
         apply_changes(session, user_id=job.user_id, changes=changes, vector_model=vector_model)
         _finish(session, job_id, token, "done", up_to=up_to, samples=len(samples), changes=changes,
                 refused=len(result.refused), completions=result.completions, ms=(time.perf_counter() - started) * 1000)
@@ -263,6 +268,16 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
     logger.info("hypothesis job %s user=%s samples=%d changes=%d refused=%d", job_id, job.user_id, len(samples),
                 sum(1 for c in changes if c.kind is not Kind.SKIP), len(result.refused))
     return JobOutcome(job_id, "done", changes)
+
+
+def _withdrawn(texts: Sequence[str], known: dict[str, tuple[float, ...]],
+               embed: Callable[[list[str]], np.ndarray] | None) -> list[Withdrawn]:
+    """The wordings the user replaced, with their vectors. One edited while the model was thinking is
+    embedded here, inside the commit: rare, and it must count as much as the others."""
+    late = [text for text in texts if text not in known]
+    if late and embed is not None:
+        known = {**known, **{text: tuple(v.tolist()) for text, v in zip(late, embed(late), strict=True)}}
+    return [Withdrawn(text, known.get(text)) for text in texts]
 
 
 def _finish(session: Session, job_id: int, token: str, status: str, *, reason: str | None = None, up_to: int = 0,

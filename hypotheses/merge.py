@@ -1,8 +1,9 @@
 """Pure: the model proposes, this code disposes. Proposals + the current profile -> a list of changes.
 
 Rules, in the order they are applied to each proposal:
-1. a proposal like a rejected entry (same normalised text, or cosine >= REJECTED_SIMILARITY) is dropped:
-   what the user rejected never comes back in new words;
+1. a proposal like wording the user took back (a rejected entry, or the text an edit of theirs replaced)
+   is dropped: the same normalised text, cosine >= REJECTED_SIMILARITY, or the same key words
+   (`same_claim`). What the user took back never comes back in new words, or under another facet;
 2. "support" / "contradict" name an entry; an "add" that duplicates an active entry of its facet
    (same normalised text, or cosine >= DUPLICATE_SIMILARITY) counts as support for it;
 3. a pinned or user-written entry is never changed, whatever the model says;
@@ -30,6 +31,10 @@ DUPLICATE_SIMILARITY = 0.85
 # the bar for "the same as an active one" stays high, because contradictions ("prefers short answers"
 # vs "prefers long answers") score 0.78-0.82 too and must not be counted as support.
 REJECTED_SIMILARITY = 0.65
+# The embedding alone misses short rewordings ("writes short direct msgs" 0.61, "Is a direct writer who
+# keeps it short" 0.63 against "Writes short, direct messages."), so a proposal that shares most of a
+# withdrawn text's key words is taken back too (see `same_claim`).
+KEY_WORD_OVERLAP = 0.6
 CAP_PER_FACET = 8
 HALF_LIFE_DAYS = 90.0
 
@@ -63,6 +68,14 @@ class Entry:
     vector: Vector | None = None
     replaces: int | None = None  # the entry this one superseded, when it came from a contradiction
     sensitive: bool = False  # a sensitive attribute the user stated about themselves
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """Wording the user took back: a rejected entry's text, or the text one of their edits replaced."""
+
+    text: str
+    vector: Vector | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,42 @@ def normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", skeleton(text)))
 
 
+def _stem(word: str) -> str:
+    """A crude suffix strip: enough that "uses", "using" and "use" meet, and "msgs" meets "msg"."""
+    for suffix in ("ings", "ing", "ers", "er", "ies", "es", "ed", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 2 else word
+
+
+# Words that say nothing about which claim a hypothesis makes: grammar, hedges, and the words every
+# style hypothesis shares ("writes", "messages").
+_NOT_KEY = frozenset(_stem(word) for word in """
+a about after all also always an and are as at be been before being but by can could do does for from
+generally has have he her him his how i if in into is it its lot many more most much of often on one
+only or our person quite rather really seems she so some sometimes such tends than that the their them
+they this those to too typically up usually very was what when which who whom with would you your
+writes writing writer message messages text texts sentence sentences word words
+""".split())
+
+
+def key_words(text: str) -> frozenset[str]:
+    """Pure: the stems of a text's words that carry its claim."""
+    stems = (_stem(word) for word in normalise(text).lower().split())
+    return frozenset(stem for stem in stems if stem not in _NOT_KEY and not stem.isdigit())
+
+
+def same_claim(a: str, b: str) -> bool:
+    """Pure: the two texts share at least two key words, and most of the shorter one's.
+    Deliberately loose, and only ever used to drop proposals: "Writes long messages" makes the same
+    claim as a withdrawn "Writes short messages" to this test, which costs the profile an entry the user
+    can add themselves, never a correction the user made."""
+    ka, kb = key_words(a), key_words(b)
+    shared = len(ka & kb)
+    return shared >= 2 and shared >= KEY_WORD_OVERLAP * min(len(ka), len(kb))
+
+
 def cosine(a: Vector, b: Vector) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
@@ -119,6 +168,13 @@ def _alike(a_text: str, a_vec: Vector | None, b: Entry, threshold: float, simila
     return a_vec is not None and b.vector is not None and similarity(a_vec, b.vector) >= threshold
 
 
+def _taken_back(candidate: Candidate, withdrawn: Withdrawn, similarity: Similarity) -> bool:
+    if normalise(candidate.text) == normalise(withdrawn.text) or same_claim(candidate.text, withdrawn.text):
+        return True
+    return (candidate.vector is not None and withdrawn.vector is not None
+            and similarity(candidate.vector, withdrawn.vector) >= REJECTED_SIMILARITY)
+
+
 def _protected(entry: Entry) -> bool:
     return entry.pinned or entry.source is Source.USER
 
@@ -129,10 +185,12 @@ def merge(
     *,
     now: datetime,
     next_id: int,
+    withdrawn: Sequence[Withdrawn] = (),
     cap: int = CAP_PER_FACET,
     similarity: Similarity = cosine,
 ) -> list[Change]:
-    """The changes that bring `profile` up to date with `candidates`. New entries get ids from next_id."""
+    """The changes that bring `profile` up to date with `candidates`. New entries get ids from next_id.
+    `withdrawn`: wordings the user replaced by editing (rejected entries are read from `profile`)."""
     current = {entry.id: entry for entry in profile}
     changes: list[Change] = []
 
@@ -141,10 +199,10 @@ def merge(
         if change.after is not None:
             current[change.after.id] = change.after
 
+    taken_back = [*withdrawn, *(Withdrawn(e.text, e.vector) for e in profile if e.status is Status.REJECTED)]
     for candidate in candidates:
-        rejected = [e for e in current.values() if e.status is Status.REJECTED]
-        if any(_alike(candidate.text, candidate.vector, e, REJECTED_SIMILARITY, similarity) for e in rejected):
-            record(Change(Kind.SKIP, "like an entry the user rejected"))
+        if any(_taken_back(candidate, w, similarity) for w in taken_back):
+            record(Change(Kind.SKIP, "like wording the user rejected or replaced"))
             continue
         target = _target(candidate, current, similarity)
         if target is None and candidate.action != "add":

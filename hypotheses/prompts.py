@@ -54,8 +54,18 @@ def _untagged(text: str) -> str:
     return _SAMPLE_TAG.sub(lambda _: "\\u003c", text)
 
 
-def build_messages(samples: Sequence[Shown], entries: Sequence[Shown]) -> list[dict[str, str]]:
+# How many of the wordings a person took back are shown: the newest, enough for a model to steer clear
+# of what they corrected lately; merge drops every one of them whatever the model says.
+MAX_TAKEN_BACK = 30
+
+
+def build_messages(samples: Sequence[Shown], entries: Sequence[Shown],
+                   taken_back: Sequence[str] = ()) -> list[dict[str, str]]:
+    """`taken_back`: wordings the person rejected or replaced, newest first."""
     profile = "\n".join(f"[{e.id}] ({e.facet}) {' '.join(e.text.split())}" for e in entries) or "(empty)"
+    if taken_back:
+        wrong = "\n".join(f"- {' '.join(text.split())}" for text in taken_back[:MAX_TAKEN_BACK])
+        profile += f"\n\nThe person said these are wrong about them; never propose them again, in any words:\n{wrong}"
     texts = "\n\n".join(f"<sample id={s.id}>\n{_untagged(s.text)}\n</sample>" for s in samples)
     user = f"Current profile:\n{profile}\n\nTexts the person wrote:\n\n{texts}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

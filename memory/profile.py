@@ -45,6 +45,19 @@ def history(session: Session, *, user_id: int) -> list[ProfileHistory]:
     return list(session.exec(query).all())
 
 
+def replaced_wordings(session: Session, *, user_id: int, limit: int = 200) -> list[str]:
+    """Texts the user's own edits replaced (edits they undid excepted), newest first: wording the user
+    took back, which inference must never propose again."""
+    undone = select(ProfileHistory.undoes).where(ProfileHistory.user_id == user_id,
+                                                 col(ProfileHistory.undoes).is_not(None))
+    rows = session.exec(select(ProfileHistory.before_json).where(
+        ProfileHistory.user_id == user_id, ProfileHistory.actor == "user", ProfileHistory.kind == "edit",
+        col(ProfileHistory.before_json).is_not(None), col(ProfileHistory.id).not_in(undone))
+        .order_by(col(ProfileHistory.id).desc()).limit(limit)).all()
+    texts = (json.loads(before).get("text") for before in rows)
+    return list(dict.fromkeys(text for text in texts if isinstance(text, str) and text.strip()))
+
+
 def snapshot(entry: ProfileEntry) -> str:
     """An entry as history keeps it (no vector: history is for people)."""
     return json.dumps(entry.model_dump(exclude={"vector"}), default=str, ensure_ascii=False)

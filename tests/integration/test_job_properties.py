@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from hypotheses import edits
 from hypotheses.job import enqueue, run_job
 from hypotheses.merge import normalise
 from memory import profile, store
@@ -141,3 +142,55 @@ def _set(session, entry_id, **values):
     for key, value in values.items():
         setattr(row, key, value)
     session.add(row)
+
+
+# The sentence a user rewrote in their own words, in the wordings a model brings it back in: letter for
+# letter, shouted, abbreviated, turned around, in synonyms, and filed under another facet.
+REPLACED = "Writes short, direct messages."
+COMEBACKS = [("style", "Writes short, direct messages."), ("style", "writes SHORT, direct messages!"),
+             ("style", "writes short direct msgs"), ("style", "Their messages are short and direct."),
+             ("style", "Sends brief, to-the-point messages."), ("communication", "Is a direct writer who keeps it short."),
+             ("style", "Keeps messages concise and direct."), ("communication", "Writes short, direct messages.")]
+
+
+async def test_text_the_user_replaced_is_not_proposed_again_over_fifty_jobs_in_any_wording(
+        engine, grace, fake_llm, complete, embedder):
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [hypothesis("add", "style", REPLACED)]}))
+    await one_job(engine, grace, complete, embedder)
+    (entry,) = active(engine, grace)
+    own_words = "Writes long, careful messages about ideas; brief ones only when busy."
+    vector = embedder.encode([own_words])[0].astype("<f4").tobytes()
+    write(engine, lambda s: edits.edit_text(s, user_id=grace.id, entry_id=entry.id, text=own_words,
+                                            version=entry.version, vector=vector, vector_model=embedder.model_name))
+
+    def comeback(body):
+        job = len(fake_llm.requests_for("hypotheses"))
+        facet, text = COMEBACKS[job % len(COMEBACKS)]
+        return json.dumps({"hypotheses": [hypothesis("add", facet, text)]})
+
+    fake_llm.respond("hypotheses", comeback)
+    for _ in range(50):
+        await one_job(engine, grace, complete, embedder)
+    (kept,) = active(engine, grace)
+    assert (kept.id, kept.text, kept.source) == (entry.id, own_words, "user")
+    kinds = read(engine, lambda s: [h.kind for h in profile.history(s, user_id=grace.id)])
+    assert kinds == ["add", "edit"]  # fifty jobs, and not one change
+
+
+async def test_the_model_is_told_what_the_user_took_back(engine, grace, fake_llm, complete, embedder):
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [hypothesis("add", "style", REPLACED),
+                                                              hypothesis("add", "style", "Uses a lot of emoji.")]}))
+    await one_job(engine, grace, complete, embedder)
+    short, emoji = active(engine, grace)
+    write(engine, lambda s: edits.edit_text(s, user_id=grace.id, entry_id=short.id, text="Writes long letters.",
+                                            version=short.version))
+    write(engine, lambda s: edits.set_status(s, user_id=grace.id, entry_id=emoji.id, status="rejected",
+                                             version=emoji.version))
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": []}))
+    await one_job(engine, grace, complete, embedder)
+    last = fake_llm.requests_for("hypotheses")[-1].body
+    prompt = last["messages"][1]["content"]
+    taken_back = prompt.split("The person said these are wrong", 1)[1].split("Texts the person wrote:", 1)[0]
+    assert REPLACED in taken_back and "Uses a lot of emoji." in taken_back
+    assert normalise("Writes long letters.") in shown_profile(last)
+    assert "Writes long letters." not in taken_back

@@ -4,7 +4,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from hypotheses.merge import (
-    Candidate, Entry, Kind, Source, Status, confidence, merge, normalise,
+    Candidate, Entry, Kind, Source, Status, Withdrawn, confidence, merge, normalise, same_claim,
 )
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -118,3 +118,20 @@ def test_a_rejected_entry_in_look_alike_letters_is_still_the_rejected_entry():
     disguised = "Uses a l\u043et of \u0435mo\u200bji."  # Cyrillic o and e, a zero-width space
     assert normalise(disguised) == "uses a lot of emoji"
     assert active(apply(profile, merge(profile, [propose(disguised)], now=NOW, next_id=2))) == []
+
+
+def test_wording_the_user_replaced_is_dropped_in_any_facet_and_any_close_wording():
+    profile = [entry(1, "Writes long letters about ideas.", source=Source.USER, vector=(0.0, 1.0))]
+    replaced = [Withdrawn("Writes short, direct messages.", (1.0, 0.0))]
+    comebacks = [propose("writes short direct msgs"), propose("Their messages are short and direct.", facet="communication"),
+                 propose("Sends brief, to-the-point messages.", vector=(0.9, 0.1))]  # close only in meaning
+    changes = merge(profile, comebacks, now=NOW, next_id=2, withdrawn=replaced)
+    assert [c.kind for c in changes] == [Kind.SKIP] * 3
+    assert merge(profile, comebacks, now=NOW, next_id=2) != changes  # without it, all three would be added
+
+
+def test_same_claim_needs_most_of_the_key_words_not_the_shared_ones():
+    assert same_claim("Writes short, direct messages.", "Is a direct writer who keeps it short.")
+    assert same_claim("Uses a lot of emoji.", "Loves using emoji when writing.")
+    assert not same_claim("Writes short, direct messages.", "Writes long messages about many topics.")
+    assert not same_claim("Asks many follow-up questions.", "Prefers concrete examples before theory.")
