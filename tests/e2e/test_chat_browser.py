@@ -296,6 +296,50 @@ def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answere
     sam.close()
 
 
+def test_a_reopened_thread_keeps_every_deliberation_and_recalled_panel_with_its_content(browser, app, fake):
+    """Before: 6 of 16 Deliberation steps and 1 of 3 Recalled steps came back empty on reopening (the
+    step's creation landed after its update and overwrote it)."""
+    from playwright.sync_api import expect
+
+    from tests.fakellm import verdict
+
+    uma = Person(browser, app, "uma")
+    uma.sign_in()
+    fake.script("chat", "Noted.")
+    uma.send("My allotment grows purple carrots and I cycle there every Saturday morning")
+    expect(uma.page.locator(LAST_REPLY).last).to_contain_text("Noted.", timeout=15_000)
+    uma.page.locator("#new-chat-button").click()
+    uma.page.locator("#confirm").click()
+    questions = ["What colour are the carrots on my allotment?", "When do I cycle to my allotment?",
+                 "How do I get to the allotment, remind me?"]
+    for number, question in enumerate(questions, start=1):
+        fake.script("safety", verdict("comply", "GEN.A1", rationale=f"A question about the user's own life ({number})."))
+        fake.script("chat", f"Answer number {number}.")
+        uma.send(question)
+        expect(uma.page.locator(LAST_REPLY).last).to_contain_text(f"Answer number {number}.", timeout=15_000)
+
+    uma.page.locator("#new-chat-button").click()
+    uma.page.locator("#confirm").click()
+    uma.page.reload()
+    uma.page.locator("#thread-history a").filter(has_text=questions[0]).click()
+    expect(uma.page.locator(LAST_REPLY).filter(has_text="Answer number 3.")).to_be_visible(timeout=15_000)
+    for label, kind in (("Deliberation", "tool"), ("Recalled", "retrieval")):
+        headers = uma.page.get_by_text(re.compile(rf"^Used\s*{label}$"))
+        expect(headers).to_have_count(len(questions))
+        for index in range(len(questions)):
+            headers.nth(index).click()
+        panels = uma.page.locator(f'.step[data-step-type="{kind}"]')
+        expect(panels).to_have_count(len(questions))
+        for index in range(len(questions)):
+            if kind == "tool":
+                expect(panels.nth(index)).to_contain_text("Answer fully")
+                expect(panels.nth(index)).to_contain_text(f"A question about the user's own life ({index + 1}).")
+            else:
+                expect(panels.nth(index)).to_contain_text("purple carrots")
+    uma.shot("18-reopened-with-panels")
+    uma.close()
+
+
 def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app, fake, tmp_path):
     import json
 
