@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine, and_, func, or_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
@@ -123,8 +124,11 @@ def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = 
     if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id, _held(now))).first() is not None:
         return None
     job = HypothesisJob(user_id=user_id, trigger=trigger, lease_until=now + lease)
-    session.add(job)
-    session.flush()
+    try:
+        with session.begin_nested():  # another process may have inserted one since the read above
+            session.add(job)
+    except IntegrityError:  # ...and the database's one-active-job index refused ours
+        return None
     return job
 
 

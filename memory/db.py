@@ -240,6 +240,17 @@ def m009_job_leases(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE hypothesis_job ADD COLUMN lease_until {kind}"))
 
 
+def m010_one_active_job(conn: Connection) -> None:
+    """The database holds "one queued or running job per user" (a partial unique index). Users that
+    older versions left with several such jobs keep the newest; the others are failed first."""
+    conn.execute(text(
+        "UPDATE hypothesis_job SET status = 'failed', reason = 'Duplicate' "
+        f"WHERE {models.ACTIVE_JOB} AND id NOT IN "
+        f"(SELECT max(id) FROM hypothesis_job WHERE {models.ACTIVE_JOB} GROUP BY user_id)"))
+    conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {models.ONE_ACTIVE_JOB} ON hypothesis_job (user_id) "
+                      f"WHERE {models.ACTIVE_JOB}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -250,6 +261,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m007_operator_actions", m007_operator_actions),
     ("m008_accounts", m008_accounts),
     ("m009_job_leases", m009_job_leases),
+    ("m010_one_active_job", m010_one_active_job),
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false, true
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false, text, true
 from sqlmodel import Field, SQLModel
 
 
@@ -183,11 +183,20 @@ class ProfileHistory(SQLModel, table=True):
     undoes: int | None = None  # for kind "undo": the history row it reversed
 
 
+# One queued or running job per user, held by the database itself: two processes that both read "no
+# job" cannot both insert one (the second insert fails; `enqueue` answers None).
+ONE_ACTIVE_JOB = "ux_hypothesis_job_one_active"
+ACTIVE_JOB = "status IN ('queued', 'running')"
+
+
 class HypothesisJob(SQLModel, table=True):
     """One run of hypothesis inference for a user: claimed once, so two processes never both run it."""
 
     __tablename__ = "hypothesis_job"
-    __table_args__ = (Index("ix_hypothesis_job_user_status", "user_id", "status"), NEVER_REUSE_IDS)
+    __table_args__ = (Index("ix_hypothesis_job_user_status", "user_id", "status"),
+                      Index(ONE_ACTIVE_JOB, "user_id", unique=True, sqlite_where=text(ACTIVE_JOB),
+                            postgresql_where=text(ACTIVE_JOB)),
+                      NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))

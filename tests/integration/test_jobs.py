@@ -242,3 +242,55 @@ async def test_a_live_job_renews_its_lease_however_long_the_model_takes(engine, 
     assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages", lease=SHORT)) is None
     assert not claim(engine, job_id=job.id, worker="thief", lease=SHORT)
     assert (await running).status == "done"
+
+
+def test_two_processes_enqueueing_at_once_leave_one_job_for_the_user(engine, ada):
+    """Before: "one job per user" was a read then an insert, so on PostgreSQL two transactions that both
+    read "no job" both inserted one."""
+    import threading
+
+    from sqlmodel import Session
+
+    first = Session(engine)
+    assert enqueue(first, user_id=ada.id, trigger="messages") is not None  # inserted, not yet committed
+    outcome = {}
+
+    def second_process():
+        with Session(engine) as second:
+            job = enqueue(second, user_id=ada.id, trigger="chat_end")
+            second.commit()
+            outcome["job"] = job
+
+    racer = threading.Thread(target=second_process)
+    racer.start()
+    racer.join(timeout=1.0)  # it either waits for the first transaction, or (before) inserts its own
+    first.commit()
+    first.close()
+    racer.join(timeout=30)
+    assert outcome == {"job": None}
+    held = read(engine, lambda s: s.exec(select_jobs(ada.id)).all())
+    assert [job.trigger for job in held] == ["messages"]
+
+
+def select_jobs(user_id):
+    from sqlmodel import col, select
+
+    return select(HypothesisJob).where(HypothesisJob.user_id == user_id,
+                                       col(HypothesisJob.status).in_(["queued", "running"]))
+
+
+def test_m010_keeps_the_newest_of_a_users_duplicate_jobs_and_then_refuses_duplicates(engine, ada):
+    with engine.begin() as conn:  # the schema m001-m009 made, where a race had left two queued jobs
+        conn.execute(text("DROP INDEX ux_hypothesis_job_one_active"))
+        for trigger in ("messages", "chat_end"):
+            conn.execute(text("INSERT INTO hypothesis_job (user_id, status, \"trigger\", up_to_message_id, samples, "
+                              "changes, refused, calls, tokens_in, tokens_out, ms, created_at, lease_until) VALUES "
+                              "(:u, 'queued', :t, 0, 0, 0, 0, 0, 0, 0, 0, :now, :lease)"),
+                         {"u": ada.id, "t": trigger, "now": utcnow(), "lease": utcnow() + timedelta(minutes=2)})
+        conn.execute(text("DELETE FROM _migrations WHERE name = 'm010_one_active_job'"))
+    assert migrate(engine) == ["m010_one_active_job"]
+    jobs = read(engine, lambda s: s.exec(select_jobs(ada.id)).all())
+    assert [job.trigger for job in jobs] == ["chat_end"]
+    assert write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages")) is None
+    with pytest.raises(Exception, match="(?i)unique"), engine.begin() as conn:
+        conn.execute(text("UPDATE hypothesis_job SET status = 'queued' WHERE user_id = :u"), {"u": ada.id})
