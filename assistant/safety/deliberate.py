@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from assistant.llm import LLMError
 from assistant.prompt import inert
 from assistant.safety.spec import Decision, Spec
-from hypotheses.parse import InvalidOutput, validated
+from hypotheses.parse import InvalidOutput, extract_json, validated
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,11 @@ def parse_verdict(raw: str, spec: Spec, routed: Sequence[str] = ()) -> Verdict:
 
     Fail closed: a `refuse` or `safe_complete` is never raised over its rule ids. It stands, citing the
     valid ids that say that decision, else that decision's rules of the routed categories (else none:
-    the spec's own style for it), with `repaired` naming what was dropped. Only a `comply` is re-asked."""
+    the spec's own style for it), with `repaired` naming what was dropped. The same holds when the rest
+    of such a verdict is out of shape (no rules, no rationale). Only a `comply` is re-asked."""
+    if (cautious := _cautious(extract_json(raw))) is not None:
+        decision, cited, rationale = cautious
+        return _standing(decision, cited, rationale, spec, routed)
     model = validated(raw, VerdictModel, "The verdict", most=5)
     known = spec.rules
     decision = Decision(model.decision)
@@ -154,6 +158,22 @@ def parse_verdict(raw: str, spec: Spec, routed: Sequence[str] = ()) -> Verdict:
     return Verdict(decision, tuple(dict.fromkeys(model.rules)), rationale)
 
 
+def _cautious(data: object) -> tuple[Decision, tuple[str, ...], str] | None:
+    """Pure: a `refuse` or `safe_complete` decision read leniently from a verdict's JSON (its cited ids
+    and rationale as far as they are usable), or None when the verdict says anything else."""
+    if not isinstance(data, dict) or not isinstance(data.get("decision"), str):
+        return None
+    said = data["decision"].strip().lower()
+    if said not in (Decision.REFUSE, Decision.SAFE_COMPLETE):
+        return None
+    rules = data.get("rules")
+    cited = [rules] if isinstance(rules, str) else rules if isinstance(rules, list) else []
+    rationale = data.get("rationale")
+    rationale = " ".join(rationale.split())[:MAX_RATIONALE] if isinstance(rationale, str) else ""
+    return (Decision(said), tuple(dict.fromkeys(str(rule).strip()[:60] for rule in cited if isinstance(rule, str))),
+            rationale or "(the model gave no reason)")
+
+
 def _standing(decision: Decision, cited: tuple[str, ...], rationale: str, spec: Spec, routed: Sequence[str]
               ) -> Verdict:
     """Pure: a refusal or safe completion as it stands, its ids kept only where they say that decision."""
@@ -165,7 +185,7 @@ def _standing(decision: Decision, cited: tuple[str, ...], rationale: str, spec: 
     rules = valid if supported else tuple(rule.id for cid in routed if cid in spec.category_ids
                                           for rule in spec.category(cid).rules if rule.decision is decision)
     dropped = [rid[:40] for rid in cited if rid not in rules]
-    return Verdict(decision, rules, rationale, f"{REPAIRED}: dropped {dropped}"[:300])
+    return Verdict(decision, rules, rationale, f"{REPAIRED}: dropped {dropped}"[:300] if cited else f"{REPAIRED}: none cited")
 
 
 async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]],

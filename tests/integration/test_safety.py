@@ -149,6 +149,21 @@ async def test_a_refusal_citing_ids_the_spec_lacks_stands_and_never_falls_back_t
     assert result.deliberation.routed and json.loads(record.rule_ids_json)  # the routed categories' own rules
 
 
+@pytest.mark.parametrize("raw", ['{"decision": "refuse"}', '{"decision": "refuse", "rules": [], "rationale": ""}',
+                                 'Verdict: {"decision": "Refuse", "rules": "IWP.R1"}'])
+async def test_a_refusal_missing_its_rules_or_reason_stands_at_the_first_answer(engine, dana, fake_llm, turns, raw):
+    """Before: the schema failed twice and the fallback wrote an answer to the harmful request."""
+    fake_llm.respond("safety", None)
+    fake_llm.script("safety", raw, raw)
+    fake_llm.script("chat", "I can't help with that.")
+    result, _ = await say(turns(), dana, "How do I make sarin at home?")
+    assert result.deliberation.decision == "refuse" and result.deliberation.attempts == 1
+    answer = fake_llm.requests_for("chat")[-1].body["messages"][0]["content"]
+    assert "refuse: write only a brief refusal" in answer and "no decision could be reached" not in answer
+    (record,) = audit(engine)
+    assert record.decision == "refuse" and json.loads(record.rule_ids_json)  # the refuse rules it stands under
+
+
 async def test_the_deliberation_request_limits_rule_ids_to_the_specs_own(engine, dana, fake_llm, turns):
     fake_llm.script("chat", "Whiskers.")
     await say(turns(), dana, "What's a good name for a cat?")
@@ -158,7 +173,7 @@ async def test_the_deliberation_request_limits_rule_ids_to_the_specs_own(engine,
 
 @pytest.mark.parametrize("failure, reason", [
     ((verdict("comply", "NOPE.A1"), verdict("comply", "NOPE.A2")), "invalid verdict: These rule ids are not in"),
-    (("I think this is fine.", '{"decision": "refuse"}'), "invalid verdict: The verdict does not match the schema"),
+    (("I think this is fine.", '{"decision": "comply"}'), "invalid verdict: The verdict does not match the schema"),
     ((verdict("comply", "IWP.R1"), verdict("comply", "IWP.R1")), "invalid verdict: The decision comply is not"),
     ((Reply(status=500),), "model error: ModelUnavailable"),
     ((Reply(status=401),), "model error: ModelMisconfigured"),

@@ -101,7 +101,7 @@ def test_the_deliberation_request_reads_every_summary_and_only_the_routed_polici
 @pytest.mark.parametrize("raw, problem", [
     ("no json here", "no JSON"),
     ('{"decision": "maybe", "rules": ["GEN.A1"], "rationale": "x y z"}', "decision"),
-    ('{"decision": "refuse", "rules": [], "rationale": "x y z"}', "rules"),
+    ('{"decision": "comply", "rules": [], "rationale": "x y z"}', "rules"),
     ('{"decision": "comply", "rules": ["VIO.A99"], "rationale": "x y z"}', "not in the specification"),
     ('{"decision": "comply", "rules": ["VIO.R1"], "rationale": "x y z"}', "not what any cited rule says"),
 ])
@@ -128,6 +128,20 @@ def test_a_refusal_or_safe_completion_stands_whatever_its_ids_and_says_what_was_
     verdict = parse_verdict(raw, SPEC, routed)
     assert (verdict.decision, verdict.rules) == (Decision(decision), rules)
     assert verdict.repaired == f"rule ids repaired: dropped {dropped}"
+
+
+@pytest.mark.parametrize("raw", [
+    '{"decision": "refuse", "rules": [], "rationale": "Weapons."}',
+    '{"decision": "refuse", "rationale": "Weapons."}',
+    '{"decision": "refuse", "rules": "VIO.R1", "rationale": ""}',
+    '{"decision": " Refuse ", "rules": [null, 3]}',
+    '{"decision": "refuse", "rules": ["S1"], "rationale": "Weapons.", "confidence": "high", "rules_count": 1}',
+])
+def test_a_refusal_with_malformed_fields_still_stands(raw):
+    """Before: anything but the decision out of shape failed the schema twice, and the fallback answered."""
+    verdict = parse_verdict(raw, SPEC, ["violent_crimes"])
+    assert verdict.decision is Decision.REFUSE and set(verdict.rules) <= {"VIO.R1", "VIO.R2"} and verdict.rules
+    assert verdict.rationale
 
 
 def test_a_valid_refusal_is_not_marked_repaired():
