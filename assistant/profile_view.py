@@ -13,7 +13,7 @@ from sqlmodel import Session
 from hypotheses.parse import Facet
 from hypotheses.style import StyleStats, describe
 from memory import profile
-from memory.models import ProfileEntry, ProfileHistory, aware
+from memory.models import Actor, EntryStatus, ProfileEntry, ProfileHistory, aware
 
 HISTORY_SHOWN = 50
 KIND_WORDS = {"add": "added", "support": "confirmed", "supersede": "replaced", "evict": "dropped",
@@ -30,7 +30,7 @@ def entry_view(row: ProfileEntry) -> dict:
 def history_view(row: ProfileHistory) -> dict:
     before = json.loads(row.before_json) if row.before_json else None
     after = json.loads(row.after_json) if row.after_json else None
-    return {"id": row.id, "entry_id": row.entry_id, "by": "you" if row.actor == "user" else "the assistant",
+    return {"id": row.id, "entry_id": row.entry_id, "by": "you" if row.actor == Actor.USER else "the assistant",
             "what": KIND_WORDS.get(row.kind, row.kind), "at": aware(row.at).isoformat(),
             "before": before["text"] if before else None, "after": after["text"] if after else None,
             "reason": row.reason}
@@ -38,14 +38,14 @@ def history_view(row: ProfileHistory) -> dict:
 
 def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict,
                now: datetime | None = None) -> dict:
-    active = sorted((e for e in entries if e.status == "active"), key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
+    active = sorted((e for e in entries if e.status == EntryStatus.ACTIVE), key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
     facets = {facet.value: [entry_view(e) for e in active if e.facet == facet.value] for facet in Facet}
     undone = {h.undoes for h in history if h.undoes is not None}
-    can_undo = any(h.actor == "user" and h.kind != "undo" and h.id not in undone for h in history)
+    can_undo = any(h.actor == Actor.USER and h.kind != "undo" and h.id not in undone for h in history)
     return {
         "facets": facets,
-        "rejected": [entry_view(e) for e in entries if e.status == "rejected"],
-        "superseded": sum(1 for e in entries if e.status == "superseded"),
+        "rejected": [entry_view(e) for e in entries if e.status == EntryStatus.REJECTED],
+        "superseded": sum(1 for e in entries if e.status == EntryStatus.SUPERSEDED),
         "history": [history_view(h) for h in reversed(history[-HISTORY_SHOWN:])],
         "style": describe(StyleStats.from_json(style)),
         "can_undo": can_undo,

@@ -41,7 +41,7 @@ from memory import profile, store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
-from memory.models import Author, Message, MessageStatus
+from memory.models import Author, EntryStatus, Message, MessageStatus
 from memory.retrieve import Recalled, RecallQuery, assemble, dense_ranking, lexical_ranking
 from memory.text import clean_text
 from memory.vectors import save_vectors
@@ -199,7 +199,7 @@ class Turns:
         # The style card learns from every message the user writes, in the same commit.
         stats = observe(StyleStats.from_json(profile.load_style(session, user_id=request.user_id, for_update=True)), text)
         profile.save_style(session, user_id=request.user_id, stats=stats.to_json())
-        entries = sorted(profile.entries(session, user_id=request.user_id, statuses=["active"]),
+        entries = sorted(profile.entries(session, user_id=request.user_id, statuses=[EntryStatus.ACTIVE]),
                          key=lambda e: (-e.confidence, -e.support, e.id))
         lines = fit_profile([f"{e.text} ({e.facet}{', written by the user' if e.source == 'user' else ''})"
                              for e in entries], self._limits.profile_tokens)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from hypotheses.parse import Facet, instruction_like, sensitive_category
 from memory import profile
-from memory.models import Message, ProfileEntry, ProfileHistory, Thread, utcnow
+from memory.models import Actor, EntrySource, EntryStatus, Message, ProfileEntry, ProfileHistory, Thread, utcnow
 
 MAX_ENTRY_CHARS = 300
 UNDOABLE = ("edit", "pin", "unpin", "reject", "restore", "add")
@@ -86,7 +86,7 @@ def _change(session: Session, row: ProfileEntry, *, version: int | None, kind: s
     row.version += 1
     session.add(row)
     session.flush()
-    profile.record_change(session, entry=row, actor="user", kind=kind, before=before, reason=reason)
+    profile.record_change(session, entry=row, actor=Actor.USER, kind=kind, before=before, reason=reason)
     return row
 
 
@@ -97,10 +97,10 @@ def edit_text(session: Session, *, user_id: int, entry_id: int, text: object, ve
     row = own_entry(session, user_id=user_id, entry_id=entry_id)
 
     def mutate(entry: ProfileEntry) -> None:
-        entry.text, entry.source, entry.sensitive = cleaned, "user", sensitive_category(cleaned) is not None
+        entry.text, entry.source, entry.sensitive = cleaned, EntrySource.USER, sensitive_category(cleaned) is not None
         entry.vector, entry.vector_model = vector, vector_model if vector is not None else None
-        if entry.status != "active":
-            entry.status, entry.valid_to = "active", None
+        if entry.status is not EntryStatus.ACTIVE:
+            entry.status, entry.valid_to = EntryStatus.ACTIVE, None
 
     return _change(session, row, version=version, kind="edit", reason="edited by the user", mutate=mutate)
 
@@ -115,30 +115,32 @@ def set_pinned(session: Session, *, user_id: int, entry_id: int, pinned: bool, v
                    reason="pinned by the user" if pinned else "unpinned by the user", mutate=mutate)
 
 
-def set_status(session: Session, *, user_id: int, entry_id: int, status: str, version: int | None) -> ProfileEntry:
+def set_status(session: Session, *, user_id: int, entry_id: int, status: object, version: int | None) -> ProfileEntry:
     """Reject (never proposed again; listed under "rejected") or restore to active."""
-    if status not in ("rejected", "active"):
+    if status not in (EntryStatus.REJECTED, EntryStatus.ACTIVE):
         raise EditError("An entry can be rejected or restored (active).")
+    wanted = EntryStatus(status)
     row = own_entry(session, user_id=user_id, entry_id=entry_id)
 
     def mutate(entry: ProfileEntry) -> None:
-        entry.status = status
-        entry.valid_to = utcnow() if status == "rejected" else None
-        entry.pinned = entry.pinned and status == "active"
+        entry.status = wanted
+        entry.valid_to = utcnow() if wanted is EntryStatus.REJECTED else None
+        entry.pinned = entry.pinned and wanted is EntryStatus.ACTIVE
 
-    kind, reason = ("reject", "rejected by the user") if status == "rejected" else ("restore", "restored by the user")
+    rejected = wanted is EntryStatus.REJECTED
+    kind, reason = ("reject", "rejected by the user") if rejected else ("restore", "restored by the user")
     return _change(session, row, version=version, kind=kind, reason=reason, mutate=mutate)
 
 
 def add_own(session: Session, *, user_id: int, facet: object, text: object, vector: bytes | None = None,
             vector_model: str | None = None) -> ProfileEntry:
     cleaned, kind = clean_entry_text(text), clean_facet(facet)
-    row = ProfileEntry(user_id=user_id, facet=kind, text=cleaned, confidence=0.9, support=1, source="user",
+    row = ProfileEntry(user_id=user_id, facet=kind, text=cleaned, confidence=0.9, support=1, source=EntrySource.USER,
                        sensitive=sensitive_category(cleaned) is not None, vector=vector,
                        vector_model=vector_model if vector is not None else None)
     session.add(row)
     session.flush()
-    profile.record_change(session, entry=row, actor="user", kind="add", before=None, reason="written by the user")
+    profile.record_change(session, entry=row, actor=Actor.USER, kind="add", before=None, reason="written by the user")
     return row
 
 
@@ -147,7 +149,7 @@ def undo_last(session: Session, *, user_id: int) -> ProfileEntry | None:
     done = session.exec(select(ProfileHistory.undoes).where(
         ProfileHistory.user_id == user_id, col(ProfileHistory.undoes).is_not(None))).all()
     last = session.exec(select(ProfileHistory).where(
-        ProfileHistory.user_id == user_id, ProfileHistory.actor == "user",
+        ProfileHistory.user_id == user_id, ProfileHistory.actor == Actor.USER,
         col(ProfileHistory.kind).in_(UNDOABLE), col(ProfileHistory.id).not_in(list(done) or [-1]))
         .order_by(col(ProfileHistory.id).desc())).first()
     if last is None:
@@ -155,13 +157,13 @@ def undo_last(session: Session, *, user_id: int) -> ProfileEntry | None:
     row = own_entry(session, user_id=user_id, entry_id=last.entry_id)
     before = profile.snapshot(row)
     if last.before_json is None:  # undoing an addition: the entry goes out of use, its history stays
-        row.status, row.valid_to = "superseded", utcnow()
+        row.status, row.valid_to = EntryStatus.SUPERSEDED, utcnow()
     else:
         _restore_fields(row, json.loads(last.before_json))
     row.version += 1
     session.add(row)
     session.flush()
-    session.add(ProfileHistory(user_id=user_id, entry_id=row.id, actor="user", kind="undo", before_json=before,
+    session.add(ProfileHistory(user_id=user_id, entry_id=row.id, actor=Actor.USER, kind="undo", before_json=before,
                                after_json=profile.snapshot(row), reason=f"undid: {last.kind}", undoes=last.id))
     return row
 
@@ -169,11 +171,15 @@ def undo_last(session: Session, *, user_id: int) -> ProfileEntry | None:
 _RESTORED = ("text", "facet", "status", "source", "pinned", "sensitive", "confidence", "support")
 
 
+_VOCABULARY = {"status": EntryStatus, "source": EntrySource}  # history keeps their values as text
+
+
 def _restore_fields(row: ProfileEntry, before: dict) -> None:
     for name in _RESTORED:
         if name in before:
-            setattr(row, name, before[name])
-    row.valid_to = utcnow() if row.status != "active" else None
+            value = before[name]
+            setattr(row, name, _VOCABULARY[name](value) if name in _VOCABULARY else value)
+    row.valid_to = utcnow() if row.status is not EntryStatus.ACTIVE else None
 
 
 def evidence(session: Session, *, user_id: int, entry_id: int) -> list[dict]:

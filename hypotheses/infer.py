@@ -10,7 +10,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from hypotheses.merge import Candidate, Entry, Status
+from hypotheses.merge import Candidate, Entry
+from memory.models import EntryStatus
 from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema, sensitive_category
 from hypotheses.prompts import Shown, build_messages, reask
 from hypotheses.style import is_pasted
@@ -68,9 +69,9 @@ async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[E
     """Hypotheses from the samples, as merge candidates; raises InferenceFailed after one failed re-ask.
     The model is told what the person took back (rejected entries, `replaced` wordings), newest first."""
     shown_samples = [Shown(i, s.content) for i, s in enumerate(samples, start=1)]
-    active = [e for e in profile if e.status is Status.ACTIVE]
+    active = [e for e in profile if e.status is EntryStatus.ACTIVE]
     shown_entries = [Shown(i, e.text, e.facet) for i, e in enumerate(active, start=1)]
-    rejected = [e.text for e in sorted(profile, key=lambda e: e.id, reverse=True) if e.status is Status.REJECTED]
+    rejected = [e.text for e in sorted(profile, key=lambda e: e.id, reverse=True) if e.status is EntryStatus.REJECTED]
     messages = build_messages(shown_samples, shown_entries, taken_back=list(dict.fromkeys([*replaced, *rejected])))
     completions, parsed, problem, answer = [], None, "", ""
     for _attempt in range(2):

@@ -26,10 +26,13 @@ from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
 from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
-from hypotheses.merge import Change, Entry, Kind, Source, Status, Withdrawn, merge
+from hypotheses.merge import Change, Entry, Kind, Withdrawn, merge
 from memory import profile
 from memory.db import read, write
-from memory.models import HypothesisJob, Message, ProfileEntry, Thread, aware, utcnow
+from memory.models import (
+    Actor, Author, EntrySource, EntryStatus, HypothesisJob, JobStatus, Message, MessageStatus, ProfileEntry, Thread, aware,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +46,13 @@ def _entry(row: ProfileEntry) -> Entry:
     vector = tuple(np.frombuffer(row.vector, dtype="<f4").tolist()) if row.vector else None
     return Entry(
         id=row.id, facet=row.facet, text=row.text, confidence=row.confidence, support=row.support,
-        evidence=tuple(json.loads(row.evidence_json)), status=Status(row.status), source=Source(row.source),
+        evidence=tuple(json.loads(row.evidence_json)), status=EntryStatus(row.status), source=EntrySource(row.source),
         pinned=row.pinned, last_seen=aware(row.last_seen), vector=vector, sensitive=row.sensitive,
     )
 
 
 def apply_changes(
-    session: Session, *, user_id: int, changes: list[Change], vector_model: str | None = None, actor: str = "inference"
+    session: Session, *, user_id: int, changes: list[Change], vector_model: str | None = None, actor: Actor = Actor.INFERENCE
 ) -> dict[int, int]:
     """Write the changes and one history row each; return merge's provisional ids -> database ids."""
     ids: dict[int, int] = {}
@@ -83,7 +86,7 @@ def apply_changes(
 
 
 def _copy(entry: Entry, row: ProfileEntry, vector_model: str | None) -> None:
-    row.confidence, row.support, row.status, row.source = entry.confidence, entry.support, str(entry.status), str(entry.source)
+    row.confidence, row.support, row.status, row.source = entry.confidence, entry.support, entry.status, entry.source
     row.evidence_json = json.dumps(list(entry.evidence))
     row.pinned, row.last_seen, row.sensitive = entry.pinned, entry.last_seen, entry.sensitive
     if entry.vector is not None:
@@ -103,14 +106,17 @@ class JobLost(Exception):
     """Another process holds the job (claimed it first, or took it over after our lease expired)."""
 
 
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)  # the states that hold the user's one slot
+
+
 def _held(now: datetime):
     """SQL: the job holds its user's slot at `now` (queued or running, lease not yet expired)."""
-    return and_(col(HypothesisJob.status).in_(["queued", "running"]), col(HypothesisJob.lease_until) >= now)
+    return and_(col(HypothesisJob.status).in_(ACTIVE), col(HypothesisJob.lease_until) >= now)
 
 
 def _abandoned(now: datetime):
     """SQL: queued or running, but the lease expired (or never existed: rows from before leases)."""
-    return and_(col(HypothesisJob.status).in_(["queued", "running"]),
+    return and_(col(HypothesisJob.status).in_(ACTIVE),
                 or_(col(HypothesisJob.lease_until).is_(None), col(HypothesisJob.lease_until) < now))
 
 
@@ -120,7 +126,7 @@ def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = 
     Jobs whose lease expired are failed here first, so a dead process never blocks the user for ever."""
     now = now or utcnow()
     session.exec(sql_update(HypothesisJob).where(HypothesisJob.user_id == user_id, _abandoned(now))
-                 .values(status="failed", reason=ABANDONED, finished_at=now))
+                 .values(status=JobStatus.FAILED, reason=ABANDONED, finished_at=now))
     if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id, _held(now))).first() is not None:
         return None
     job = HypothesisJob(user_id=user_id, trigger=trigger, lease_until=now + lease)
@@ -139,8 +145,8 @@ def claim(engine: Engine, *, job_id: int, worker: str, lease: timedelta = LEASE)
     with engine.begin() as conn:
         result = conn.execute(
             sql_update(HypothesisJob)
-            .where(HypothesisJob.id == job_id, or_(HypothesisJob.status == "queued", _abandoned(now)))
-            .values(status="running", claimed_by=token, lease_until=now + lease)
+            .where(HypothesisJob.id == job_id, or_(HypothesisJob.status == JobStatus.QUEUED, _abandoned(now)))
+            .values(status=JobStatus.RUNNING, claimed_by=token, lease_until=now + lease)
         )
         return token if result.rowcount == 1 else None
 
@@ -154,20 +160,20 @@ def renew(engine: Engine, *, job_id: int, token: str, lease: timedelta = LEASE) 
 
 
 def _ours(job_id: int, token: str) -> tuple:
-    return HypothesisJob.id == job_id, HypothesisJob.status == "running", HypothesisJob.claimed_by == token
+    return HypothesisJob.id == job_id, HypothesisJob.status == JobStatus.RUNNING, HypothesisJob.claimed_by == token
 
 
 def last_seen_message(session: Session, *, user_id: int) -> int:
     """The newest user message a successful job has already considered."""
     return session.exec(select(func.coalesce(func.max(HypothesisJob.up_to_message_id), 0)).where(
-        HypothesisJob.user_id == user_id, HypothesisJob.status == "done")).one()
+        HypothesisJob.user_id == user_id, HypothesisJob.status == JobStatus.DONE)).one()
 
 
 def user_texts(session: Session, *, user_id: int, after: int | None = None, before: int | None = None,
                limit: int = 200) -> list[Text]:
     """The user's own complete messages in remembered threads, oldest first."""
     query = (select(Message.id, Message.content).join(Thread, col(Thread.id) == Message.thread_id)
-             .where(Message.user_id == user_id, Message.author == "user", Message.status == "complete",
+             .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
                     Thread.remember == True))  # noqa: E712
     if after is not None:
         query = query.where(Message.id > after)
@@ -187,7 +193,7 @@ def count_new_substantive(session: Session, *, user_id: int) -> tuple[int, bool]
 @dataclass
 class JobOutcome:
     job_id: int
-    status: str
+    status: JobStatus
     changes: list[Change]
     reason: str | None = None
 
@@ -216,9 +222,9 @@ async def run_job(engine: Engine, *, job_id: int, complete: Complete, worker: st
         if not isinstance(exc, InferenceFailed):
             logger.exception("hypothesis job %s raised", job_id)
         reason, ms = type(exc).__name__, (time.perf_counter() - started) * 1000
-        await asyncio.to_thread(write, engine, lambda s: _finish(s, job_id, token, "failed", reason=reason, ms=ms))
+        await asyncio.to_thread(write, engine, lambda s: _finish(s, job_id, token, JobStatus.FAILED, reason=reason, ms=ms))
         logger.warning("hypothesis job %s failed: %s", job_id, reason)
-        return JobOutcome(job_id, "failed", [], reason)
+        return JobOutcome(job_id, JobStatus.FAILED, [], reason)
     finally:
         renewing.cancel()
 
@@ -264,14 +270,14 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
         next_id = -1_000_000  # provisional ids for new entries; apply_changes maps them to real ones
         changes = merge(fresh, candidates, now=moment, next_id=next_id, withdrawn=withdrawn)
         apply_changes(session, user_id=job.user_id, changes=changes, vector_model=vector_model)
-        _finish(session, job_id, token, "done", up_to=up_to, samples=len(samples), changes=changes,
+        _finish(session, job_id, token, JobStatus.DONE, up_to=up_to, samples=len(samples), changes=changes,
                 refused=len(result.refused), completions=result.completions, ms=(time.perf_counter() - started) * 1000)
         return changes
 
     changes = await asyncio.to_thread(write, engine, commit)
     logger.info("hypothesis job %s user=%s samples=%d changes=%d refused=%d", job_id, job.user_id, len(samples),
                 sum(1 for c in changes if c.kind is not Kind.SKIP), len(result.refused))
-    return JobOutcome(job_id, "done", changes)
+    return JobOutcome(job_id, JobStatus.DONE, changes)
 
 
 def _withdrawn(texts: Sequence[str], known: dict[str, tuple[float, ...]],
@@ -284,7 +290,7 @@ def _withdrawn(texts: Sequence[str], known: dict[str, tuple[float, ...]],
     return [Withdrawn(text, known.get(text)) for text in texts]
 
 
-def _finish(session: Session, job_id: int, token: str, status: str, *, reason: str | None = None, up_to: int = 0,
+def _finish(session: Session, job_id: int, token: str, status: JobStatus, *, reason: str | None = None, up_to: int = 0,
             samples: int = 0, changes: Sequence[Change] = (), refused: int = 0, completions: Sequence = (),
             ms: float = 0.0) -> None:
     """Record the outcome, fenced by the claim's token: a run whose lease was taken over raises JobLost

@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from hypotheses.skeleton import skeleton
+from memory.models import EntrySource, EntryStatus
 
 DUPLICATE_SIMILARITY = 0.85
 # Measured with all-MiniLM-L6-v2 on hypothesis sentences: 276 pairs of distinct facts reached at most
@@ -42,17 +43,6 @@ Vector = Sequence[float]
 Similarity = Callable[[Vector, Vector], float]
 
 
-class Status(StrEnum):
-    ACTIVE = "active"
-    SUPERSEDED = "superseded"
-    REJECTED = "rejected"
-
-
-class Source(StrEnum):
-    INFERRED = "inferred"
-    USER = "user"  # written or edited by the user: the model never changes it
-
-
 @dataclass(frozen=True)
 class Entry:
     id: int
@@ -61,8 +51,8 @@ class Entry:
     confidence: float
     support: int
     evidence: tuple[int, ...]  # message ids
-    status: Status
-    source: Source
+    status: EntryStatus
+    source: EntrySource
     pinned: bool
     last_seen: datetime
     vector: Vector | None = None
@@ -176,7 +166,7 @@ def _taken_back(candidate: Candidate, withdrawn: Withdrawn, similarity: Similari
 
 
 def _protected(entry: Entry) -> bool:
-    return entry.pinned or entry.source is Source.USER
+    return entry.pinned or entry.source is EntrySource.USER
 
 
 def merge(
@@ -199,7 +189,7 @@ def merge(
         if change.after is not None:
             current[change.after.id] = change.after
 
-    taken_back = [*withdrawn, *(Withdrawn(e.text, e.vector) for e in profile if e.status is Status.REJECTED)]
+    taken_back = [*withdrawn, *(Withdrawn(e.text, e.vector) for e in profile if e.status is EntryStatus.REJECTED)]
     for candidate in candidates:
         if any(_taken_back(candidate, w, similarity) for w in taken_back):
             record(Change(Kind.SKIP, "like wording the user rejected or replaced"))
@@ -214,7 +204,7 @@ def merge(
         replaced = None
         if target is not None and candidate.action == "contradict":
             record(Change(Kind.SUPERSEDE, "contradicted by new evidence", target,
-                          replace(target, status=Status.SUPERSEDED, last_seen=now)))
+                          replace(target, status=EntryStatus.SUPERSEDED, last_seen=now)))
             replaced, target = target.id, None
         if target is not None:
             support = target.support + 1
@@ -224,7 +214,7 @@ def merge(
             continue
         added = Entry(
             id=next_id, facet=candidate.facet, text=candidate.text, support=1, evidence=tuple(candidate.evidence),
-            status=Status.ACTIVE, source=Source.INFERRED, pinned=False, last_seen=now, vector=candidate.vector,
+            status=EntryStatus.ACTIVE, source=EntrySource.INFERRED, pinned=False, last_seen=now, vector=candidate.vector,
             confidence=confidence(1, now, now, candidate.confidence), replaces=replaced, sensitive=candidate.sensitive,
         )
         next_id += 1
@@ -237,11 +227,11 @@ def merge(
 def _target(candidate: Candidate, current: dict[int, Entry], similarity: Similarity) -> Entry | None:
     if candidate.entry_id is not None:
         entry = current.get(candidate.entry_id)
-        return entry if entry is not None and entry.status is Status.ACTIVE else None
+        return entry if entry is not None and entry.status is EntryStatus.ACTIVE else None
     if candidate.action != "add":
         return None
     for entry in current.values():
-        if entry.status is Status.ACTIVE and entry.facet == candidate.facet and _alike(
+        if entry.status is EntryStatus.ACTIVE and entry.facet == candidate.facet and _alike(
                 candidate.text, candidate.vector, entry, DUPLICATE_SIMILARITY, similarity):
             return entry
     return None
@@ -255,12 +245,12 @@ def _evictions(entries: Sequence[Entry], cap: int, now: datetime) -> list[Change
     evicted = []
     by_facet: dict[str, list[Entry]] = {}
     for entry in entries:
-        if entry.status is Status.ACTIVE:
+        if entry.status is EntryStatus.ACTIVE:
             by_facet.setdefault(entry.facet, []).append(entry)
     for facet_entries in by_facet.values():
         excess = len(facet_entries) - cap
         weakest = sorted((e for e in facet_entries if not _protected(e)), key=lambda e: (strength(e, now), e.id))
         for entry in weakest[:max(0, excess)]:
             evicted.append(Change(Kind.EVICT, f"over the cap of {cap} for its facet", entry,
-                                  replace(entry, status=Status.SUPERSEDED)))
+                                  replace(entry, status=EntryStatus.SUPERSEDED)))
     return evicted

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false, text, true
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -45,6 +46,80 @@ class MessageStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
+class EntryStatus(StrEnum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"  # replaced by newer evidence, evicted over the cap, or an addition undone
+    REJECTED = "rejected"  # by the user: never proposed again
+
+
+class EntrySource(StrEnum):
+    INFERRED = "inferred"
+    USER = "user"  # written or edited by the user: inference never changes it
+
+
+class Actor(StrEnum):
+    """Who made a change to a profile entry."""
+
+    INFERENCE = "inference"
+    USER = "user"
+    SYSTEM = "system"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Decision(StrEnum):
+    """What the deliberation decided about a request."""
+
+    COMPLY = "comply"
+    SAFE_COMPLETE = "safe_complete"
+    REFUSE = "refuse"
+
+
+class AuditDecision(StrEnum):
+    """What an audit record is about: every decision but a plain answer, and a deliberation that failed."""
+
+    REFUSE = "refuse"
+    SAFE_COMPLETE = "safe_complete"
+    DELIBERATION_FAILED = "deliberation_failed"
+
+
+class Label(StrEnum):
+    """An operator's judgement of an audited decision."""
+
+    CORRECT = "correct"
+    OVER_REFUSAL = "over_refusal"
+    UNDER_REFUSAL = "under_refusal"
+
+
+class OperatorActionKind(StrEnum):
+    VIEW = "view"
+    LABEL = "label"
+    EXPORT = "export"
+
+
+class Vocabulary(TypeDecorator):
+    """A column holding one of the enums above: stored as its value (a plain string column, so the
+    schema is the same on every database), read back as the member, and refused if it is not one."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, vocabulary: type[StrEnum], length: int = 16) -> None:
+        super().__init__(length)
+        self.vocabulary = vocabulary
+
+    def process_bind_param(self, value: object, dialect: object) -> str | None:
+        return None if value is None else self.vocabulary(value).value
+
+    def process_result_value(self, value: str | None, dialect: object) -> StrEnum | None:
+        return None if value is None else self.vocabulary(value)
+
+
 # SQLite reuses the largest freed rowid unless a table says AUTOINCREMENT. Every integer id here can
 # outlive its row somewhere (a sign-in token, a live chat session, a vector index, an open panel, an
 # audit link), so none may ever name a different row later. PostgreSQL's sequences never go back.
@@ -58,7 +133,7 @@ class User(SQLModel, table=True):
     identifier: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     display_name: str | None = Field(default=None, max_length=64)
     password_hash: str | None = Field(default=None, max_length=256)
-    role: Role = Field(default=Role.USER, sa_column=Column(String(16), nullable=False))
+    role: Role = Field(default=Role.USER, sa_column=Column(Vocabulary(Role), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     # Signed into every sign-in token; bumping it (sign-out, a role change) revokes them all at once.
     token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
@@ -96,11 +171,9 @@ class Message(SQLModel, table=True):
     user_id: int = Field(
         sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
     )
-    author: Author = Field(sa_column=Column(String(16), nullable=False))
+    author: Author = Field(sa_column=Column(Vocabulary(Author), nullable=False))
     content: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: MessageStatus = Field(
-        default=MessageStatus.COMPLETE, sa_column=Column(String(16), nullable=False)
-    )
+    status: MessageStatus = Field(default=MessageStatus.COMPLETE, sa_column=Column(Vocabulary(MessageStatus), nullable=False))
     status_reason: str | None = Field(default=None, max_length=255)
     model: str | None = Field(default=None, max_length=128)  # who wrote a reply
     # A reply's safety decision as JSON (decision, rules, rationale, spec version): kept for every reply,
@@ -152,8 +225,9 @@ class ProfileEntry(SQLModel, table=True):
     confidence: float = 0.5
     support: int = 1
     evidence_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # message ids
-    status: str = Field(default="active", max_length=16)  # active | superseded | rejected
-    source: str = Field(default="inferred", max_length=16)  # inferred | user
+    status: EntryStatus = Field(default=EntryStatus.ACTIVE, sa_column=Column(Vocabulary(EntryStatus), nullable=False))
+    source: EntrySource = Field(default=EntrySource.INFERRED,
+                                sa_column=Column(Vocabulary(EntrySource), nullable=False))
     pinned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     sensitive: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     superseded_by: int | None = None
@@ -174,7 +248,7 @@ class ProfileHistory(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
     entry_id: int = Field(index=True)
-    actor: str = Field(max_length=16)  # inference | user | system
+    actor: Actor = Field(sa_column=Column(Vocabulary(Actor), nullable=False))
     kind: str = Field(max_length=16)  # add | support | supersede | evict | edit | pin | reject | ...
     before_json: str | None = Field(default=None, sa_column=Column(Text))
     after_json: str | None = Field(default=None, sa_column=Column(Text))
@@ -186,7 +260,7 @@ class ProfileHistory(SQLModel, table=True):
 # One queued or running job per user, held by the database itself: two processes that both read "no
 # job" cannot both insert one (the second insert fails; `enqueue` answers None).
 ONE_ACTIVE_JOB = "ux_hypothesis_job_one_active"
-ACTIVE_JOB = "status IN ('queued', 'running')"
+ACTIVE_JOB = "status IN ('queued', 'running')"  # JobStatus.QUEUED, JobStatus.RUNNING
 
 
 class HypothesisJob(SQLModel, table=True):
@@ -200,7 +274,7 @@ class HypothesisJob(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
-    status: str = Field(default="queued", max_length=16)  # queued | running | done | failed
+    status: JobStatus = Field(default=JobStatus.QUEUED, sa_column=Column(Vocabulary(JobStatus), nullable=False))
     trigger: str = Field(default="messages", max_length=16)  # messages | chat_end | command
     reason: str | None = Field(default=None, max_length=500)  # why it failed
     claimed_by: str | None = Field(default=None, max_length=64)  # the claim's token: worker and a nonce
@@ -282,7 +356,7 @@ class AuditRecord(SQLModel, table=True):
     thread_id: str = Field(max_length=64)
     message_id: str = Field(max_length=64)  # the user's message (step id)
     reply_id: str = Field(max_length=64)  # the reply written under the verdict (step id)
-    decision: str = Field(max_length=24)  # refuse | safe_complete | deliberation_failed
+    decision: AuditDecision = Field(sa_column=Column(Vocabulary(AuditDecision, 24), nullable=False))
     rule_ids_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     rationale: str = Field(default="", sa_column=Column(Text, nullable=False))
     failure: str | None = Field(default=None, max_length=300)  # why the deliberation failed
@@ -290,7 +364,7 @@ class AuditRecord(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=128)
     latency_ms: float = 0.0
     routed_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    label: str | None = Field(default=None, max_length=16)  # correct | over_refusal | under_refusal
+    label: Label | None = Field(default=None, sa_column=Column(Vocabulary(Label)))
     note: str | None = Field(default=None, sa_column=Column(Text))
     labelled_by: str | None = Field(default=None, max_length=64)
     labelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -305,7 +379,7 @@ class OperatorAction(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_column=_when())
     operator: str = Field(max_length=64)
-    action: str = Field(max_length=16)  # view | label | export
+    action: OperatorActionKind = Field(sa_column=Column(Vocabulary(OperatorActionKind), nullable=False))
     record_id: int | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text))  # the label, or the export's filter
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from memory.models import ProfileEntry, ProfileHistory, StyleCard, utcnow
+from memory.models import Actor, EntryStatus, ProfileEntry, ProfileHistory, StyleCard, utcnow
 
 
 def load_style(session: Session, *, user_id: int, for_update: bool = False) -> dict:
@@ -33,7 +33,7 @@ def save_style(session: Session, *, user_id: int, stats: dict) -> None:
     session.add(row)
 
 
-def entries(session: Session, *, user_id: int, statuses: Sequence[str] | None = None) -> list[ProfileEntry]:
+def entries(session: Session, *, user_id: int, statuses: Sequence[EntryStatus] | None = None) -> list[ProfileEntry]:
     query = select(ProfileEntry).where(ProfileEntry.user_id == user_id)
     if statuses:
         query = query.where(ProfileEntry.status.in_(list(statuses)))  # type: ignore[attr-defined]
@@ -51,7 +51,7 @@ def replaced_wordings(session: Session, *, user_id: int, limit: int = 200) -> li
     undone = select(ProfileHistory.undoes).where(ProfileHistory.user_id == user_id,
                                                  col(ProfileHistory.undoes).is_not(None))
     rows = session.exec(select(ProfileHistory.before_json).where(
-        ProfileHistory.user_id == user_id, ProfileHistory.actor == "user", ProfileHistory.kind == "edit",
+        ProfileHistory.user_id == user_id, ProfileHistory.actor == Actor.USER, ProfileHistory.kind == "edit",
         col(ProfileHistory.before_json).is_not(None), col(ProfileHistory.id).not_in(undone))
         .order_by(col(ProfileHistory.id).desc()).limit(limit)).all()
     texts = (json.loads(before).get("text") for before in rows)
@@ -64,7 +64,7 @@ def snapshot(entry: ProfileEntry) -> str:
 
 
 def record_change(
-    session: Session, *, entry: ProfileEntry, actor: str, kind: str, before: str | None, reason: str
+    session: Session, *, entry: ProfileEntry, actor: Actor, kind: str, before: str | None, reason: str
 ) -> None:
     session.add(ProfileHistory(
         user_id=entry.user_id, entry_id=entry.id, actor=actor, kind=kind, before_json=before,

@@ -14,10 +14,10 @@ from sqlmodel import Session, select
 
 from assistant.safety.deliberate import Deliberation
 from memory.keys import keyed_hash
-from memory.models import AuditRecord
+from memory.models import AuditDecision, AuditRecord, Label
 
-AUDITED = frozenset({"refuse", "safe_complete", "deliberation_failed"})
-LABELS = ("correct", "over_refusal", "under_refusal")
+AUDITED = frozenset(AuditDecision)
+LABELS = tuple(Label)
 
 
 def pseudonym(session: Session, *, user_id: int) -> str:

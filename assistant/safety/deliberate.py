@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field
 
 from assistant.llm import LLMError
 from assistant.prompt import inert
-from assistant.safety.spec import Decision, Spec
+from assistant.safety.spec import Spec
 from hypotheses.parse import InvalidOutput, extract_json, validated
+from memory.models import AuditDecision, Decision
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +107,8 @@ class Deliberation:
         return self.verdict is None
 
     @property
-    def decision(self) -> str:
-        return "deliberation_failed" if self.verdict is None else str(self.verdict.decision)
+    def decision(self) -> Decision | AuditDecision:
+        return AuditDecision.DELIBERATION_FAILED if self.verdict is None else self.verdict.decision
 
 
 def build_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]], request: str

@@ -23,11 +23,11 @@ from sqlmodel import Session, col, select
 from assistant.safety.audit import LABELS
 from assistant.safety.deliberate import REPAIRED
 from assistant.safety.spec import Spec
-from memory.models import AuditRecord, Message, OperatorAction, aware, utcnow
+from memory.models import AuditDecision, AuditRecord, Label, Message, OperatorAction, aware, utcnow
 from memory.store import possible_row_id
 from memory.text import clean_text
 
-DECISIONS = ("refuse", "safe_complete", "deliberation_failed")
+DECISIONS = tuple(AuditDecision)
 LABEL_FILTERS = (*LABELS, "unlabelled")
 MAX_PAGE_SIZE = 200
 # A filter value is compared with a column of at most 128 characters (model); a longer one matches
@@ -232,11 +232,11 @@ def metrics(session: Session, f: AuditFilter, spec: Spec) -> dict:
         day = aware(created).date().isoformat()
         per_day[day][f"{decision}:{category_of(spec, json.loads(rule_json))}"] += 1
         audited += 1
-        failed += decision == "deliberation_failed"
+        failed += decision == AuditDecision.DELIBERATION_FAILED
         repaired += bool(failure) and failure.startswith(REPAIRED)
-        if decision == "refuse" and value is not None:
+        if decision == AuditDecision.REFUSE and value is not None:
             reviewed += 1
-            over += value == "over_refusal"
+            over += value == Label.OVER_REFUSAL
     return {"per_day": {day: dict(counts) for day, counts in sorted(per_day.items())},
             "reviewed_refusals": reviewed, "over_refusal_share": round(over / reviewed, 4) if reviewed else None,
             "audited": audited, "deliberation_failed": failed, "ids_repaired": repaired,

@@ -11,20 +11,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memory.models import Decision  # noqa: F401 (re-exported: the spec's rules say one of these)
+
 DEFAULT_SPEC = Path(__file__).with_name("spec.yaml")
-
-
-class Decision(StrEnum):
-    COMPLY = "comply"
-    SAFE_COMPLETE = "safe_complete"
-    REFUSE = "refuse"
 
 
 class SpecError(Exception):
@@ -237,8 +232,8 @@ def _build(model: SpecModel, version: str) -> Spec:
 
     categories = tuple(Category(
         id=c.id, title=c.title, severity=c.severity, definition=" ".join(c.definition.split()), rules=rules(c),
-        examples={"comply": tuple(c.examples.comply), "safe_complete": tuple(c.examples.safe_complete),
-                  "refuse": tuple(c.examples.refuse)},
+        examples={Decision.COMPLY: tuple(c.examples.comply), Decision.SAFE_COMPLETE: tuple(c.examples.safe_complete),
+                  Decision.REFUSE: tuple(c.examples.refuse)},
         cues=tuple(cue.lower() for cue in c.cues), safe_completion_style=c.safe_completion_style,
     ) for c in model.categories)
     return Spec(

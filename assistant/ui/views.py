@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from assistant.safety.deliberate import Deliberation
 from assistant.safety.spec import Spec
-from memory.models import Author
+from memory.models import AuditDecision, Author, Decision
 from memory.retrieve import Recalled
 
 SNIPPET = 160
@@ -44,10 +44,10 @@ def recalled_markdown(items: Sequence[Recalled]) -> str:
 
 
 DECISION_WORDS = {
-    "comply": "Answer fully",
-    "safe_complete": "Safe completion",
-    "refuse": "Refuse",
-    "deliberation_failed": "No decision reached; answered under the spec's summary",
+    Decision.COMPLY: "Answer fully",
+    Decision.SAFE_COMPLETE: "Safe completion",
+    Decision.REFUSE: "Refuse",
+    AuditDecision.DELIBERATION_FAILED: "No decision reached; answered under the spec's summary",
 }
 
 

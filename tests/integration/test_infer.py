@@ -7,7 +7,8 @@ import pytest
 
 from assistant.llm import ModelUnavailable, OfflineModel, OpenAIGateway, Purpose
 from hypotheses.infer import InferenceFailed, Text, infer
-from hypotheses.merge import Entry, Source, Status
+from hypotheses.merge import Entry
+from memory.models import EntrySource, EntryStatus
 from tests.fakellm import Reply
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +26,7 @@ def item(text, evidence=(1,), action="add", entry=None, facet="communication"):
 
 
 async def test_proposals_come_back_as_candidates_with_database_ids(fake_llm, complete):
-    profile = [Entry(77, "style", "Writes tersely.", 0.6, 1, (5,), Status.ACTIVE, Source.INFERRED, False,
+    profile = [Entry(77, "style", "Writes tersely.", 0.6, 1, (5,), EntryStatus.ACTIVE, EntrySource.INFERRED, False,
                      datetime.now(UTC))]
     fake_llm.script("hypotheses", answer(item("Plans visually before writing.", evidence=(1,)),
                                          item("Writes tersely.", evidence=(2,), action="support", entry=1,

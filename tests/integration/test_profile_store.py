@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from hypotheses.job import apply_changes, load_profile
-from hypotheses.merge import Candidate, Kind, Source, Status, merge
+from hypotheses.merge import Candidate, Kind, merge
+from memory.models import EntrySource, EntryStatus
 from memory import profile, store
 from memory.db import read, write
 from memory.models import ProfileEntry
@@ -54,7 +55,7 @@ def test_a_profile_round_trips_with_vectors_and_protects_pinned_entries(engine, 
     run_job(engine, ada, propose("Likes formal letters."))
     write(engine, lambda s: setattr(profile.entries(s, user_id=ada.id)[0], "pinned", True))
     (loaded,) = read(engine, lambda s: load_profile(s, user_id=ada.id))
-    assert loaded.pinned and loaded.vector == (1.0, 0.0) and loaded.source is Source.INFERRED
+    assert loaded.pinned and loaded.vector == (1.0, 0.0) and loaded.source is EntrySource.INFERRED
     run_job(engine, ada, propose("Hates formal letters.", action="contradict", entry_id=loaded.id))
     (row,) = read(engine, lambda s: profile.entries(s, user_id=ada.id))
     assert row.text == "Likes formal letters." and row.status == "active" and row.version == 1
@@ -93,7 +94,7 @@ def test_another_users_entry_cannot_be_changed(engine, ada):
     with pytest.raises(LookupError):
         write(engine, lambda s: apply_changes(s, user_id=bob.id, changes=changes))
     assert read(engine, lambda s: s.get(ProfileEntry, theirs.id)).support == 1
-    assert theirs.status is Status.ACTIVE
+    assert theirs.status is EntryStatus.ACTIVE
 
 
 def test_two_tabs_writing_at_once_both_count_in_the_style_card(engine):

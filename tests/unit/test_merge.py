@@ -3,14 +3,13 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from hypotheses.merge import (
-    Candidate, Entry, Kind, Source, Status, Withdrawn, confidence, merge, normalise, same_claim,
-)
+from hypotheses.merge import Candidate, Entry, Kind, Withdrawn, confidence, merge, normalise, same_claim
+from memory.models import EntrySource, EntryStatus
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def entry(id_, text, facet="style", *, status=Status.ACTIVE, source=Source.INFERRED, pinned=False,
+def entry(id_, text, facet="style", *, status=EntryStatus.ACTIVE, source=EntrySource.INFERRED, pinned=False,
           support=1, vector=None, seen=NOW):
     return Entry(id_, facet, text, 0.5, support, (1,), status, source, pinned, seen, vector)
 
@@ -28,7 +27,7 @@ def apply(profile, changes):
 
 
 def active(profile):
-    return [e for e in profile if e.status is Status.ACTIVE]
+    return [e for e in profile if e.status is EntryStatus.ACTIVE]
 
 
 def test_a_new_hypothesis_is_added_with_the_next_id():
@@ -48,24 +47,24 @@ def test_contradiction_supersedes_and_adds_the_new_claim():
     changes = merge([entry(1, "Prefers long explanations.")],
                     [propose("Prefers short answers.", action="contradict", entry_id=1)], now=NOW, next_id=2)
     assert [c.kind for c in changes] == [Kind.SUPERSEDE, Kind.ADD]
-    assert changes[0].after.status is Status.SUPERSEDED and changes[0].after.text == "Prefers long explanations."
+    assert changes[0].after.status is EntryStatus.SUPERSEDED and changes[0].after.text == "Prefers long explanations."
     assert changes[1].after.replaces == 1
 
 
 def test_pinned_and_user_written_entries_survive_fifty_contradicting_jobs():
-    profile = [entry(1, "Likes formal letters.", pinned=True), entry(2, "Is a night owl.", source=Source.USER)]
+    profile = [entry(1, "Likes formal letters.", pinned=True), entry(2, "Is a night owl.", source=EntrySource.USER)]
     for job in range(50):
         changes = merge(profile, [propose(f"Hates formal letters ({job}).", action="contradict", entry_id=1),
                                   propose(f"Is an early bird ({job}).", action="contradict", entry_id=2),
                                   propose("Is a night owl.")], now=NOW, next_id=100 + 3 * job)
         profile = apply(profile, changes)
     kept = {e.id: e for e in profile}
-    assert kept[1].text == "Likes formal letters." and kept[1].status is Status.ACTIVE
-    assert kept[2].text == "Is a night owl." and kept[2].status is Status.ACTIVE and kept[2].support == 1
+    assert kept[1].text == "Likes formal letters." and kept[1].status is EntryStatus.ACTIVE
+    assert kept[2].text == "Is a night owl." and kept[2].status is EntryStatus.ACTIVE and kept[2].support == 1
 
 
 def test_a_rejected_entry_never_returns_over_fifty_jobs_in_new_words():
-    profile = [entry(1, "Uses a lot of emoji.", status=Status.REJECTED, vector=(1.0, 0.0))]
+    profile = [entry(1, "Uses a lot of emoji.", status=EntryStatus.REJECTED, vector=(1.0, 0.0))]
     rng = random.Random(4)
     for job in range(50):
         wording = rng.choice(["uses a lot of emoji", "USES A LOT OF EMOJI!!", "Loves emoji."])
@@ -114,14 +113,14 @@ def test_merge_does_not_touch_its_inputs():
 
 
 def test_a_rejected_entry_in_look_alike_letters_is_still_the_rejected_entry():
-    profile = [entry(1, "Uses a lot of emoji.", status=Status.REJECTED)]  # no vector: the text must tell
+    profile = [entry(1, "Uses a lot of emoji.", status=EntryStatus.REJECTED)]  # no vector: the text must tell
     disguised = "Uses a l\u043et of \u0435mo\u200bji."  # Cyrillic o and e, a zero-width space
     assert normalise(disguised) == "uses a lot of emoji"
     assert active(apply(profile, merge(profile, [propose(disguised)], now=NOW, next_id=2))) == []
 
 
 def test_wording_the_user_replaced_is_dropped_in_any_facet_and_any_close_wording():
-    profile = [entry(1, "Writes long letters about ideas.", source=Source.USER, vector=(0.0, 1.0))]
+    profile = [entry(1, "Writes long letters about ideas.", source=EntrySource.USER, vector=(0.0, 1.0))]
     replaced = [Withdrawn("Writes short, direct messages.", (1.0, 0.0))]
     comebacks = [propose("writes short direct msgs"), propose("Their messages are short and direct.", facet="communication"),
                  propose("Sends brief, to-the-point messages.", vector=(0.9, 0.1))]  # close only in meaning
