@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.background import TaskSet
+from assistant.config import Settings
 from assistant.llm import Gateway, LLMError, Purpose
 from assistant.prompt import (
     MAX_EXEMPLARS, Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile,
@@ -71,14 +72,23 @@ class TurnResult:
     deliberation: Deliberation | None = None  # None only when no model decides (offline, message too long)
 
 
+def _setting(name: str):
+    """A setting's default: defaults live once, in Settings."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class TurnLimits:
-    max_message_chars: int = 20_000
-    history_messages: int = 20
-    recall_tokens: int = 600
-    recall_results: int = 6
-    recall_half_life_days: float = 0.0
-    profile_tokens: int = 500
+    max_message_chars: int = _setting("max_message_chars")
+    history_messages: int = _setting("history_messages")
+    recall_tokens: int = _setting("recall_tokens")
+    recall_results: int = _setting("recall_results")
+    recall_half_life_days: float = _setting("recall_half_life_days")
+    profile_tokens: int = _setting("profile_tokens")
+
+    @classmethod
+    def of(cls, settings: Settings) -> TurnLimits:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass

@@ -111,15 +111,8 @@ def build_app(settings: Settings) -> App:
     # Offline there is no model to deliberate with; the offline reply answers nothing anyway.
     safety = None if gateway.offline else SafetyGate(spec=spec, router=router, gateway=gateway,
                                                       timeout=settings.safety_timeout)
-    limits = TurnLimits(
-        max_message_chars=settings.max_message_chars,
-        history_messages=settings.history_messages,
-        recall_tokens=settings.recall_tokens,
-        recall_results=settings.recall_results,
-        recall_half_life_days=settings.recall_half_life_days,
-        profile_tokens=settings.profile_tokens,
-    )
-    turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits, safety=safety)
+    turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=TurnLimits.of(settings),
+                  safety=safety)
     jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every)
     logger.info("app built: database=%s model=%s spec=%s", engine.dialect.name, gateway.label, spec.version)
     return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-EVERY = 6  # substantive user messages between jobs
 FIRST_AFTER = 3  # the first profile appears after this many substantive texts
 
 
-def due(new_substantive: int, *, has_run: bool, chat_ended: bool = False, every: int = EVERY,
+def due(new_substantive: int, *, has_run: bool, every: int, chat_ended: bool = False,
         first_after: int = FIRST_AFTER) -> bool:
-    """`new_substantive`: substantive user texts not yet seen by a successful job."""
+    """`new_substantive`: substantive user texts not yet seen by a successful job; `every`: how many a
+    later job waits for (the `infer_every` setting)."""
     if new_substantive <= 0:
         return False
     if not has_run:

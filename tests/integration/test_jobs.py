@@ -56,7 +56,7 @@ async def start(engine, user, complete, **kwargs):
 
 async def test_the_first_profile_appears_after_three_substantive_texts(engine, ada, fake_llm, complete):
     new, has_run = read(engine, lambda s: count_new_substantive(s, user_id=ada.id))
-    assert (new, has_run) == (3, False) and due(new, has_run=has_run)  # "hi" is not evidence
+    assert (new, has_run) == (3, False) and due(new, has_run=has_run, every=6)  # "hi" is not evidence
     fake_llm.script("hypotheses", answer(("communication", "Plans visually before writing."),
                                          ("preference", "Wants the short version first.")))
     outcome = await start(engine, ada, complete)
@@ -130,9 +130,9 @@ async def test_injections_in_ordinary_messages_never_become_entries(engine, ada,
 
 
 def test_schedule():
-    assert not due(2, has_run=False) and due(3, has_run=False)
-    assert not due(5, has_run=True) and due(6, has_run=True) and due(1, has_run=True, chat_ended=True)
-    assert not due(0, has_run=True, chat_ended=True)
+    assert not due(2, has_run=False, every=6) and due(3, has_run=False, every=6)
+    assert not due(5, has_run=True, every=6) and due(6, has_run=True, every=6)
+    assert due(1, has_run=True, every=6, chat_ended=True) and not due(0, has_run=True, every=6, chat_ended=True)
 
 
 async def test_a_stated_sensitive_attribute_is_kept_and_marked_sensitive(engine, ada, fake_llm, complete):
