@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlmodel import Session
 
@@ -36,8 +35,7 @@ def history_view(row: ProfileHistory) -> dict:
             "reason": row.reason}
 
 
-def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict,
-               now: datetime | None = None) -> dict:
+def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict) -> dict:
     active = sorted((e for e in entries if e.status == EntryStatus.ACTIVE), key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
     facets = {facet.value: [entry_view(e) for e in active if e.facet == facet.value] for facet in Facet}
     undone = {h.undoes for h in history if h.undoes is not None}

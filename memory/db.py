@@ -67,10 +67,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
 # --- migrations -------------------------------------------------------------------------------
 
 def m001_initial(conn: Connection) -> None:
@@ -309,13 +305,6 @@ def _lock_for_migration(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7242317)"))
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def applied_migrations(engine: Engine) -> list[str]:
-    if not inspect(engine).has_table("_migrations"):
-        return []
-    with engine.connect() as conn:
-        return list(conn.execute(text("SELECT name FROM _migrations ORDER BY applied_at, name")).scalars())
 
 
 def open_session(engine: Engine) -> Session:

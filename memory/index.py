@@ -114,14 +114,6 @@ class UserIndexes:
         with self._lock:
             return {user: entry.index.ntotal for user, entry in self._cache.items()}
 
-    def held_ids(self, user_id: int) -> set[int]:
-        with self._lock:
-            entry = self._cache.get(user_id)
-        if entry is None:
-            return set()
-        with entry.lock:
-            return set(faiss.vector_to_array(entry.index.id_map).tolist()) if entry.index.ntotal else set()
-
     def _current(self, user_id: int) -> _Entry:
         rows, max_id = read(self._engine, lambda s: s.exec(
             select(func.count(), func.coalesce(func.max(Embedding.message_id), 0))

@@ -110,7 +110,7 @@ def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder
     say(engine, other, "theirs", "My sister Clara lives in Lisbon too.")
     embed_pending(engine, embedder)
     assert ask(engine, indexes, embedder, history, "Clara") and ask(engine, indexes, embedder, other, "Clara")
-    assert indexes.held_ids(history.id)
+    assert indexes.loaded().get(history.id)  # its vectors are held in memory
     write(engine, lambda s: store.delete_user(s, user=s.get(store.User, history.id)))
     indexes.drop(history.id)
     with engine.connect() as conn:
@@ -123,7 +123,7 @@ def test_deleting_a_user_leaves_no_rows_and_no_vectors(engine, indexes, embedder
         if engine.dialect.name == "sqlite":
             fts = conn.execute(text("SELECT count(*) FROM message_fts WHERE owner = :o"), {"o": f"u{history.id}"})
             assert fts.scalar() == 0
-    assert history.id not in indexes.loaded() and indexes.held_ids(history.id) == set()
+    assert history.id not in indexes.loaded() and indexes.loaded().get(history.id, 0) == 0
     assert list((tmp_path / "indexes").rglob(f"u{history.id}-*")) == []  # no index file either
     assert ask(engine, indexes, embedder, history, "Clara") == []
     assert "Lisbon" in ask(engine, indexes, embedder, other, "Clara")[0].content  # the other user is untouched

@@ -4,8 +4,15 @@ import pytest
 from sqlalchemy import inspect, text
 
 from memory import store
-from memory.db import MIGRATIONS, applied_migrations, make_engine, migrate, read, write
+from memory.db import MIGRATIONS, make_engine, migrate, read, write
 from memory.models import Author, Message, MessageStatus, Role, Thread
+
+
+def applied_migrations(engine) -> list[str]:
+    if not inspect(engine).has_table("_migrations"):
+        return []
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT name FROM _migrations ORDER BY applied_at, name")).scalars())
 
 
 def make_user(engine, name="alice"):
