@@ -19,13 +19,26 @@ class ChatTab:
         self.events: list[tuple[str, object]] = []
         self.disconnected = asyncio.Event()
         self._task_end = asyncio.Event()
+        # Tasks the server has started and not yet ended. A message sent while the chat start still
+        # runs sees that task end first: its turn is over once the server has opened the message's own
+        # run step (whose parent is the message) and no task is left running.
+        self._running = 0
+        self._answered: set[str] = set()  # ids of our messages whose run step the server opened
+        self._task_changed = asyncio.Event()
         self.client = socketio.AsyncClient(reconnection=False)
 
         @self.client.on("*")
         async def any_event(event: str, data: object = None) -> None:
             self.events.append((event, data))
+            if event == "task_start":
+                self._running += 1
+            if event == "new_message" and isinstance(data, dict) and data.get("parentId"):
+                self._answered.add(data["parentId"])
+                self._task_changed.set()
             if event == "task_end":
+                self._running = max(0, self._running - 1)  # the connection's first task_end has no start
                 self._task_end.set()
+                self._task_changed.set()
             if event == "first_interaction" and isinstance(data, dict):
                 self.thread_id = data.get("thread_id") or self.thread_id
 
@@ -54,14 +67,19 @@ class ChatTab:
         return self
 
     async def say(self, text: str, timeout: float = 30) -> list[tuple[str, object]]:
-        """Send a message as the browser does and return the events of the turn (task_start to task_end)."""
-        first = len(self.events)
-        self._task_end.clear()
+        """Send a message as the browser does and return the events until its turn ended (the server
+        started a task since, and none is left running)."""
+        first, message_id = len(self.events), str(uuid.uuid4())
         await self.client.emit("client_message", {"message": {
-            "id": str(uuid.uuid4()), "threadId": self.thread_id, "type": "user_message", "name": "User",
+            "id": message_id, "threadId": self.thread_id, "type": "user_message", "name": "User",
             "output": text, "createdAt": datetime.now(UTC).isoformat()}, "fileReferences": None})
-        await asyncio.wait_for(self._task_end.wait(), timeout)
+        await asyncio.wait_for(self._turn_ended(message_id), timeout)
         return self.events[first:]
+
+    async def _turn_ended(self, message_id: str) -> None:
+        while message_id not in self._answered or self._running:
+            self._task_changed.clear()
+            await self._task_changed.wait()
 
     async def close(self) -> None:
         """Disconnect if still connected, and close the HTTP session a refused or dropped socket leaves."""

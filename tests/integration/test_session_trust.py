@@ -129,9 +129,11 @@ async def test_a_role_change_by_another_process_ends_the_session_within_seconds(
     assert as_bearer(server, new_token, "GET", "/user").json()["metadata"]["role"] == "operator"
 
 
-async def test_a_kept_session_never_carries_an_erased_account_into_a_new_one(served):
+@pytest.mark.parametrize("swept", [False, True], ids=["kept", "swept"])
+async def test_a_kept_session_never_carries_an_erased_account_into_a_new_one(served, swept):
     """The tab disconnects (Chainlit keeps its session an hour, to restore it); another process erases
-    the account; someone signs up with the same name and reconnects with that session id."""
+    the account; someone signs up with the same name and reconnects with that session id, before or
+    after this process's sweep has ended the old session."""
     server, engine = served
     name = fresh("erin")
     _, token = sign_in(server, name)
@@ -143,6 +145,8 @@ async def test_a_kept_session_never_carries_an_erased_account_into_a_new_one(ser
     assert done.returncode == 0, done.stderr
     _, new_token = sign_in(server, name, "password1")  # the owner's password may take the name back
     newcomer = read(engine, lambda s: store.get_user(s, identifier=name))
+    if swept:
+        server.wait_for_log(f"ending session {tab.session_id}", timeout=15)
     try:
         again = await ChatTab(server.base_url, new_token, session_id=tab.session_id).open()
     except socketio.exceptions.ConnectionError:
