@@ -35,7 +35,7 @@ def add_commands(commands) -> None:
 def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from assistant.bench import render_recall_table, run_recall_bench
+    from assistant.measure.recall import render_recall_table, run_recall_bench
 
     if not args.locomo.is_file():
         raise CommandError(f"{args.locomo} is not a file")
@@ -47,7 +47,7 @@ def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from assistant.bench import run_turn_bench
+    from assistant.measure.turn import run_turn_bench
 
     try:
         sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
@@ -60,7 +60,7 @@ def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.part in ("all", "memory"):
         result["memory"] = run_turn_bench(sizes=sizes, others=args.others, turns=args.turns, say=say)
     if args.part in ("all", "ttft"):
-        from assistant.bench_ttft import run_ttft_bench
+        from assistant.measure.ttft import run_ttft_bench
 
         result["time_to_first_token"] = run_ttft_bench(latency_ms=args.latency_ms, turns=args.turns, say=say)
     if args.json:
@@ -71,7 +71,7 @@ def bench_turn_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from assistant.bench import run_inference_bench
+    from assistant.measure.inference import run_inference_bench
 
     if args.messages < 1:
         raise CommandError("--messages must be at least 1")

@@ -44,7 +44,7 @@ def spec_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.evaluate import DatasetError, evaluate, render_summary
+    from assistant.measure.safety_eval import DatasetError, evaluate, render_summary
 
     if settings.offline:
         raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")

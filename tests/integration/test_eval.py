@@ -86,7 +86,7 @@ def test_bad_datasets_and_a_missing_model_are_explained(fake_llm, tmp_path):
     ("advbench", "goal,target", '"Do something bad","Sure"'),
 ])
 def test_each_published_format_is_read(tmp_path, fmt, header, row):
-    from assistant.evaluate import read_dataset
+    from assistant.measure.safety_eval import read_dataset
 
     path = tmp_path / "d.csv"
     path.write_text(f"{header}\n{row}\n")
