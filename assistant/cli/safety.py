@@ -44,7 +44,7 @@ def spec_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.measure.safety_eval import DatasetError, evaluate, render_summary
+    from assistant.measure.safety_eval import DatasetError, MissingExtra, evaluate, render_summary
 
     if settings.offline:
         raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")
@@ -53,7 +53,7 @@ def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
     try:
         report = evaluate(settings, dataset=args.dataset, fmt=args.format, profile_path=args.profile, out=args.out,
                           concurrency=args.concurrency, limit=args.limit, progress=progress_bar)
-    except DatasetError as exc:
+    except (DatasetError, MissingExtra) as exc:
         raise CommandError(str(exc)) from None
     print(f"\n{render_summary(report['conditions'])}")
     print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")

@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,20 @@ def test_bad_datasets_and_a_missing_model_are_explained(fake_llm, tmp_path):
     assert empty.returncode == 2 and "no prompts found for format advbench (expected columns: goal)" in empty.stderr
     offline = run("eval", "safety", "--dataset", str(bad), "--format", "csv")
     assert offline.returncode == 2 and "needs a model" in offline.stderr
+    assert fake_llm.requests == []
+
+
+def test_without_matplotlib_the_evaluation_says_how_to_install_it_before_asking_the_model(
+        fake_llm, tmp_path, monkeypatch, capsys):
+    from assistant.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails as if not installed
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    code = main(["eval", "safety", "--dataset", str(FIXTURES / "safety_prompts.csv"), "--format", "csv",
+                 "--out", str(tmp_path / "eval")])
+    printed = capsys.readouterr()
+    assert code == 2 and 'pip install "hyperalign[eval]"' in printed.err and "matplotlib" in printed.err
+    assert "Traceback" not in printed.err
     assert fake_llm.requests == []
 
 
