@@ -1,4 +1,6 @@
-"""The `hyperalign` command, run as a user runs it, against the app's own data directory."""
+"""The `hyperalign` command, run as a user runs it, against the app's own data directory.
+
+Commands run in this process (tests/inprocess.py); the entry points and `serve` run as real processes."""
 
 import stat
 import subprocess
@@ -10,10 +12,7 @@ from assistant.accounts import sign_in
 from assistant.config import Registration, load_settings
 from assistant.wiring import build_engine
 from tests.appserver import HYPERALIGN
-
-
-def run(*args, stdin=""):
-    return subprocess.run([str(HYPERALIGN), *args], input=stdin, capture_output=True, text=True, timeout=60)
+from tests.inprocess import hyperalign as run
 
 
 # The three ways to start the command; each must reach every command and report its exit code.

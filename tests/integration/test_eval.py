@@ -1,4 +1,5 @@
-"""`hyperalign eval safety` and `hyperalign spec check`, run as an operator runs them, against the fake model."""
+"""`hyperalign eval safety` and `hyperalign spec check`, run as an operator runs them (in this process, see
+tests/inprocess.py), against the fake model."""
 
 import json
 import re
@@ -10,11 +11,17 @@ import pytest
 
 from tests.appserver import HYPERALIGN
 from tests.fakellm import verdict
+from tests.inprocess import hyperalign
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def run(*args, env_extra=None, timeout=180):
+def run(*args, env_extra=None):
+    return hyperalign(*args, env=env_extra)
+
+
+def run_process(*args, env_extra=None, timeout=180):
+    """For `serve`, which replaces its process with the server's: never in the test's own process."""
     import os
 
     env = {**os.environ, **(env_extra or {})}
@@ -120,7 +127,7 @@ def test_spec_check_validates_the_bundled_spec_and_names_a_faulty_entry(tmp_path
     faulty.write_text(DEFAULT_SPEC.read_text().replace("severity: contextual", "severity: sometimes", 1))
     bad = run("spec", "check", str(faulty))
     assert bad.returncode == 2 and "(intellectual_property).severity" in bad.stderr
-    serve = run("serve", "--port", "1", env_extra={"HYPERALIGN_SAFETY_SPEC": str(faulty)})
+    serve = run_process("serve", "--port", "1", env_extra={"HYPERALIGN_SAFETY_SPEC": str(faulty)})
     assert serve.returncode == 2 and "HYPERALIGN_SAFETY_SPEC" in serve.stderr and "sometimes" in serve.stderr
 
 
