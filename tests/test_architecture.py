@@ -20,6 +20,10 @@ SOLE_IMPORTER = {
     "faiss": lambda module: module == "memory.index",
     "sentence_transformers": lambda module: module == "memory.embed",
 }
+# Parts of our own packages with few importers: nothing the app runs depends on a measurement.
+RESTRICTED = {
+    "assistant.measure": lambda module: within(module, "assistant.cli") or within(module, "assistant.measure"),
+}
 # Calls that build a client, an engine, a model or the settings: never at import time.
 BUILDERS = {"create_engine", "make_engine", "build_engine", "build_app", "build_gateway", "AsyncOpenAI", "OpenAI",
             "SentenceTransformer", "Settings", "load_settings", "Session", "IndexFlatIP", "load_model"}
@@ -34,6 +38,10 @@ def modules() -> dict[str, ast.Module]:
     return found
 
 
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def imported(tree: ast.Module) -> set[str]:
     names = set()
     for node in ast.walk(tree):
@@ -42,6 +50,16 @@ def imported(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def private_imports(tree: ast.Module) -> list[str]:
+    """Underscore names taken from one of our modules: a helper another module needs is made public."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] in PACKAGES:
+            found += [f"{node.module}.{alias.name}" for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
 
 
 def import_time_builders(tree: ast.Module) -> list[str]:
@@ -84,6 +102,21 @@ def test_each_heavy_dependency_has_one_importer():
     assert wrong == []
 
 
+def test_only_the_command_line_imports_the_measurements():
+    wrong = []
+    for module, tree in modules().items():
+        for name in imported(tree):
+            for package, may_import in RESTRICTED.items():
+                if within(name, package) and not may_import(module):
+                    wrong.append(f"{module} imports {name}")
+    assert wrong == []
+
+
+def test_no_module_imports_another_modules_private_helpers():
+    wrong = {module: names for module, tree in modules().items() if (names := private_imports(tree))}
+    assert wrong == {}
+
+
 def test_nothing_is_built_at_import_time():
     wrong = {module: calls for module, tree in modules().items() if (calls := import_time_builders(tree))}
     assert wrong == {}
@@ -106,3 +139,14 @@ def test_the_import_time_check_catches_what_it_should(source, expected):
 def test_the_import_rules_catch_a_wrong_arrow():
     tree = ast.parse("from assistant.llm import Purpose\nimport chainlit")
     assert imported(tree) == {"assistant.llm", "chainlit"}
+
+
+def test_the_restricted_and_private_import_rules_catch_what_they_should():
+    tree = ast.parse("from assistant.measure.recall import _store, percentile\nfrom os import _exit\n"
+                     "from memory import __version__\nimport assistant.measure")
+    assert private_imports(tree) == ["assistant.measure.recall._store"]
+    assert [name for name in sorted(imported(tree)) if within(name, "assistant.measure")] == [
+        "assistant.measure", "assistant.measure.recall"]
+    assert RESTRICTED["assistant.measure"]("assistant.cli.bench")
+    assert not RESTRICTED["assistant.measure"]("assistant.client")
+    assert not RESTRICTED["assistant.measure"]("assistant.turn")

@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from assistant.cli import _parser
+from assistant.cli import build_parser
 from assistant.config import setting_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_every_setting_is_in_the_configuration_table_and_nothing_else_is():
 
 
 def test_every_command_is_documented():
-    listed = commands(_parser())
+    listed = commands(build_parser())
     assert {"hyperalign serve", "hyperalign users add", "hyperalign users list"} <= set(listed)
     missing = [c for c in listed if f"| `{c}" not in README]
     assert missing == []

@@ -1,16 +1,38 @@
-"""The `hyperalign` command, run as a user runs it, against the app's own data directory."""
+"""The `hyperalign` command, run as a user runs it, against the app's own data directory.
+
+Commands run in this process (tests/inprocess.py); the entry points and `serve` run as real processes."""
 
 import stat
 import subprocess
+import sys
+
+import pytest
 
 from assistant.accounts import sign_in
 from assistant.config import Registration, load_settings
 from assistant.wiring import build_engine
 from tests.appserver import HYPERALIGN
+from tests.inprocess import hyperalign as run
 
 
-def run(*args, stdin=""):
-    return subprocess.run([str(HYPERALIGN), *args], input=stdin, capture_output=True, text=True, timeout=60)
+# The three ways to start the command; each must reach every command and report its exit code.
+ENTRY_POINTS = {
+    "console script": [str(HYPERALIGN)],
+    "python -m assistant.cli": [sys.executable, "-m", "assistant.cli"],
+    "python -m assistant": [sys.executable, "-m", "assistant"],
+}
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS.values(), ids=list(ENTRY_POINTS))
+def test_each_entry_point_runs_the_command_and_reports_its_exit_code(command):
+    engine = build_engine(load_settings())
+    sign_in(engine, registration=Registration.OPEN, username="zoe", password="password1")
+    engine.dispose()
+    listed = subprocess.run([*command, "users", "list"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "zoe" in listed.stdout
+    refused = subprocess.run([*command, "users", "add", "erin"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--password-stdin" in refused.stderr
 
 
 def test_users_add_and_list_share_the_apps_database():

@@ -1,6 +1,6 @@
 """The LoCoMo reader and the scoring, on a tiny conversation set of our own in LoCoMo's format."""
 
-from assistant.bench import Scores, evidence_ids, parse_locomo, recall_at
+from assistant.measure.recall import Scores, evidence_ids, parse_locomo, recall_at
 
 KNOWN = {"D1:1", "D1:2", "D2:1", "D11:26", "D30:5"}
 

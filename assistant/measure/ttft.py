@@ -9,37 +9,14 @@ manages to overlap with recall. The target: deliberation adds no more than one d
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from assistant.bench import _account, _bulk_history, _sentence, percentile
-
-
-class FixedLatencyModel:
-    """Every call takes `latency_ms` before its first byte; deliberations comply under GEN.A1."""
-
-    offline, label = False, "fixed-latency"
-
-    def __init__(self, latency_ms: float) -> None:
-        self._delay = latency_ms / 1000
-
-    async def stream(self, messages, *, purpose):
-        await asyncio.sleep(self._delay)
-        for word in ("Here", " is", " the", " answer."):
-            yield word
-
-    async def complete(self, messages, *, purpose, json_schema=None):
-        from assistant.llm import Completion
-
-        await asyncio.sleep(self._delay)
-        text = json.dumps({"decision": "comply", "rules": ["GEN.A1"], "rationale": "Benchmark request."})
-        return Completion(text, "fixed-latency", 0, 0, self._delay * 1000, "json_schema")
-
-    async def close(self) -> None:
-        return None
+from assistant.measure.stand_ins import FixedLatencyModel
+from assistant.measure.stats import percentile
+from assistant.measure.synthetic import account, bulk_history, sentence
 
 
 def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: int = 30,
@@ -59,7 +36,7 @@ def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: in
     router = Router(spec, embedder.encode)
     router.prepare()
     model = FixedLatencyModel(latency_ms)
-    queries = [_sentence(rng) for _ in range(turns)]
+    queries = [sentence(rng) for _ in range(turns)]
     result = {"latency_ms": latency_ms, "history": history, "turns": turns}
     with tempfile.TemporaryDirectory(prefix="hyperalign-ttft-") as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
@@ -68,8 +45,8 @@ def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: in
                               folder=None)
         for label, safety in (("without", None),
                               ("with", SafetyGate(spec=spec, router=router, gateway=model, timeout=30))):
-            user = write(engine, lambda s, label=label: _account(s, f"ttft-{label}"))
-            _bulk_history(engine, user_id=user.id, count=history, dimension=embedder.dimension,
+            user = write(engine, lambda s, label=label: account(s, f"ttft-{label}"))
+            bulk_history(engine, user_id=user.id, count=history, dimension=embedder.dimension,
                           model=embedder.model_name, rng=rng)
             service = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits(),
                             safety=safety)

@@ -7,11 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.cli_base import CommandError, open_engine as _open_engine
+from assistant.cli.base import CommandError, opened_engine
 from assistant.config import Settings
 
 
-def add_audit_commands(commands) -> None:
+def add_commands(commands) -> None:
     audit_cmd = commands.add_parser("audit", help="refusals, safe completions and failed deliberations").add_subparsers(
         title="audit commands")
     audit_list = audit_cmd.add_parser("list", help="filtered records, newest first, without message text")
@@ -39,7 +39,6 @@ def add_audit_commands(commands) -> None:
     audit_export.set_defaults(run=audit_export_command)
 
 
-
 def _audit_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="date_from", help="first day, e.g. 2026-11-01")
     parser.add_argument("--to", dest="date_to", help="last day (inclusive)")
@@ -51,20 +50,19 @@ def _audit_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", dest="spec_version")
 
 
-def _audit_context(settings: Settings, args: argparse.Namespace):
+def _audit_filter(settings: Settings, engine, args: argparse.Namespace):
+    """The filter the flags describe, checked against the spec (and, for a rule id, the cited records)."""
     from assistant.safety import review
     from assistant.wiring import build_spec
     from memory.db import read
 
-    engine, spec = _open_engine(settings), build_spec(settings)
+    spec = build_spec(settings)
     values = {k: getattr(args, k, None) for k in ("date_from", "date_to", "decision", "rule_id", "pseudonym", "label",
                                                   "model", "spec_version")}
     try:
-        f = review.parse_filter(values, spec, lambda rule: read(engine, lambda s: review.rule_is_cited(s, rule)))
+        return review.parse_filter(values, spec, lambda rule: read(engine, lambda s: review.rule_is_cited(s, rule)))
     except review.ReviewError as exc:
-        engine.dispose()
         raise CommandError(str(exc)) from None
-    return engine, spec, f
 
 
 def audit_list_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -73,14 +71,13 @@ def audit_list_command(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.safety import review
     from memory.db import read
 
-    engine, _, f = _audit_context(settings, args)
-    try:
-        page, size = review.parse_page(args.page, args.page_size)
-        listing = read(engine, lambda s: review.list_records(s, f, page=page, page_size=size))
-    except review.ReviewError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        engine.dispose()
+    with opened_engine(settings) as engine:
+        f = _audit_filter(settings, engine, args)
+        try:
+            page, size = review.parse_page(args.page, args.page_size)
+            listing = read(engine, lambda s: review.list_records(s, f, page=page, page_size=size))
+        except review.ReviewError as exc:
+            raise CommandError(str(exc)) from None
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -99,13 +96,12 @@ def audit_show_command(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.wiring import build_spec
     from memory.db import write
 
-    engine, spec = _open_engine(settings), build_spec(settings)
-    try:
-        record = write(engine, lambda s: review.detail(s, record_id=args.id, spec=spec, operator=args.operator))
-    except review.ReviewError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        engine.dispose()
+    with opened_engine(settings) as engine:
+        spec = build_spec(settings)
+        try:
+            record = write(engine, lambda s: review.detail(s, record_id=args.id, spec=spec, operator=args.operator))
+        except review.ReviewError as exc:
+            raise CommandError(str(exc)) from None
     if args.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
         return 0
@@ -123,14 +119,12 @@ def audit_label_command(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.safety import review
     from memory.db import write
 
-    engine = _open_engine(settings)
-    try:
-        write(engine, lambda s: review.label(s, record_id=args.id, value=args.label, note=args.note,
-                                             operator=args.operator))
-    except review.ReviewError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        engine.dispose()
+    with opened_engine(settings) as engine:
+        try:
+            write(engine, lambda s: review.label(s, record_id=args.id, value=args.label, note=args.note,
+                                                 operator=args.operator))
+        except review.ReviewError as exc:
+            raise CommandError(str(exc)) from None
     print(f"#{args.id} labelled {args.label} by {args.operator}")
     return 0
 
@@ -138,10 +132,10 @@ def audit_label_command(settings: Settings, args: argparse.Namespace) -> int:
 def audit_export_command(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.safety import review
 
-    engine, _, f = _audit_context(settings, args)
-    rows = review.export_rows(engine, f, operator=args.operator)
-    chunks = review.as_csv(rows) if args.format == "csv" else review.as_jsonl(rows)
-    try:
+    with opened_engine(settings) as engine:
+        f = _audit_filter(settings, engine, args)
+        rows = review.export_rows(engine, f, operator=args.operator)
+        chunks = review.as_csv(rows) if args.format == "csv" else review.as_jsonl(rows)
         if args.out:
             from memory.files import private_file
 
@@ -150,6 +144,4 @@ def audit_export_command(settings: Settings, args: argparse.Namespace) -> int:
                 handle.writelines(chunks)
         else:
             sys.stdout.writelines(chunks)
-    finally:
-        engine.dispose()
     return 0

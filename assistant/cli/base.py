@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from assistant.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class CommandError(Exception):
     """A command could not do what was asked; the message says why."""
 
 
-def open_engine(settings: Settings):
+@contextmanager
+def opened_engine(settings: Settings) -> Iterator[Engine]:
+    """The app's database, migrated, for the length of a command; disposed however the command ends."""
     from assistant.wiring import build_engine  # deferred: `--help` should not touch the database
 
-    return build_engine(settings)
+    engine = build_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
-def user_id_of(engine, name: str) -> int:
+def user_id_of(engine: Engine, name: str) -> int:
     from memory import store
     from memory.db import read
 

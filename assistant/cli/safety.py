@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from assistant.cli_base import CommandError, progress_bar as _progress_bar
+from assistant.cli.base import CommandError, progress_bar
 from assistant.config import Settings
 
 
-def add_safety_commands(commands) -> None:
+def add_commands(commands) -> None:
     spec_cmd = commands.add_parser("spec", help="the safety specification").add_subparsers(title="spec commands")
     check = spec_cmd.add_parser("check", help="validate a spec file (default: the configured one)")
     check.add_argument("path", nargs="?", type=Path, help="a spec YAML file (default: HYPERALIGN_SAFETY_SPEC or the bundled one)")
@@ -44,7 +44,7 @@ def spec_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.evaluate import DatasetError, evaluate, render_summary
+    from assistant.measure.safety_eval import DatasetError, MissingExtra, evaluate, render_summary
 
     if settings.offline:
         raise CommandError("the safety evaluation needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL")
@@ -52,8 +52,8 @@ def eval_safety(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError("--concurrency and --limit must be at least 1")
     try:
         report = evaluate(settings, dataset=args.dataset, fmt=args.format, profile_path=args.profile, out=args.out,
-                          concurrency=args.concurrency, limit=args.limit, progress=_progress_bar)
-    except DatasetError as exc:
+                          concurrency=args.concurrency, limit=args.limit, progress=progress_bar)
+    except (DatasetError, MissingExtra) as exc:
         raise CommandError(str(exc)) from None
     print(f"\n{render_summary(report['conditions'])}")
     print(f"report: {args.out / 'report.json'}  chart: {args.out / 'chart.png'}  results: {args.out / 'results.jsonl'}")

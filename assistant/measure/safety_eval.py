@@ -39,6 +39,19 @@ class DatasetError(Exception):
     """The dataset or profile file cannot be used; the message says why."""
 
 
+class MissingExtra(Exception):
+    """An optional dependency is not installed; the message says how to install it."""
+
+
+def require_chart_library() -> None:
+    """matplotlib is an optional extra; check for it before the first prompt, not after the last one."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingExtra('the safety evaluation draws its chart with matplotlib, which is not installed: '
+                           'pip install "hyperalign[eval]" (in a source checkout: pip install -e ".[eval]")') from None
+
+
 @dataclass(frozen=True)
 class Prompt:
     key: str  # stable within the file: the row number
@@ -285,6 +298,7 @@ def evaluate(settings: Settings, *, dataset: Path, fmt: str, profile_path: Path 
     """Run (or resume) the evaluation into `out` and write report.json and chart.png there."""
     from assistant.wiring import build_app, build_spec
 
+    require_chart_library()
     prompts = read_dataset(dataset, fmt)[:limit]
     profile = read_profile(profile_path) if profile_path else None
     models = {"chat": settings.chat_model, "safety": settings.safety_model}

@@ -1,0 +1,56 @@
+"""`hyperalign`: serve the app and administer it. Every command reads the same settings as the app.
+
+Commands (each is documented in README; a test checks):
+  hyperalign serve [--host HOST] [--port PORT]
+  hyperalign users add NAME [--operator] [--password-stdin]
+  hyperalign users list
+  hyperalign users set-role NAME operator|user
+  hyperalign profile show NAME
+  hyperalign profile infer NAME
+  hyperalign profile export NAME [--out FILE]
+  hyperalign forget NAME [--yes]
+  hyperalign reindex [--user NAME]
+  hyperalign bench recall --locomo PATH [--json]
+  hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
+  hyperalign bench inference [--messages N] [--json]
+  hyperalign spec check [PATH]
+  hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
+  hyperalign audit list|show|label|export [filters]
+
+One module per command group; each adds its commands to the parser and sets `run(settings, args)`.
+Everything heavy is imported inside the commands, so `--help` and a mistyped command stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from assistant.cli import audit, bench, profile, reindex, safety, serve, users
+from assistant.cli.base import CommandError
+from assistant.config import ConfigError, load_settings
+
+# The order `hyperalign --help` lists them in.
+COMMAND_GROUPS = (serve, users, profile, reindex, bench, safety, audit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code (argparse itself exits with 2 on a malformed command line)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(load_settings(), args) or 0
+    except (ConfigError, CommandError) as exc:
+        print(f"hyperalign: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperalign", description="A chat assistant that gets to know you.")
+    commands = parser.add_subparsers(title="commands")
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser

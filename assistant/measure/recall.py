@@ -1,0 +1,211 @@
+"""`hyperalign bench recall`: recall quality on LoCoMo-format data.
+
+`hyperalign bench recall --locomo PATH` indexes each conversation as one user's history (all turns,
+both speakers, one thread per sitting), asks every question, and scores turn-level evidence recall:
+for one question, the share of its gold evidence turns found in the top k; averaged over questions.
+Evidence ids are normalised as LoCoMo's SOURCE.md describes (several ids in one string, "D:11:26",
+"D30:05"); ids that name no turn are dropped, and a question left without evidence is not scored
+(counted in `unscored`). Category 5 (adversarial) is reported apart from the overall figure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.measure.stats import percentile
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+KS = (1, 5, 10, 25)
+MODES = ("lexical", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Turn:
+    dia_id: str
+    speaker: str
+    text: str
+    sitting: int
+    when: str
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    category: int
+    evidence: frozenset[str]
+
+
+@dataclass
+class Conversation:
+    sample_id: str
+    speakers: tuple[str, str]
+    turns: list[Turn]
+    questions: list[Question]
+    unscored: int = 0
+
+
+# --- pure: reading LoCoMo and scoring --------------------------------------------------------
+
+def evidence_ids(raw: Iterable[str], known: set[str]) -> frozenset[str]:
+    """Normalise LoCoMo evidence references and keep the ones that name a turn."""
+    found = set()
+    for entry in raw:
+        for piece in re.split(r"[;\s]+", str(entry).strip()):
+            match = re.fullmatch(r"D:?(\d+):0*(\d+)", piece)
+            if match:
+                dia_id = f"D{int(match.group(1))}:{int(match.group(2))}"
+                if dia_id in known:
+                    found.add(dia_id)
+    return frozenset(found)
+
+
+def turn_text(turn: dict, speaker: str) -> str:
+    """What we store for a turn: the speaker's words, plus the caption of a shared photo."""
+    text = f"{speaker}: {turn.get('text', '')}".strip()
+    if turn.get("blip_caption"):
+        text += f" (shares a photo: {turn['blip_caption']})"
+    return text
+
+
+def parse_locomo(data: list[dict]) -> list[Conversation]:
+    conversations = []
+    for sample in data:
+        conv = sample["conversation"]
+        turns = []
+        sittings = sorted(
+            (int(key.split("_")[1]), value) for key, value in conv.items()
+            if re.fullmatch(r"session_\d+", key) and isinstance(value, list)
+        )
+        for number, sitting in sittings:
+            when = str(conv.get(f"session_{number}_date_time", ""))
+            turns += [Turn(t["dia_id"], t["speaker"], turn_text(t, t["speaker"]), number, when) for t in sitting]
+        known = {t.dia_id for t in turns}
+        item = Conversation(sample.get("sample_id", f"conv-{len(conversations)}"),
+                            (conv.get("speaker_a", "A"), conv.get("speaker_b", "B")), turns, [])
+        for qa in sample.get("qa", []):
+            evidence = evidence_ids(qa.get("evidence") or [], known)
+            if evidence:
+                item.questions.append(Question(str(qa["question"]), int(qa["category"]), evidence))
+            else:
+                item.unscored += 1
+        conversations.append(item)
+    return conversations
+
+
+def recall_at(ranked: Sequence[str], evidence: frozenset[str], k: int) -> float:
+    return len(evidence & set(ranked[:k])) / len(evidence)
+
+
+@dataclass
+class Scores:
+    """Per mode, per group ("overall", category names): one recall value per question and k."""
+
+    values: dict[str, dict[str, dict[int, list[float]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, mode: str, category: int, ranked: Sequence[str], evidence: frozenset[str]) -> None:
+        groups = [CATEGORIES.get(category, str(category))]
+        if category != 5:
+            groups.append("overall")
+        for group in groups:
+            for k in KS:
+                self.values[mode][group][k].append(recall_at(ranked, evidence, k))
+
+    def table(self) -> dict:
+        result = {}
+        for mode, groups in self.values.items():
+            result[mode] = {
+                group: {"n": len(per_k[KS[0]]), **{f"R@{k}": round(statistics.fmean(v), 4) for k, v in per_k.items()}}
+                for group, per_k in groups.items()
+            }
+        result["latency_ms"] = {
+            name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2), "n": len(v)}
+            for name, v in self.latency_ms.items()
+        }
+        return result
+
+
+def render_recall_table(result: dict) -> str:
+    groups = ["overall"] + [CATEGORIES[c] for c in (1, 2, 3, 4)] + ["adversarial"]
+    lines = [f"{'group':<13} {'n':>5}  " + "  ".join(f"{m + ' R@' + str(k):>13}" for k in KS for m in MODES)]
+    for group in groups:
+        row = result["hybrid"].get(group)
+        if row is None:
+            continue
+        cells = "  ".join(f"{result[m][group][f'R@{k}']:>13.3f}" for k in KS for m in MODES)
+        lines.append(f"{group:<13} {row['n']:>5}  {cells}")
+    lines.append("(overall excludes adversarial, category 5)")
+    for name, stats in result["latency_ms"].items():
+        lines.append(f"latency {name:<22} p50 {stats['p50']:>7.2f} ms   p95 {stats['p95']:>7.2f} ms   (n={stats['n']})")
+    return "\n".join(lines)
+
+
+# --- I/O: running the benchmark ---------------------------------------------------------------
+
+def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
+    from memory import store
+    from memory.db import make_engine, migrate, read, write
+    from memory.embed import Embedder
+    from memory.index import UserIndexes
+    from memory.models import Author
+    from memory.retrieve import RecallQuery, dense_ranking, lexical_ranking, recall
+    from memory.vectors import embed_pending
+
+    conversations = parse_locomo(json.loads(Path(path).read_text()))
+    embedder = Embedder()
+    embedder.load()
+    scores, unscored = Scores(), sum(c.unscored for c in conversations)
+    with tempfile.TemporaryDirectory(prefix="hyperalign-bench-") as folder:
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        migrate(engine)
+        indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
+        for number, conv in enumerate(conversations, start=1):
+            user_id, dia_of = write(engine, lambda s, conv=conv: _store_conversation(s, store, Author, conv))
+            started = time.perf_counter()
+            embed_pending(engine, embedder, user_id=user_id, batch=64)
+            say(f"[{number}/{len(conversations)}] {conv.sample_id}: {len(conv.turns)} turns embedded in "
+                f"{time.perf_counter() - started:.1f} s, {len(conv.questions)} questions")
+            for question in conv.questions:
+                started = time.perf_counter()
+                vector = embedder.encode_one(question.text)
+                embedded = time.perf_counter()
+                query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS),
+                                    candidates=100, min_similarity=0.0)
+                hybrid = read(engine, lambda s, q=query: recall(s, indexes, q))
+                finished = time.perf_counter()
+                scores.latency_ms["query (embed + recall)"].append((finished - started) * 1000)
+                scores.latency_ms["recall only"].append((finished - embedded) * 1000)
+                rankings = {
+                    "hybrid": [dia_of[r.message_id] for r in hybrid],
+                    "dense": [dia_of[m] for m, _ in dense_ranking(indexes, query)],
+                    "lexical": [dia_of[m] for m, _ in read(engine, lambda s, q=query: lexical_ranking(s, q))],
+                }
+                for mode, ranked in rankings.items():
+                    scores.add(mode, question.category, ranked, question.evidence)
+        engine.dispose()
+    result = scores.table()
+    result["unscored_questions"] = unscored
+    result["conversations"] = len(conversations)
+    return result
+
+
+def _store_conversation(session, store, Author, conv: Conversation) -> tuple[int, dict[int, str]]:
+    user = store.create_user(session, identifier=f"bench-{conv.sample_id}"[:32], password="benchmark-only")
+    dia_of = {}
+    for turn in conv.turns:
+        thread_id = f"{conv.sample_id}-s{turn.sitting}"
+        store.upsert_thread(session, thread_id=thread_id, user_id=user.id, name=f"sitting {turn.sitting}, {turn.when}")
+        author = Author.USER if turn.speaker == conv.speakers[0] else Author.ASSISTANT
+        message = store.save_message(session, step_id=f"{conv.sample_id}-{turn.dia_id}", thread_id=thread_id,
+                                     user_id=user.id, author=author, content=turn.text)
+        dia_of[message.id] = turn.dia_id
+    return user.id, dia_of
