@@ -240,7 +240,7 @@ def m010_one_active_job(conn: Connection) -> None:
     """The database holds "one queued or running job per user" (a partial unique index). Users that
     older versions left with several such jobs keep the newest; the others are failed first."""
     conn.execute(text(
-        "UPDATE hypothesis_job SET status = 'failed', reason = 'Duplicate' "
+        f"UPDATE hypothesis_job SET status = '{models.JobStatus.FAILED}', reason = 'Duplicate' "
         f"WHERE {models.ACTIVE_JOB} AND id NOT IN "
         f"(SELECT max(id) FROM hypothesis_job WHERE {models.ACTIVE_JOB} GROUP BY user_id)"))
     conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {models.ONE_ACTIVE_JOB} ON hypothesis_job (user_id) "

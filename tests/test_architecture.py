@@ -150,3 +150,48 @@ def test_the_restricted_and_private_import_rules_catch_what_they_should():
     assert RESTRICTED["assistant.measure"]("assistant.cli.bench")
     assert not RESTRICTED["assistant.measure"]("assistant.client")
     assert not RESTRICTED["assistant.measure"]("assistant.turn")
+
+
+# The vocabularies of our columns (memory/models.py): outside that module a status, source, actor,
+# decision or label is named by its enum member, never spelt as a string in code that compares or sets it.
+VOCABULARY_FIELDS = {"status", "source", "actor", "decision", "label", "action", "role", "author"}
+
+
+def vocabulary_values() -> set[str]:
+    from enum import StrEnum
+
+    from memory import models
+
+    enums = [v for v in vars(models).values() if isinstance(v, type) and issubclass(v, StrEnum) and v is not StrEnum]
+    # "user" and "assistant" are also the chat API's roles, spelt as strings where messages are built.
+    return {member.value for enum in enums for member in enum} - {"user", "assistant", "system"}
+
+
+def spelt_vocabulary(tree: ast.Module, values: set[str]) -> list[str]:
+    """Lines that compare with, or set a vocabulary field to, a string spelling of an enum value."""
+    def spelt(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in values
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(spelt(e) for e in node.elts)
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(spelt(n) for n in [node.left, *node.comparators]):
+            found.append(f"line {node.lineno}")
+        elif isinstance(node, ast.keyword) and node.arg in VOCABULARY_FIELDS and spelt(node.value):
+            found.append(f"line {node.value.lineno}")
+    return found
+
+
+def test_vocabularies_are_named_by_their_enums_outside_the_models():
+    values = vocabulary_values()
+    wrong = {module: lines for module, tree in modules().items()
+             if module != "memory.models" and (lines := spelt_vocabulary(tree, values))}
+    assert wrong == {}
+
+
+def test_the_vocabulary_check_catches_what_it_should():
+    values = vocabulary_values()
+    tree = ast.parse('if job.status == "done": pass\nx = Job(status="queued")\nif s in ("active", "x"): pass\n'
+                     'y = Job(status=JobStatus.DONE)\nz = {"rejected": []}\nif role == "user": pass')
+    assert sorted(spelt_vocabulary(tree, values)) == ["line 1", "line 2", "line 3"]

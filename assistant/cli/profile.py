@@ -9,6 +9,7 @@ from pathlib import Path
 
 from assistant.cli.base import CommandError, opened_engine, user_id_of
 from assistant.config import Settings
+from memory.models import EntryStatus, JobStatus
 
 
 def add_commands(commands) -> None:
@@ -45,9 +46,10 @@ def profile_show(settings: Settings, args: argparse.Namespace) -> int:
         style = read(engine, lambda s: profile.load_style(s, user_id=user_id))
         jobs = read(engine, lambda s: list(s.exec(select(HypothesisJob).where(HypothesisJob.user_id == user_id)
                                                    .order_by(HypothesisJob.id.desc()).limit(5)).all()))
-    active = [r for r in rows if r.status == "active"]
+    active = [r for r in rows if r.status == EntryStatus.ACTIVE]
     print(f"profile of {args.name}: {len(active)} active, "
-          f"{sum(r.status == 'superseded' for r in rows)} superseded, {sum(r.status == 'rejected' for r in rows)} rejected")
+          f"{sum(r.status == EntryStatus.SUPERSEDED for r in rows)} superseded, "
+          f"{sum(r.status == EntryStatus.REJECTED for r in rows)} rejected")
     for facet in sorted({r.facet for r in active}):
         print(f"\n{facet}")
         for r in sorted((r for r in active if r.facet == facet), key=lambda r: -r.confidence):
@@ -86,7 +88,7 @@ def profile_infer(settings: Settings, args: argparse.Namespace) -> int:
             outcome = await app.jobs.run(job.id)
         finally:
             await app.aclose()
-        if outcome.status != "done":
+        if outcome.status != JobStatus.DONE:
             raise CommandError(f"job {outcome.job_id} failed: {outcome.reason}")
         print(f"job {outcome.job_id} done: {sum(c.kind != 'skip' for c in outcome.changes)} changes")
         for change in outcome.changes:

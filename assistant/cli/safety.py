@@ -7,6 +7,7 @@ from pathlib import Path
 
 from assistant.cli.base import CommandError, progress_bar
 from assistant.config import Settings
+from memory.models import Decision
 
 
 def add_commands(commands) -> None:
@@ -37,9 +38,9 @@ def spec_check(settings: Settings, args: argparse.Namespace) -> int:
     rules = spec.rules
     print(f"{spec.name}: valid, version {spec.version}, {len(spec.categories)} categories, {len(rules)} rules")
     for category in spec.categories:
-        counts = {d: sum(1 for r in category.rules if r.decision == d) for d in ("comply", "safe_complete", "refuse")}
-        print(f"  {category.id} ({category.severity}): {counts['comply']} allowed, {counts['safe_complete']} safe "
-              f"completion, {counts['refuse']} refused")
+        counts = {d: sum(1 for r in category.rules if r.decision == d) for d in Decision}
+        print(f"  {category.id} ({category.severity}): {counts[Decision.COMPLY]} allowed, "
+              f"{counts[Decision.SAFE_COMPLETE]} safe completion, {counts[Decision.REFUSE]} refused")
     return 0
 
 

@@ -29,10 +29,11 @@ from assistant.config import Settings
 from assistant.turn import TurnRequest, Turns
 from memory import store
 from memory.db import write
-from memory.models import ProfileEntry, Role
+from memory.models import AuditDecision, Decision, ProfileEntry, Role
 
 FORMATS = ("xstest", "strongreject", "harmbench", "advbench", "csv")
-DECISIONS = ("comply", "safe_complete", "refuse", "deliberation_failed", "error")
+ERROR = "error"  # the turn itself raised: no decision at all
+DECISIONS = (*Decision, AuditDecision.DELIBERATION_FAILED, ERROR)
 
 
 class DatasetError(Exception):
@@ -158,11 +159,11 @@ def summarise(outcomes: Iterable[Outcome]) -> dict:
         rows = {name: _rates(counter) for name, counter in sorted(counters.items())}
         safe, unsafe = counters.get("label:safe", Counter()), counters.get("label:unsafe", Counter())
         report[condition] = {
-            "over_refusal_on_safe": _share(safe, "refuse"),
-            "safe_completion_on_safe": _share(safe, "safe_complete"),
-            "compliance_on_unsafe": _share(unsafe, "comply"),
-            "failed": _share(safe + unsafe, "deliberation_failed", "error"),
-            "deliberation_failure_rate": _share(safe + unsafe, "deliberation_failed"),
+            "over_refusal_on_safe": _share(safe, Decision.REFUSE),
+            "safe_completion_on_safe": _share(safe, Decision.SAFE_COMPLETE),
+            "compliance_on_unsafe": _share(unsafe, Decision.COMPLY),
+            "failed": _share(safe + unsafe, AuditDecision.DELIBERATION_FAILED, ERROR),
+            "deliberation_failure_rate": _share(safe + unsafe, AuditDecision.DELIBERATION_FAILED),
             "groups": rows,
         }
     return report
@@ -201,8 +202,8 @@ def draw_chart(report: dict, path: Path) -> None:
 
     bars = [(f"{condition}\n{label}", data["groups"][f"label:{label}"])
             for condition, data in report.items() for label in ("safe", "unsafe") if f"label:{label}" in data["groups"]]
-    colours = {"comply": "#4c9f70", "safe_complete": "#e3b23c", "refuse": "#c8553d", "deliberation_failed": "#777777",
-               "error": "#222222"}
+    colours = {Decision.COMPLY: "#4c9f70", Decision.SAFE_COMPLETE: "#e3b23c", Decision.REFUSE: "#c8553d",
+               AuditDecision.DELIBERATION_FAILED: "#777777", ERROR: "#222222"}
     figure, axes = pyplot.subplots(figsize=(max(4, 1.6 * len(bars) + 2), 4))
     bottoms = [0.0] * len(bars)
     for decision in DECISIONS:

@@ -26,7 +26,7 @@ def sentence(rng: random.Random) -> str:
 
 def bulk_history(engine, *, user_id: int, count: int, dimension: int, model: str, rng: random.Random) -> None:
     """`count` messages with synthetic unit vectors (the stored side need not come from the model)."""
-    from memory.models import Author, Embedding, Message, Thread
+    from memory.models import Author, Embedding, Message, MessageStatus, Thread
 
     batch = 5_000
     with engine.begin() as conn:
@@ -39,7 +39,7 @@ def bulk_history(engine, *, user_id: int, count: int, dimension: int, model: str
             first = conn.execute(Message.__table__.insert().returning(Message.__table__.c.id), [
                 {"step_id": f"bulk-{user_id}-{start + i}", "thread_id": f"bulk-{user_id}", "user_id": user_id,
                  "author": str(Author.USER if i % 2 == 0 else Author.ASSISTANT), "content": sentence(rng),
-                 "status": "complete", "created_at": _now()} for i in range(n)
+                 "status": MessageStatus.COMPLETE, "created_at": _now()} for i in range(n)
             ]).scalars().all()
             vectors = _unit_vectors(n, dimension, rng)
             conn.execute(Embedding.__table__.insert(), [

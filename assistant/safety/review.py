@@ -23,7 +23,9 @@ from sqlmodel import Session, col, select
 from assistant.safety.audit import LABELS
 from assistant.safety.deliberate import REPAIRED
 from assistant.safety.spec import Spec
-from memory.models import AuditDecision, AuditRecord, Label, Message, OperatorAction, aware, utcnow
+from memory.models import (
+    AuditDecision, AuditRecord, Label, Message, OperatorAction, OperatorActionKind, aware, utcnow,
+)
 from memory.store import possible_row_id
 from memory.text import clean_text
 
@@ -176,7 +178,7 @@ def detail(session: Session, *, record_id: int, spec: Spec, operator: str) -> di
     cited = [{"id": rid, "text": rules[rid].text if rid in rules else None,
               "category": rules[rid].category if rid in rules else None}
              for rid in json.loads(record.rule_ids_json)]
-    log_action(session, operator=operator, action="view", record_id=record.id)
+    log_action(session, operator=operator, action=OperatorActionKind.VIEW, record_id=record.id)
     return {**summary(record), "thread_id": record.thread_id, "message_id": record.message_id,
             "reply_id": record.reply_id, "request": request, "reply": reply, "rationale": record.rationale,
             "failure": record.failure, "routed": json.loads(record.routed_json), "cited": cited,
@@ -204,11 +206,11 @@ def label(session: Session, *, record_id: int, value: object, note: object, oper
     record.label, record.note = value, clean_text(note or "").strip() or None
     record.labelled_by, record.labelled_at = operator, utcnow()
     session.add(record)
-    log_action(session, operator=operator, action="label", record_id=record.id, detail=value)
+    log_action(session, operator=operator, action=OperatorActionKind.LABEL, record_id=record.id, detail=value)
     return record
 
 
-def log_action(session: Session, *, operator: str, action: str, record_id: int | None = None,
+def log_action(session: Session, *, operator: str, action: OperatorActionKind, record_id: int | None = None,
                detail: str | None = None) -> None:
     session.add(OperatorAction(operator=operator, action=action, record_id=record_id, detail=detail))
 
@@ -247,7 +249,7 @@ def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[di
     """Every filtered record with its texts, oldest first, read in batches; the export is logged first."""
     from memory.db import write
 
-    write(engine, lambda s: log_action(s, operator=operator, action="export", detail=json.dumps(f.query_string())))
+    write(engine, lambda s: log_action(s, operator=operator, action=OperatorActionKind.EXPORT, detail=json.dumps(f.query_string())))
     last = 0
     while True:
         with Session(engine) as session:

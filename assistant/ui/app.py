@@ -38,6 +38,7 @@ from assistant.ui.routes import install_routes, invalid_request
 from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
 from memory.db import write
+from memory.models import Role
 from memory.retrieve import Recalled
 from memory.store import NotOwner
 
@@ -134,7 +135,7 @@ CONSOLE_COMMAND = {
 
 
 def _is_operator(user: object) -> bool:
-    return isinstance(user, PersistedUser) and (user.metadata or {}).get("role") == "operator"
+    return isinstance(user, PersistedUser) and (user.metadata or {}).get("role") == Role.OPERATOR
 
 
 async def _set_commands() -> None:
