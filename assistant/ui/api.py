@@ -3,6 +3,9 @@
 Every route takes the user from the sign-in token (`routes.signed_in_account`) and from nowhere else;
 no route accepts a user id. An id that is not the caller's answers 404, exactly like one that does
 not exist.
+
+Bodies are read by `inputs.read_model`: at most `limits.MAX_BODY` bytes (413 before reading, when the
+declared length is over it), then checked against their model in `bodies.py` (400 with one sentence).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from sqlalchemy import Engine
 
 from assistant.privacy import export_data, forget
 from assistant.profile_view import entry_view, load_panel
+from assistant.ui.bodies import EntryChange, ForgetConfirmation, NewEntry, RememberChoice
 from assistant.ui.guard import end_sessions_of
-from assistant.ui.inputs import path_id, read_json
+from assistant.ui.inputs import path_id, read_model
 from assistant.ui.routes import install_first, signed_in_account
 from hypotheses import edits
 from memory import store
@@ -42,18 +46,15 @@ class MeApi:
     async def user_id(self, request: Request) -> int:
         return (await signed_in_account(self._engine, request)).id
 
-    async def _body(self, request: Request) -> dict[str, Any]:
-        return await read_json(request)  # at most limits.MAX_BODY bytes, cleaned
-
     async def _write(self, work: Callable[[Any], Any]) -> Any:
         try:
             return await asyncio.to_thread(write, self._engine, work)
         except edits.EditError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
-    def _vector(self, text: object) -> tuple[bytes | None, str | None]:
+    def _vector(self, text: str) -> tuple[bytes | None, str | None]:
         """The text's vector, so merge can recognise it later; none while the model is still loading."""
-        if not isinstance(text, str) or not self._embedder.ready:
+        if not self._embedder.ready:
             return None, None
         cleaned = edits.clean_entry_text(text)
         return self._embedder.encode_one(cleaned).astype("<f4").tobytes(), self._embedder.model_name
@@ -73,37 +74,38 @@ class MeApi:
             raise HTTPException(status_code=exc.status, detail=str(exc)) from None
         return JSONResponse({"entry_id": entry_id, "messages": found})
 
-    async def add_entry(self, request: Request) -> JSONResponse:
-        user_id, body = await self.user_id(request), await self._body(request)
+    async def _text_vector(self, text: str) -> tuple[bytes | None, str | None]:
         try:
-            vector, model = await asyncio.to_thread(self._vector, body.get("text"))
+            return await asyncio.to_thread(self._vector, text)
         except edits.EditError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
-        row = await self._write(lambda s: edits.add_own(s, user_id=user_id, facet=body.get("facet"),
-                                                        text=body.get("text"), vector=vector, vector_model=model))
+
+    async def add_entry(self, request: Request) -> JSONResponse:
+        user_id, body = await self.user_id(request), await read_model(request, NewEntry)
+        vector, model = await self._text_vector(body.text)
+        row = await self._write(lambda s: edits.add_own(s, user_id=user_id, facet=body.facet, text=body.text,
+                                                        vector=vector, vector_model=model))
         return JSONResponse(entry_view(row), status_code=201)
 
     async def change_entry(self, request: Request, entry_id: EntryId) -> JSONResponse:
         """One change per request: new `text`, `pinned` true/false, or `status` rejected/active; with `version`."""
-        user_id, body = await self.user_id(request), await self._body(request)
-        version = body.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise HTTPException(status_code=400, detail="Say which version of the entry you changed (version).")
-        if "text" in body:
-            try:
-                vector, model = await asyncio.to_thread(self._vector, body["text"])
-            except edits.EditError as exc:
-                raise HTTPException(status_code=400, detail=str(exc)) from None
-            change = lambda s: edits.edit_text(s, user_id=user_id, entry_id=entry_id, text=body["text"],  # noqa: E731
-                                               version=version, vector=vector, vector_model=model)
-        elif isinstance(body.get("pinned"), bool):
-            change = lambda s: edits.set_pinned(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
-                                                pinned=body["pinned"], version=version)
-        elif "status" in body:
-            change = lambda s: edits.set_status(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
-                                                status=body["status"], version=version)
-        else:
+        user_id, body = await self.user_id(request), await read_model(request, EntryChange)
+        changes = body.changes()
+        if not changes:
             raise HTTPException(status_code=400, detail="Nothing to change: send text, pinned or status.")
+        if len(changes) > 1:
+            raise HTTPException(status_code=400, detail="One change at a time: send text, pinned or status, not "
+                                                        f"{' and '.join(changes)} together.")
+        if body.text is not None:
+            vector, model = await self._text_vector(body.text)
+            change = lambda s: edits.edit_text(s, user_id=user_id, entry_id=entry_id, text=body.text,  # noqa: E731
+                                               version=body.version, vector=vector, vector_model=model)
+        elif body.pinned is not None:
+            change = lambda s: edits.set_pinned(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
+                                                pinned=body.pinned, version=body.version)
+        else:
+            change = lambda s: edits.set_status(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
+                                                status=body.status, version=body.version)
         return JSONResponse(entry_view(await self._write(change)))
 
     async def undo(self, request: Request) -> JSONResponse:
@@ -114,14 +116,12 @@ class MeApi:
         return JSONResponse(entry_view(row))
 
     async def remember(self, request: Request, thread_id: str) -> JSONResponse:
-        user_id, body = await self.user_id(request), await self._body(request)
-        if not isinstance(body.get("remember"), bool):
-            raise HTTPException(status_code=400, detail="Send remember: true or false.")
+        user_id, body = await self.user_id(request), await read_model(request, RememberChoice)
         thread = await self._write(lambda s: store.set_remember(s, thread_id=thread_id, user_id=user_id,
-                                                                remember=body["remember"]))
+                                                                remember=body.remember))
         if thread is None:
             raise HTTPException(status_code=404, detail="That conversation does not exist.")
-        return JSONResponse({"thread_id": thread_id, "remember": body["remember"]})
+        return JSONResponse({"thread_id": thread_id, "remember": body.remember})
 
     async def thread(self, request: Request, thread_id: str) -> JSONResponse:
         user_id = await self.user_id(request)
@@ -140,10 +140,10 @@ class MeApi:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def forget_me(self, request: Request) -> JSONResponse:
-        user_id, body = await self.user_id(request), await self._body(request)
+        user_id, body = await self.user_id(request), await read_model(request, ForgetConfirmation)
         user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user_by_id(s, user_id=user_id))
-        if not isinstance(body.get("confirm"), str) or normal_username(body["confirm"]) != normal_username(user.identifier):
-            raise HTTPException(status_code=400, detail="To erase everything, type your username to confirm.")
+        if normal_username(body.confirm) != normal_username(user.identifier):
+            raise HTTPException(status_code=400, detail=ForgetConfirmation.problem)
         counts = await asyncio.to_thread(forget, self._engine, self._indexes, user_id=user_id,
                                          token_lifetime_s=chainlit_config.project.user_session_timeout)
         await end_sessions_of(user_id)  # an open tab must not go on as nobody (or, once, as somebody else)

@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 from assistant.safety import review
 from assistant.safety.spec import Spec
 from assistant.ui import console_html as html
-from assistant.ui.inputs import path_id, read_form, read_json
+from assistant.ui.bodies import AuditLabel
+from assistant.ui.inputs import path_id, read_form, read_model
 from assistant.ui.routes import install_first, signed_in_account
 from memory.db import read, write
 from memory.models import Role
@@ -67,9 +68,9 @@ class Console:
         return JSONResponse(record)
 
     async def api_label(self, request: Request, record_id: RecordId) -> JSONResponse:
-        who, body = await self.operator(request), await read_json(request)
+        who, body = await self.operator(request), await read_model(request, AuditLabel)
         record = await self._checked(self._write(lambda s: review.summary(review.label(
-            s, record_id=record_id, value=body.get("label"), note=body.get("note"), operator=who))))
+            s, record_id=record_id, value=body.label, note=body.note, operator=who))))
         logger.info("operator %s labelled audit record %s", who, record_id)
         return JSONResponse(record)
 

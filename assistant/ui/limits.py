@@ -5,7 +5,9 @@ A route that reads its body first and measures it after (`await request.body()`,
 form or a JSON model) holds a 1 GB body in memory before it can refuse it. So this ASGI middleware
 sits in front of them all: a declared Content-Length above the limit is answered 413 before a byte
 of the body is read, and a body without one (chunked) is counted as it arrives and cut off with 413
-as soon as it passes the limit. Routes then read `request.body()` as usual.
+as soon as it passes the limit. Chainlit's routes then read `request.body()` as usual; ours read
+through `inputs.read_body`, which checks the same limit again, so they stay bounded without this
+middleware too (an app assembled without it, a test's ASGI client).
 
 The socket path is left alone: Socket.IO bounds its own messages (engine.io's max_http_buffer_size),
 and its long-polling transport carries whole chat messages, which may be longer than a form.

@@ -38,7 +38,8 @@ from sqlalchemy import Engine
 from assistant.accounts import SignInRefused
 from assistant.ui.datalayer import persisted_user
 from assistant.ui.guard import account_for_token, end_sessions_of
-from assistant.ui.inputs import read_json
+from assistant.ui.bodies import StickySession
+from assistant.ui.inputs import read_model
 from memory import store
 from memory.db import read, write
 from memory.models import User
@@ -121,9 +122,9 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
 
     async def sticky_session_cookie(request: Request) -> JSONResponse:
         # Chainlit's version 500s on any body but a JSON object and sets whatever it is given.
-        session_id = (await read_json(request)).get("session_id")
-        if not isinstance(session_id, str) or not STICKY_ID.fullmatch(session_id):
-            raise HTTPException(status_code=400, detail="Send session_id: the chat session's id.")
+        session_id = (await read_model(request, StickySession)).session_id
+        if not STICKY_ID.fullmatch(session_id):
+            raise HTTPException(status_code=400, detail=StickySession.problem)
         response = JSONResponse({"message": "Session cookie set"})
         local = request.client is not None and request.client.host in {"127.0.0.1", "localhost"}
         response.set_cookie("X-Chainlit-Session-id", session_id, path="/", httponly=True, secure=not local,

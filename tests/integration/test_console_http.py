@@ -140,3 +140,15 @@ def test_a_message_that_looks_like_a_formula_is_exported_as_text_in_csv_and_exac
     (line,) = operator.get("/console/export.jsonl", params={"spec_version": "formula-spec"}).text.splitlines()
     assert json.loads(line)["request"] == formula
 
+
+
+@pytest.mark.parametrize("body, says", [({"label": 5}, "A label is one of correct, over_refusal, under_refusal."),
+                                        ({"note": "n"}, "A label is one of"),
+                                        ({"label": "correct", "note": ["n"]}, "A note is text (or left out).")])
+def test_a_label_of_the_wrong_shape_is_a_400_sentence(console, body, says):
+    _, _, operator, _ = console
+    record_id = operator.get("/api/console/records").json()["records"][0]["id"]
+    before = operator.get(f"/api/console/records/{record_id}").json()["label"]
+    response = operator.post(f"/api/console/records/{record_id}/label", json=body)
+    assert response.status_code == 400 and response.json()["detail"].startswith(says), response.text
+    assert operator.get(f"/api/console/records/{record_id}").json()["label"] == before

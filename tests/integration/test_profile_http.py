@@ -176,3 +176,30 @@ def test_forget_me_is_final_and_a_replayed_request_changes_nothing(served, perso
     assert replay.get("/api/me/profile").status_code == 401
     for c in (replay, fresh, stranger):
         c.close()
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"version": "1", "pinned": True}, "Say which version of the entry you changed (version)."),
+    ({"version": True, "pinned": True}, "Say which version of the entry you changed (version)."),
+    ({"version": 1, "pinned": "yes"}, "Send pinned: true or false."),
+    ({"version": 1, "text": ["Walks."]}, "An entry needs some text."),
+    ({"version": 1, "text": "Walks at noon.", "pinned": True}, "One change at a time: send text, pinned or status"),
+])
+def test_a_change_of_the_wrong_shape_is_a_400_sentence_and_changes_nothing(served, person, body, says):
+    client, _, _, entry_id = person("ida")
+    response = client.patch(f"/api/me/profile/entries/{entry_id}", json=body)
+    assert response.status_code == 400 and response.json()["detail"].startswith(says), response.text
+    (entry,) = client.get("/api/me/profile").json()["facets"]["preference"]
+    assert (entry["text"], entry["pinned"], entry["version"]) == ("Walks by the sea daily.", False, 1)
+
+
+def test_fields_a_route_does_not_take_are_ignored_never_acted_on(served, person):
+    """bodies.py's policy: an unknown field is not an error, and reaches nothing (here: another user's id)."""
+    client, _, _, entry_id = person("jon")
+    _, _, other_id, others_entry = person("kit")
+    pinned = client.patch(f"/api/me/profile/entries/{entry_id}",
+                          json={"version": 1, "pinned": True, "user_id": other_id, "entry_id": others_entry})
+    assert pinned.status_code == 200 and (pinned.json()["id"], pinned.json()["pinned"]) == (entry_id, True)
+    added = client.post("/api/me/profile/entries", json={"facet": "style", "text": "Writes tersely.",
+                                                         "source": "inferred", "confidence": 0.01})
+    assert added.status_code == 201 and (added.json()["source"], added.json()["confidence"]) == ("user", 0.9)
