@@ -1,86 +1,79 @@
 """Pure: the operator console's HTML pages (list with filters, metrics and chart; one record; errors).
 
 Plain server-rendered HTML with no script, so the console works in any browser and is simple to test.
-Every value is escaped; message text appears only on the record page.
+Message text appears only on the record page.
+
+The pages are Jinja2 templates (`templates/console/`, shipped as package data) with autoescaping on.
+Every value is escaped exactly once, when a template prints it: the environment's `finalize` escapes
+it with the standard library's `html.escape` (quotes included, as the pages always have) and marks it
+done, so autoescaping leaves it alone. Values reach the templates raw, never escaped for Markdown or
+CSV first, and anything shaped for display (joined lists, dates, percentages, chart geometry) is
+shaped here, in plain functions, so the templates need no filters that escape on their own terms.
+The only inline content is the stylesheet, which the Content-Security-Policy allows (headers.py).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
 from urllib.parse import urlencode
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
 from assistant.safety.review import DECISIONS, LABEL_FILTERS, AuditFilter
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;
-font-size:14px}form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin:12px 0}
-label{display:flex;flex-direction:column;font-size:12px}.error{color:#b00020}.muted{color:#666;font-size:13px}
-.box{border:1px solid #ddd;border-radius:6px;padding:10px;margin:10px 0;white-space:pre-wrap}
-"""
 COLOURS = {"refuse": "#c8553d", "safe_complete": "#e3b23c", "deliberation_failed": "#777777"}
+GONE = "(no longer kept: the user erased their data)"
 
 
-def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><p class='muted'><a href='/'>Back to the chat</a> · "
-            f"<a href='/console'>Audit console</a></p>{body}</body></html>")
+def _escaped(value: object) -> Markup:
+    """What `{{ value }}` prints: escaped once (None as nothing); a macro's or block's output as it is."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(escape("" if value is None else str(value)))
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(loader=PackageLoader("assistant.ui", "templates"), autoescape=True, finalize=_escaped,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _render(template: str, **values: object) -> str:
+    return _templates().get_template(f"console/{template}").render(**values)
 
 
 def message_page(title: str, text: str, link: tuple[str, str] | None = None) -> str:
-    extra = f"<p><a href='{escape(link[0])}'>{escape(link[1])}</a></p>" if link else ""
-    return page(title, f"<h1>{escape(title)}</h1><p id='message'>{escape(text)}</p>{extra}")
+    return _render("message.html", title=title, text=text, link=link)
 
 
-def _select(name: str, options: tuple[str, ...], chosen: str | None) -> str:
-    items = "".join(f"<option value='{escape(o)}'{' selected' if o == chosen else ''}>{escape(o)}</option>"
-                    for o in ("", *options))
-    return f"<label>{escape(name)}<select id='f-{name}' name='{name}'>{items}</select></label>"
-
-
-def _input(name: str, value: object, kind: str = "text") -> str:
-    shown = "" if value is None else escape(str(value))
-    return f"<label>{escape(name)}<input id='f-{name}' name='{name}' type='{kind}' value='{shown}'></label>"
-
-
-def filters_form(f: AuditFilter) -> str:
-    return ("<form class='filters' id='filters' method='get' action='/console'>"
-            + _input("date_from", f.date_from, "date") + _input("date_to", f.date_to, "date")
-            + _select("decision", DECISIONS, f.decision) + _input("rule_id", f.rule_id)
-            + _input("pseudonym", f.pseudonym) + _select("label", LABEL_FILTERS, f.label)
-            + _input("model", f.model) + _input("spec_version", f.spec_version)
-            + "<button id='apply' type='submit'>Filter</button></form>")
-
-
-def chart(per_day: dict[str, dict[str, int]]) -> str:
+def chart(per_day: dict[str, dict[str, int]]) -> dict | None:
     """Stacked bars: one per day, a segment per decision and category (hover for the numbers)."""
     if not per_day:
-        return "<p class='muted'>No records in this selection.</p>"
+        return None
     top = max(sum(counts.values()) for counts in per_day.values())
-    width, height, bar = 60 * len(per_day) + 40, 180, 40
-    parts = []
+    height, days = 180, []
     for i, (day, counts) in enumerate(per_day.items()):
-        x, y = 20 + i * 60, height - 20
+        y, bars = height - 20, []
         for key, n in sorted(counts.items()):
             h = (height - 40) * n / top
             y -= h
             decision, category = key.split(":", 1)
-            parts.append(f"<rect x='{x}' y='{y:.1f}' width='{bar}' height='{h:.1f}' fill='{COLOURS.get(decision, '#999')}'>"
-                         f"<title>{escape(day)}: {n} {escape(decision)} in {escape(category)}</title></rect>")
-        parts.append(f"<text x='{x}' y='{height - 5}' font-size='10'>{escape(day[5:])}</text>")
-    legend = " ".join(f"<span style='color:{c}'>■</span> {d}" for d, c in COLOURS.items())
-    return (f"<svg id='chart' width='{width}' height='{height}' role='img' aria-label='decisions per day'>"
-            f"{''.join(parts)}</svg><p class='muted'>{legend}</p>")
+            bars.append({"y": f"{y:.1f}", "height": f"{h:.1f}", "fill": COLOURS.get(decision, "#999"), "n": n,
+                         "decision": decision, "category": category})
+        days.append({"x": 20 + i * 60, "day": day, "label": day[5:], "bars": bars})
+    return {"width": 60 * len(per_day) + 40, "height": height, "bar": 40, "days": days}
 
 
-def category_table(per_day: dict[str, dict[str, int]]) -> str:
+def category_totals(per_day: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    """(category, decision, records) over all days, the most frequent first."""
     totals: dict[str, int] = {}
     for counts in per_day.values():
         for key, n in counts.items():
             totals[key] = totals.get(key, 0) + n
-    rows = "".join(f"<tr><td>{escape(k.split(':', 1)[1])}</td><td>{escape(k.split(':', 1)[0])}</td><td>{n}</td></tr>"
-                   for k, n in sorted(totals.items(), key=lambda item: -item[1]))
-    return f"<table id='categories'><tr><th>category</th><th>decision</th><th>records</th></tr>{rows}</table>"
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return [(key.split(":", 1)[1], key.split(":", 1)[0], n) for key, n in ranked]
 
 
 def failure_metric(stats: dict) -> str:
@@ -92,60 +85,33 @@ def failure_metric(stats: dict) -> str:
             f"({100 * share:.1f}%); rule ids repaired on {stats['ids_repaired']}")
 
 
-def list_page(f: AuditFilter, listing: dict, stats: dict, error: str | None = None) -> str:
-    query = f.query_string()
+def review_metric(stats: dict) -> str:
+    """Pure: the over-refusal share of the reviewed refusals, then the failure metric."""
     share = stats["over_refusal_share"]
-    metric = ("no refusals reviewed yet" if share is None
-              else f"{100 * share:.1f}% of {stats['reviewed_refusals']} reviewed refusals labelled over_refusal")
-    metric += "; " + failure_metric(stats)
-    rows = "".join(
-        f"<tr><td><a id='record-{r['id']}' href='/console/records/{r['id']}'>#{r['id']}</a></td>"
-        f"<td>{escape(r['created_at'][:19].replace('T', ' '))}</td><td>{escape(r['pseudonym'])}</td>"
-        f"<td>{escape(r['decision'])}</td><td>{escape(', '.join(r['rule_ids']))}</td><td>{escape(r['model'] or '')}</td>"
-        f"<td>{escape(r['spec_version'])}</td><td>{escape(r['label'] or '')}</td></tr>" for r in listing["records"])
-    nav = []
-    if listing["page"] > 1:
-        nav.append(f"<a id='prev' href='/console?{urlencode({**query, 'page': listing['page'] - 1})}'>previous</a>")
-    if listing["page"] < listing["pages"]:
-        nav.append(f"<a id='next' href='/console?{urlencode({**query, 'page': listing['page'] + 1})}'>next</a>")
-    body = [
-        "<h1>Refusals, safe completions and failed deliberations</h1>",
-        f"<p class='error' id='error'>{escape(error)}</p>" if error else "",
-        filters_form(f),
-        f"<p id='over-refusal'>Over-refusal: {metric}.</p>",
-        chart(stats["per_day"]), category_table(stats["per_day"]),
-        f"<p id='count'>{listing['total']} records · page {listing['page']} of {listing['pages']} "
-        + (f"· {escape(listing['note'])} " if listing.get("note") else "") + " ".join(nav) + "</p>",
-        f"<p>Export this selection: <a id='export-csv' href='/console/export.csv?{urlencode(query)}'>CSV</a> · "
-        f"<a id='export-jsonl' href='/console/export.jsonl?{urlencode(query)}'>JSONL</a></p>",
-        "<table id='records'><tr><th>record</th><th>time (UTC)</th><th>user</th><th>decision</th><th>rules</th>"
-        f"<th>model</th><th>spec</th><th>label</th></tr>{rows}</table>",
-    ]
-    return page("Audit console", "".join(body))
+    over = ("no refusals reviewed yet" if share is None
+            else f"{100 * share:.1f}% of {stats['reviewed_refusals']} reviewed refusals labelled over_refusal")
+    return f"{over}; {failure_metric(stats)}"
+
+
+def _row(record: dict) -> dict:
+    return {"id": record["id"], "time": record["created_at"][:19].replace("T", " "), "pseudonym": record["pseudonym"],
+            "decision": record["decision"], "rules": ", ".join(record["rule_ids"]), "model": record["model"],
+            "spec_version": record["spec_version"], "label": record["label"]}
+
+
+def list_page(f: AuditFilter, listing: dict, stats: dict, error: str | None = None) -> str:
+    query, page = f.query_string(), listing["page"]
+    return _render(
+        "list.html", title="Audit console", error=error, f=f, decisions=DECISIONS, label_filters=LABEL_FILTERS,
+        metric=review_metric(stats), chart=chart(stats["per_day"]), colours=COLOURS,
+        categories=category_totals(stats["per_day"]), rows=[_row(r) for r in listing["records"]],
+        total=listing["total"], page=page, pages=listing["pages"], note=listing.get("note"), query=urlencode(query),
+        previous=urlencode({**query, "page": page - 1}) if page > 1 else None,
+        next=urlencode({**query, "page": page + 1}) if page < listing["pages"] else None,
+    )
 
 
 def detail_page(record: dict, error: str | None = None) -> str:
-    cited = "".join(f"<li><b>{escape(c['id'])}</b> ({escape(c['category'] or 'general')}): "
-                    f"{escape(c['text'] or 'not in the current spec')}</li>" for c in record["cited"])
-    options = "".join(f"<option value='{v}'{' selected' if v == record['label'] else ''}>{v}</option>"
-                      for v in LABEL_FILTERS[:-1])
-    gone = "(no longer kept: the user erased their data)"
-    body = [
-        f"<h1>Audit record #{record['id']}: {escape(record['decision'])}</h1>",
-        f"<p class='error' id='error'>{escape(error)}</p>" if error else "",
-        f"<p class='muted'>{escape(record['created_at'])} · user {escape(record['pseudonym'])} · model "
-        f"{escape(record['model'] or '')} · {record['latency_ms']:.0f} ms · spec {escape(record['spec_version'])}"
-        f"{'' if record['current_spec'] else ' (not the current spec)'} · categories read: "
-        f"{escape(', '.join(record['routed']) or 'none')}</p>",
-        f"<h2>Request</h2><div class='box' id='request'>{escape(record['request'] or gone)}</div>",
-        f"<h2>Rationale</h2><div class='box' id='rationale'>{escape(record['rationale'] or record['failure'] or '')}</div>",
-        f"<h2>Rules cited</h2><ul id='cited'>{cited or '<li>none</li>'}</ul>",
-        f"<h2>Reply</h2><div class='box' id='reply'>{escape(record['reply'] or gone)}</div>",
-        f"<h2>Label</h2><p id='current-label'>{escape(record['label'] or 'not reviewed')}"
-        + (f" by {escape(record['labelled_by'])} at {escape(record['labelled_at'] or '')}" if record["label"] else "")
-        + (f": {escape(record['note'])}" if record.get("note") else "") + "</p>",
-        f"<form id='label-form' method='post' action='/console/records/{record['id']}/label'>"
-        f"<select id='label' name='label'>{options}</select> <input id='note' name='note' placeholder='note' "
-        "maxlength='2000' size='60'> <button id='save-label' type='submit'>Save label</button></form>",
-    ]
-    return page(f"Audit record #{record['id']}", "".join(body))
+    return _render("detail.html", title=f"Audit record #{record['id']}", record=record, error=error, gone=GONE,
+                   labels=LABEL_FILTERS[:-1], latency=f"{record['latency_ms']:.0f}",
+                   routed=", ".join(record["routed"]) or "none")

@@ -152,3 +152,32 @@ def test_a_label_of_the_wrong_shape_is_a_400_sentence(console, body, says):
     response = operator.post(f"/api/console/records/{record_id}/label", json=body)
     assert response.status_code == 400 and response.json()["detail"].startswith(says), response.text
     assert operator.get(f"/api/console/records/{record_id}").json()["label"] == before
+
+
+def test_a_hostile_message_and_operator_name_appear_escaped_exactly_once(console):
+    """The templates escape what they print once; nothing arrives pre-escaped (CSV and Markdown helpers stay out)."""
+    from html import escape
+
+    _, engine, operator, _ = console
+    hostile = "<script>alert('owned')</script> & \"q\""
+
+    def seed(session):
+        uma = store.get_user(session, identifier="uma")
+        store.save_message(session, step_id="hostile-m", thread_id="uma-t", user_id=uma.id, author=Author.USER,
+                           content=hostile)
+        record = AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t", message_id="hostile-m",
+                             reply_id="", decision="deliberation_failed", rule_ids_json="[]", rationale=hostile,
+                             spec_version="hostile-spec", model="fake-chat", latency_ms=5.0, label="correct",
+                             labelled_by=hostile, note="=1+1")
+        session.add(record)
+        session.flush()
+        return record.id
+
+    record_id = write(engine, seed)
+    page = operator.get(f"/console/records/{record_id}")
+    assert page.status_code == 200 and "<script>alert" not in page.text and "&amp;lt;" not in page.text
+    once = escape(hostile)
+    assert f"<div class='box' id='request'>{once}</div>" in page.text
+    assert f"<div class='box' id='rationale'>{once}</div>" in page.text
+    assert f"correct by {once} at " in page.text and ": =1+1</p>" in page.text  # no CSV quote on the note
+    assert "style-src 'self' 'unsafe-inline'" in page.headers["content-security-policy"]  # its one <style>
