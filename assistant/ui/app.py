@@ -158,9 +158,9 @@ async def _show_console_link(user: PersistedUser) -> None:
     await cl.Message(content=text, author="hyperalign", metadata={DISPLAY_ONLY: True}).send()
 
 
-async def _show_profile_panel(user: PersistedUser) -> None:
-    panel = cl.CustomElement(name="ProfilePanel", display="inline",
-                             props={"threadId": cl.context.session.thread_id, "username": user.identifier})
+async def _show_profile_panel() -> None:
+    # The panel reads everything from /api/me as the signed-in user; its one prop says which chat it is in.
+    panel = cl.CustomElement(name="ProfilePanel", display="inline", props={"threadId": cl.context.session.thread_id})
     # Display-only: the panel is shown in the thread but is not part of the conversation.
     await cl.Message(content="**Your profile**: what I hold about you, why, and how to change or erase it.",
                      author="hyperalign", elements=[panel], metadata={DISPLAY_ONLY: True}).send()
@@ -202,7 +202,7 @@ async def on_message(message: cl.Message) -> None:
         return
     command = message.command or command_of(message.content)
     if command == "Profile":
-        await _show_profile_panel(user)
+        await _show_profile_panel()
         return
     if command == "Console":
         await _show_console_link(user)

@@ -4,7 +4,8 @@ import { Input } from "@/components/ui/input"
 
 // The memory panel: everything the assistant holds about the signed-in user, why, and the controls to
 // change it. All data comes from /api/me/... (scoped to the signed-in user on the server), loaded
-// fresh every time the panel is shown, so it is never stale props.
+// fresh every time the panel is shown, so it is never stale props. Its one prop, `threadId`, is the chat
+// it is shown in (for "Don't remember this chat").
 
 const FACETS = {
   communication: "How you communicate",
