@@ -22,8 +22,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from assistant.safety.review import DECISIONS, LABEL_FILTERS, AuditFilter
+from memory.models import AuditDecision
 
-COLOURS = {"refuse": "#c8553d", "safe_complete": "#e3b23c", "deliberation_failed": "#777777"}
+COLOURS = {AuditDecision.REFUSE: "#c8553d", AuditDecision.SAFE_COMPLETE: "#e3b23c",
+           AuditDecision.DELIBERATION_FAILED: "#777777"}
 GONE = "(no longer kept: the user erased their data)"
 
 
