@@ -24,15 +24,28 @@ from assistant.safety.audit import anonymise_records, records_for
 from hypotheses.style import StyleStats, describe
 from memory import profile, store
 from memory.db import read, write
+from memory.erasure import scrub
 from memory.index import UserIndexes
 from memory.keys import keyed_hash
+from memory.models import (
+    AuditRecord,
+    Element,
+    Embedding,
+    Feedback,
+    ForgottenName,
+    HypothesisJob,
+    Message,
+    ProfileEntry,
+    ProfileHistory,
+    Step,
+    StyleCard,
+    Thread,
+    User,
+    aware,
+    utcnow,
+)
 from memory.names import normal_username
 from memory.passwords import verify_password
-from memory.erasure import scrub
-from memory.models import (
-    AuditRecord, Element, Embedding, Feedback, ForgottenName, HypothesisJob, Message, ProfileEntry, ProfileHistory, Step,
-    StyleCard, Thread, User, aware, utcnow,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ def history_view(row: ProfileHistory) -> dict:
 
 
 def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict) -> dict:
-    active = sorted((e for e in entries if e.status == EntryStatus.ACTIVE), key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
+    active = sorted((e for e in entries if e.status == EntryStatus.ACTIVE),
+                    key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
     facets = {facet.value: [entry_view(e) for e in active if e.facet == facet.value] for facet in Facet}
     undone = {h.undoes for h in history if h.undoes is not None}
     can_undo = any(h.actor == Actor.USER and h.kind != "undo" and h.id not in undone for h in history)

@@ -32,7 +32,12 @@ from assistant.background import TaskSet
 from assistant.config import Settings
 from assistant.llm import Gateway, LLMError, Purpose
 from assistant.prompt import (
-    MAX_EXEMPLARS, Memory, WindowMessage, build_reply_messages, fit_memories, fit_profile,
+    MAX_EXEMPLARS,
+    Memory,
+    WindowMessage,
+    build_reply_messages,
+    fit_memories,
+    fit_profile,
 )
 from assistant.safety.audit import add_record, needs_record
 from assistant.safety.deliberate import Deliberation

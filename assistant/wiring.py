@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from assistant.background import HypothesisJobs
-from assistant.config import Settings
-from assistant.config import ConfigError
+from assistant.config import ConfigError, Settings
 from assistant.llm import Gateway, OfflineModel, OpenAIGateway, Purpose
 from assistant.safety.gate import SafetyGate
 from assistant.safety.router import Router

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from hypotheses.merge import Candidate, Entry
-from memory.models import EntryStatus
 from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema, sensitive_category
 from hypotheses.prompts import Shown, build_messages, reask
 from hypotheses.style import is_pasted
+from memory.models import EntryStatus
 
 Complete = Callable[[list[dict[str, str]], dict], Awaitable[object]]  # returns an object with .text
 CHARS_PER_TOKEN = 4

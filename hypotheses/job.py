@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine, and_, func, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
@@ -30,7 +30,17 @@ from hypotheses.merge import Change, Entry, Kind, Withdrawn, merge
 from memory import profile
 from memory.db import read, write
 from memory.models import (
-    Actor, Author, EntrySource, EntryStatus, HypothesisJob, JobStatus, Message, MessageStatus, ProfileEntry, Thread, aware,
+    Actor,
+    Author,
+    EntrySource,
+    EntryStatus,
+    HypothesisJob,
+    JobStatus,
+    Message,
+    MessageStatus,
+    ProfileEntry,
+    Thread,
+    aware,
     utcnow,
 )
 

@@ -10,18 +10,18 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, insert, inspect, text
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable
 from sqlmodel import Session, SQLModel
 
 from memory import models
-from memory.names import normal_username
 from memory.files import create_dirs, private_file, tighten
+from memory.names import normal_username
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

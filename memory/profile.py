@@ -7,7 +7,6 @@ Every function takes the session keyword-only; the caller commits.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Sequence
 
 from sqlalchemy import update

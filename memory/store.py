@@ -13,14 +13,28 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from memory.models import (
-    FIRST_OPERATOR_CLAIM, AppKey, Author, Element, Embedding, Feedback, HypothesisJob, Message, MessageStatus, ProfileEntry, ProfileHistory,
-    Role, Step,
-    StyleCard, Thread, User, utcnow,
+    FIRST_OPERATOR_CLAIM,
+    AppKey,
+    Author,
+    Element,
+    Embedding,
+    Feedback,
+    HypothesisJob,
+    Message,
+    MessageStatus,
+    ProfileEntry,
+    ProfileHistory,
+    Role,
+    Step,
+    StyleCard,
+    Thread,
+    User,
+    utcnow,
 )
 from memory.names import normal_username
 from memory.passwords import hash_password

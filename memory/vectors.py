@@ -71,13 +71,14 @@ def embed_pending(
     total, done, started = count_pending(engine, model=model, width=width, user_id=user_id), 0, time.perf_counter()
     after = 0
     while True:
-        messages = read(engine, lambda s: list(s.exec(
+        messages = read(engine, lambda s, after=after: list(s.exec(
             _lacking(model, width, user_id).where(Message.id > after).order_by(Message.id).limit(batch)
         ).all()))
         if not messages:
             break
         vectors = embedder.encode([m.content for m in messages])
-        write(engine, lambda s: save_vectors(s, model=model, messages=messages, vectors=vectors))
+        write(engine, lambda s, messages=messages, vectors=vectors: save_vectors(
+            s, model=model, messages=messages, vectors=vectors))
         after, done = messages[-1].id, done + len(messages)
         if progress:
             progress(done, total)

@@ -74,7 +74,7 @@ async def _first_tokens(service, user_id: int, queries: Sequence[str]) -> list[f
         first: list[float] = []
         started = time.perf_counter()
 
-        async def on_token(_token: str) -> None:
+        async def on_token(_token: str, first: list[float] = first, started: float = started) -> None:
             if not first:
                 first.append((time.perf_counter() - started) * 1000)
 

@@ -7,8 +7,9 @@ memories. That is what keeps personalisation from changing *whether* something i
 The verdict is validated in code (decision, rule ids that exist, a decision its rules support, a short
 rationale); an invalid verdict gets one re-ask. A `refuse` or `safe_complete` is never made invalid
 by its rule ids: it stands, with the ids repaired and the repair recorded in `failure` (fail closed).
-If the call fails, times out or stays invalid, the turn takes the documented fallback (`Deliberation.failed`): the answer is written under the spec's
-summary and refusal guidance, and the turn is audited as `deliberation_failed`. Never silently.
+If the call fails, times out or stays invalid, the turn takes the documented fallback
+(`Deliberation.failed`): the answer is written under the spec's summary and refusal guidance, and
+the turn is audited as `deliberation_failed`. Never silently.
 """
 
 from __future__ import annotations

@@ -24,7 +24,14 @@ from assistant.safety.audit import LABELS
 from assistant.safety.deliberate import REPAIRED
 from assistant.safety.spec import Spec
 from memory.models import (
-    AuditDecision, AuditRecord, Label, Message, OperatorAction, OperatorActionKind, aware, utcnow,
+    AuditDecision,
+    AuditRecord,
+    Label,
+    Message,
+    OperatorAction,
+    OperatorActionKind,
+    aware,
+    utcnow,
 )
 from memory.store import possible_row_id
 from memory.text import clean_text
@@ -249,7 +256,8 @@ def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[di
     """Every filtered record with its texts, oldest first, read in batches; the export is logged first."""
     from memory.db import write
 
-    write(engine, lambda s: log_action(s, operator=operator, action=OperatorActionKind.EXPORT, detail=json.dumps(f.query_string())))
+    write(engine, lambda s: log_action(s, operator=operator, action=OperatorActionKind.EXPORT,
+                                       detail=json.dumps(f.query_string())))
     last = 0
     while True:
         with Session(engine) as session:

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import chainlit as cl
 from chainlit.config import config as chainlit_config
-from chainlit.server import SOCKET_IO_PATH
+from chainlit.server import SOCKET_IO_PATH, sio
 from chainlit.server import app as fastapi_app
-from chainlit.server import sio
 from chainlit.types import ThreadDict
 from chainlit.user import PersistedUser
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +25,9 @@ from assistant.privacy import drop_erased_indexes, purge_expired_holds
 from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
-from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.api import MeApi, install_api
 from assistant.ui.console import Console, install_console
+from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.guard import SWEEP_S, Guard, install_guard
 from assistant.ui.headers import SecurityHeaders
 from assistant.ui.limits import MAX_BODY, BoundedBodies

@@ -22,7 +22,8 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.session import WebsocketSession
 from chainlit.types import Feedback as FeedbackDict
 from chainlit.types import PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
-from chainlit.user import PersistedUser, User as ChainlitUser
+from chainlit.user import PersistedUser
+from chainlit.user import User as ChainlitUser
 from sqlalchemy import Engine
 from sqlmodel import Session
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import jwt as pyjwt
 from chainlit import socket as chainlit_socket
-from chainlit.chat_context import chat_contexts
 from chainlit.auth import get_current_user, reuseable_oauth
 from chainlit.auth.jwt import get_jwt_secret
+from chainlit.chat_context import chat_contexts
 from chainlit.session import WebsocketSession, ws_sessions_id
 from chainlit.user import PersistedUser
 from chainlit.user_session import user_sessions

@@ -36,9 +36,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
 from assistant.accounts import SignInRefused
+from assistant.ui.bodies import StickySession
 from assistant.ui.datalayer import persisted_user
 from assistant.ui.guard import account_for_token, end_sessions_of
-from assistant.ui.bodies import StickySession
 from assistant.ui.inputs import read_model
 from memory import store
 from memory.db import read, write
