@@ -70,10 +70,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 # --- migrations -------------------------------------------------------------------------------
 
 def m001_initial(conn: Connection) -> None:
-    tables = [
+    tables: list[type[SQLModel]] = [
         models.User, models.Thread, models.Message, models.Step, models.Feedback, models.Element,
     ]
-    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in tables])
+    SQLModel.metadata.create_all(conn, tables=[models.table_of(t) for t in tables])
 
 
 # The lexical index holds each message together with the message before it in its thread: a reply
@@ -88,7 +88,7 @@ _PREVIOUS = (
 
 def m002_recall(conn: Connection) -> None:
     """Vectors, the "don't remember" flag, and the lexical index of each backend."""
-    models.Embedding.__table__.create(conn, checkfirst=True)
+    models.table_of(models.Embedding).create(conn, checkfirst=True)
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_message_thread_id ON message (thread_id, id)"))
     if "remember" not in {c["name"] for c in inspect(conn).get_columns("thread")}:
         default = "TRUE" if conn.dialect.name == "postgresql" else "1"
@@ -140,18 +140,18 @@ def _sqlite_lexical_index(conn: Connection) -> None:
 
 
 def m003_style_card(conn: Connection) -> None:
-    models.StyleCard.__table__.create(conn, checkfirst=True)
+    models.table_of(models.StyleCard).create(conn, checkfirst=True)
 
 
 def m004_profile(conn: Connection) -> None:
-    models.ProfileEntry.__table__.create(conn, checkfirst=True)
-    models.ProfileHistory.__table__.create(conn, checkfirst=True)
-    models.HypothesisJob.__table__.create(conn, checkfirst=True)
+    models.table_of(models.ProfileEntry).create(conn, checkfirst=True)
+    models.table_of(models.ProfileHistory).create(conn, checkfirst=True)
+    models.table_of(models.HypothesisJob).create(conn, checkfirst=True)
 
 
 def m005_audit(conn: Connection) -> None:
-    models.AuditRecord.__table__.create(conn, checkfirst=True)
-    models.AppKey.__table__.create(conn, checkfirst=True)
+    models.table_of(models.AuditRecord).create(conn, checkfirst=True)
+    models.table_of(models.AppKey).create(conn, checkfirst=True)
     if "safety_json" not in {c["name"] for c in inspect(conn).get_columns("message")}:
         conn.execute(text("ALTER TABLE message ADD COLUMN safety_json TEXT"))
     # Generated here, once, inside the migration's lock: every process gets the same key, so a user
@@ -163,11 +163,11 @@ def m006_user_control(conn: Connection) -> None:
     """Undo of a user's profile changes, and erased usernames held back while their tokens live."""
     if "undoes" not in {c["name"] for c in inspect(conn).get_columns("profile_history")}:
         conn.execute(text("ALTER TABLE profile_history ADD COLUMN undoes INTEGER"))
-    models.ForgottenName.__table__.create(conn, checkfirst=True)
+    models.table_of(models.ForgottenName).create(conn, checkfirst=True)
 
 
 def m007_operator_actions(conn: Connection) -> None:
-    models.OperatorAction.__table__.create(conn, checkfirst=True)
+    models.table_of(models.OperatorAction).create(conn, checkfirst=True)
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_audit_record_created ON audit_record (created_at)"))
 
 
@@ -175,7 +175,7 @@ def m008_accounts(conn: Connection) -> None:
     """Ids never reused, token versions, cross-process limits, and the first operator decided once."""
     if "token_version" not in {c["name"] for c in inspect(conn).get_columns("user")}:
         conn.execute(text('ALTER TABLE "user" ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0'))
-    models.ThrottleEvent.__table__.create(conn, checkfirst=True)
+    models.table_of(models.ThrottleEvent).create(conn, checkfirst=True)
     if conn.execute(text('SELECT count(*) FROM "user"')).scalar():
         conn.execute(insert(models.AppKey).values(name=models.FIRST_OPERATOR_CLAIM, value="decided before m008"))
     if conn.dialect.name == "sqlite":
@@ -286,14 +286,14 @@ def migrate(engine: Engine) -> list[str]:
 
 def _apply_pending(conn: Connection) -> list[str]:
     _lock_for_migration(conn)
-    models.AppliedMigration.__table__.create(conn, checkfirst=True)
+    models.table_of(models.AppliedMigration).create(conn, checkfirst=True)
     done = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
     applied = []
     for name, step in MIGRATIONS:
         if name in done:
             continue
         step(conn)
-        conn.execute(models.AppliedMigration.__table__.insert().values(name=name, applied_at=models.utcnow()))
+        conn.execute(models.table_of(models.AppliedMigration).insert().values(name=name, applied_at=models.utcnow()))
         applied.append(name)
     return applied
 

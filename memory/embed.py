@@ -14,8 +14,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class Embedder:
     def __init__(self, model: str = BUNDLED, *, batch_size: int = 32) -> None:
         self.model_name = model
         self._batch_size = batch_size
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._loaded = threading.Event()

@@ -25,7 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from memory.db import read
 from memory.files import private_dir, private_file
@@ -137,7 +137,7 @@ class UserIndexes:
         rows = read(self._engine, lambda s: s.exec(
             select(Embedding.message_id, Embedding.vector)
             .where(Embedding.user_id == user_id, Embedding.model == self._model)
-            .order_by(Embedding.message_id)
+            .order_by(col(Embedding.message_id))
         ).all())
         dimension = self._dimension_of()
         width = dimension * 4
@@ -159,6 +159,7 @@ class UserIndexes:
         return sorted(self._folder.glob(f"u{user_id}-*.faiss")) if self._folder and self._folder.exists() else []
 
     def _path(self, user_id: int, rows: int, max_id: int) -> Path:
+        assert self._folder is not None, "only called when the index has a folder"
         return self._folder / f"u{user_id}-{rows}-{max_id}.faiss"
 
     def _read_file(self, user_id: int, rows: int, max_id: int) -> _Entry | None:
@@ -171,6 +172,8 @@ class UserIndexes:
             index = faiss.read_index(str(path))
             if not isinstance(index, faiss.IndexIDMap2):
                 index = faiss.downcast_index(index)
+            if not isinstance(index, faiss.IndexIDMap2):  # its ids would not be message ids
+                raise ValueError(f"not an id-mapped index: {type(index).__name__}")
             if index.d != self._dimension_of():
                 raise ValueError(f"index width {index.d}")
         except Exception as exc:  # a damaged cache file is rebuilt from SQL, never fatal

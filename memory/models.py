@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false, text, true
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, false, text, true
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -24,8 +24,23 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _when(**kwargs: object) -> Column:
-    return Column(DateTime(timezone=True), nullable=False, **kwargs)
+def stored_id(value: int | None) -> int:
+    """The id of a stored row: one read back from the database, or one added and flushed.
+
+    Table models declare `id: int | None` only because a new row has no id until its INSERT runs.
+    """
+    if value is None:
+        raise ValueError("a row without an id: it was never flushed")
+    return value
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table behind a table model, for Core statements and DDL."""
+    return model.__table__  # type: ignore[attr-defined]  # set on every table=True class; SQLModel does not declare it
+
+
+def _when() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False)
 
 
 class Role(StrEnum):
@@ -113,7 +128,7 @@ class Vocabulary(TypeDecorator):
         super().__init__(length)
         self.vocabulary = vocabulary
 
-    def process_bind_param(self, value: object, dialect: object) -> str | None:
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
         return None if value is None else self.vocabulary(value).value
 
     def process_result_value(self, value: str | None, dialect: object) -> StrEnum | None:

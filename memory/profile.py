@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from memory.models import Actor, EntryStatus, ProfileEntry, ProfileHistory, StyleCard, utcnow
+from memory.models import Actor, EntryStatus, ProfileEntry, ProfileHistory, StyleCard, stored_id, utcnow
 
 
 def load_style(session: Session, *, user_id: int, for_update: bool = False) -> dict:
@@ -35,12 +35,12 @@ def save_style(session: Session, *, user_id: int, stats: dict) -> None:
 def entries(session: Session, *, user_id: int, statuses: Sequence[EntryStatus] | None = None) -> list[ProfileEntry]:
     query = select(ProfileEntry).where(ProfileEntry.user_id == user_id)
     if statuses:
-        query = query.where(ProfileEntry.status.in_(list(statuses)))  # type: ignore[attr-defined]
-    return list(session.exec(query.order_by(ProfileEntry.id)).all())
+        query = query.where(col(ProfileEntry.status).in_(list(statuses)))
+    return list(session.exec(query.order_by(col(ProfileEntry.id))).all())
 
 
 def history(session: Session, *, user_id: int) -> list[ProfileHistory]:
-    query = select(ProfileHistory).where(ProfileHistory.user_id == user_id).order_by(ProfileHistory.id)
+    query = select(ProfileHistory).where(ProfileHistory.user_id == user_id).order_by(col(ProfileHistory.id))
     return list(session.exec(query).all())
 
 
@@ -53,7 +53,7 @@ def replaced_wordings(session: Session, *, user_id: int, limit: int = 200) -> li
         ProfileHistory.user_id == user_id, ProfileHistory.actor == Actor.USER, ProfileHistory.kind == "edit",
         col(ProfileHistory.before_json).is_not(None), col(ProfileHistory.id).not_in(undone))
         .order_by(col(ProfileHistory.id).desc()).limit(limit)).all()
-    texts = (json.loads(before).get("text") for before in rows)
+    texts = (json.loads(before).get("text") for before in rows if before is not None)  # the query skips NULLs
     return list(dict.fromkeys(text for text in texts if isinstance(text, str) and text.strip()))
 
 
@@ -66,6 +66,6 @@ def record_change(
     session: Session, *, entry: ProfileEntry, actor: Actor, kind: str, before: str | None, reason: str
 ) -> None:
     session.add(ProfileHistory(
-        user_id=entry.user_id, entry_id=entry.id, actor=actor, kind=kind, before_json=before,
+        user_id=entry.user_id, entry_id=stored_id(entry.id), actor=actor, kind=kind, before_json=before,
         after_json=snapshot(entry), reason=reason[:255],
     ))

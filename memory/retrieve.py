@@ -197,7 +197,9 @@ def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Score
 
 def _load(session: Session, query: RecallQuery, ids: Sequence[int], fused: dict[int, float]) -> list[Recalled]:
     rows = session.execute(
-        select(Message.id, Message.thread_id, Thread.name, Message.author, Message.content, Message.created_at)
+        # sqlmodel's select() is typed for at most four columns; this one takes six
+        select(Message.id, Message.thread_id, Thread.name, Message.author, Message.content,  # type: ignore[call-overload]
+               Message.created_at)
         .join(Thread, col(Thread.id) == Message.thread_id)
         .where(
             col(Message.id).in_(list(ids)),

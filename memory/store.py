@@ -34,6 +34,7 @@ from memory.models import (
     StyleCard,
     Thread,
     User,
+    stored_id,
     utcnow,
 )
 from memory.names import normal_username
@@ -148,7 +149,7 @@ def count_users(session: Session) -> int:
 
 
 def list_users(session: Session) -> Sequence[User]:
-    return session.exec(select(User).order_by(User.id)).all()
+    return session.exec(select(User).order_by(col(User.id))).all()
 
 
 def delete_user(session: Session, *, user: User) -> None:
@@ -158,11 +159,11 @@ def delete_user(session: Session, *, user: User) -> None:
     """
     for thread in session.exec(select(Thread).where(Thread.user_id == user.id)).all():
         delete_thread(session, thread=thread)
-    session.exec(delete(Embedding).where(Embedding.user_id == user.id))
-    session.exec(delete(StyleCard).where(StyleCard.user_id == user.id))
-    session.exec(delete(ProfileHistory).where(ProfileHistory.user_id == user.id))
-    session.exec(delete(ProfileEntry).where(ProfileEntry.user_id == user.id))
-    session.exec(delete(HypothesisJob).where(HypothesisJob.user_id == user.id))
+    session.exec(delete(Embedding).where(col(Embedding.user_id) == user.id))
+    session.exec(delete(StyleCard).where(col(StyleCard.user_id) == user.id))
+    session.exec(delete(ProfileHistory).where(col(ProfileHistory.user_id) == user.id))
+    session.exec(delete(ProfileEntry).where(col(ProfileEntry.user_id) == user.id))
+    session.exec(delete(HypothesisJob).where(col(HypothesisJob.user_id) == user.id))
     session.delete(user)
 
 
@@ -258,8 +259,8 @@ def list_threads(
         if after is not None:
             query = query.where(
                 or_(
-                    Thread.updated_at < after.updated_at,
-                    (Thread.updated_at == after.updated_at) & (Thread.id < after.id),
+                    col(Thread.updated_at) < after.updated_at,
+                    (col(Thread.updated_at) == after.updated_at) & (col(Thread.id) < after.id),
                 )
             )
     query = query.order_by(col(Thread.updated_at).desc(), col(Thread.id).desc()).limit(first + 1)
@@ -278,7 +279,7 @@ def delete_thread(session: Session, *, thread: Thread) -> None:
     session.exec(delete(Feedback).where(col(Feedback.message_id).in_(message_ids)))
     session.exec(delete(Embedding).where(col(Embedding.message_id).in_(message_ids)))
     for table in (Message, Step, Element):
-        session.exec(delete(table).where(table.thread_id == thread.id))
+        session.exec(delete(table).where(col(table.thread_id) == thread.id))
     session.delete(thread)
 
 
@@ -336,7 +337,7 @@ def get_message(session: Session, *, step_id: str) -> Message | None:
 
 def thread_messages(session: Session, *, thread_id: str) -> Sequence[Message]:
     return session.exec(
-        select(Message).where(Message.thread_id == thread_id).order_by(Message.created_at, Message.id)
+        select(Message).where(Message.thread_id == thread_id).order_by(col(Message.created_at), col(Message.id))
     ).all()
 
 
@@ -346,22 +347,22 @@ def recent_window(session: Session, *, thread_id: str, limit: int, before_step_i
     if before_step_id:
         anchor = get_message(session, step_id=before_step_id)
         if anchor is not None:
-            query = query.where(Message.id < anchor.id)
+            query = query.where(col(Message.id) < anchor.id)
     rows = session.exec(query.order_by(col(Message.id).desc()).limit(limit)).all()
     return list(reversed(rows))
 
 
 def delete_message(session: Session, *, message: Message) -> None:
-    session.exec(delete(Feedback).where(Feedback.message_id == message.id))
-    session.exec(delete(Embedding).where(Embedding.message_id == message.id))
+    session.exec(delete(Feedback).where(col(Feedback.message_id) == message.id))
+    session.exec(delete(Embedding).where(col(Embedding.message_id) == message.id))
     following = session.exec(
-        select(Message).where(Message.thread_id == message.thread_id, Message.id > message.id).order_by(Message.id)
+        select(Message).where(Message.thread_id == message.thread_id, col(Message.id) > message.id).order_by(col(Message.id))
     ).first()
     session.delete(message)
     session.flush()
     if following is not None:
         # The next message's lexical entry quotes the deleted one as context (memory/db.py): rewrite it.
-        session.execute(sql_update(Message).where(Message.id == following.id).values(content=following.content))
+        session.execute(sql_update(Message).where(col(Message.id) == following.id).values(content=following.content))
 
 
 # --- display steps, feedback and elements ----------------------------------------------------
@@ -384,7 +385,7 @@ def save_step(session: Session, *, step: Step, replace: bool = True) -> Step:
 
 
 def thread_steps(session: Session, *, thread_id: str) -> Sequence[Step]:
-    return session.exec(select(Step).where(Step.thread_id == thread_id).order_by(Step.created_at)).all()
+    return session.exec(select(Step).where(Step.thread_id == thread_id).order_by(col(Step.created_at))).all()
 
 
 def thread_feedback(session: Session, *, thread_id: str) -> dict[int, Feedback]:
@@ -398,7 +399,7 @@ def save_feedback(session: Session, *, feedback_id: str, message: Message, value
     """One feedback per message: a new vote replaces the previous one."""
     row = session.exec(select(Feedback).where(Feedback.message_id == message.id)).first()
     if row is None:
-        row = Feedback(id=feedback_id, message_id=message.id, value=value)
+        row = Feedback(id=feedback_id, message_id=stored_id(message.id), value=value)
     row.value, row.comment = value, clean_text(comment) if comment else None
     session.add(row)
     session.flush()
@@ -436,7 +437,7 @@ def save_element(session: Session, *, element: Element) -> Element:
 
 
 def thread_elements(session: Session, *, thread_id: str) -> Sequence[Element]:
-    return session.exec(select(Element).where(Element.thread_id == thread_id).order_by(Element.created_at)).all()
+    return session.exec(select(Element).where(Element.thread_id == thread_id).order_by(col(Element.created_at))).all()
 
 
 def delete_element(session: Session, *, element_id: str, user_id: int) -> None:

@@ -48,12 +48,12 @@ def retry_after(session: Session, limit: Limit, value: str, *, now: datetime | N
 def count(session: Session, limit: Limit, value: str, *, now: datetime | None = None) -> None:
     """Count one attempt, and forget this bucket's attempts that have left the window."""
     now = now or utcnow()
-    session.exec(delete(ThrottleEvent).where(ThrottleEvent.bucket == limit.bucket,
+    session.exec(delete(ThrottleEvent).where(col(ThrottleEvent.bucket) == limit.bucket,
                                              col(ThrottleEvent.at) <= now - timedelta(seconds=limit.window_s)))
     session.add(ThrottleEvent(bucket=limit.bucket, key=_key(session, limit, value), at=now))
 
 
 def clear(session: Session, limit: Limit, value: str) -> None:
     """Forget `value`'s attempts (a successful sign-in ends the account's run of failures)."""
-    session.exec(delete(ThrottleEvent).where(ThrottleEvent.bucket == limit.bucket,
-                                             ThrottleEvent.key == _key(session, limit, value)))
+    session.exec(delete(ThrottleEvent).where(col(ThrottleEvent.bucket) == limit.bucket,
+                                             col(ThrottleEvent.key) == _key(session, limit, value)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 from sqlalchemy import Engine, and_, func, or_
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from memory.db import read, write
 from memory.embed import Embedder, content_hash
-from memory.models import Embedding, Message, MessageStatus
+from memory.models import Embedding, Message, MessageStatus, stored_id
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,13 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 def save_vectors(session: Session, *, model: str, messages: Sequence[Message], vectors: np.ndarray) -> None:
     for message, vector in zip(messages, vectors, strict=True):
-        row = session.get(Embedding, (message.id, model)) or Embedding(message_id=message.id, model=model,
-                                                                       user_id=message.user_id)
-        row.content_hash = content_hash(message.content)
-        row.vector = np.asarray(vector, dtype="<f4").tobytes()
+        digest, blob = content_hash(message.content), np.asarray(vector, dtype="<f4").tobytes()
+        row = session.get(Embedding, (stored_id(message.id), model))
+        if row is None:
+            row = Embedding(message_id=stored_id(message.id), model=model, user_id=message.user_id,
+                            content_hash=digest, vector=blob)
+        else:
+            row.content_hash, row.vector = digest, blob
         session.add(row)
     session.flush()
 
@@ -37,7 +41,7 @@ def _lacking(model: str, width: int, user_id: int | None):
     """Messages with no vector of `model`, or one of the wrong size."""
     query = (
         select(Message)
-        .outerjoin(Embedding, and_(col(Embedding.message_id) == Message.id, Embedding.model == model))
+        .outerjoin(Embedding, and_(col(Embedding.message_id) == Message.id, col(Embedding.model) == model))
         .where(Message.status == MessageStatus.COMPLETE,
                or_(col(Embedding.message_id).is_(None), func.length(Embedding.vector) != width))
     )
@@ -52,10 +56,22 @@ def count_pending(engine: Engine, *, model: str, width: int, user_id: int | None
 def stale_by_hash(session: Session, *, model: str, user_id: int | None = None) -> list[int]:
     """Ids of messages whose stored vector was made from other text (e.g. an edited message)."""
     query = select(Message.id, Message.content, Embedding.content_hash).join(
-        Embedding, and_(col(Embedding.message_id) == Message.id, Embedding.model == model))
+        Embedding, and_(col(Embedding.message_id) == Message.id, col(Embedding.model) == model))
     if user_id is not None:
         query = query.where(Message.user_id == user_id)
-    return [mid for mid, content, digest in session.exec(query).all() if content_hash(content) != digest]
+    return [stored_id(mid) for mid, content, digest in session.exec(query).all() if content_hash(content) != digest]
+
+
+def _delete_vectors(session: Session, *, model: str, message_ids: list[int]) -> None:
+    for mid in message_ids:
+        session.delete(session.get(Embedding, (mid, model)))
+
+
+def _next_lacking(session: Session, *, model: str, width: int, user_id: int | None, after: int,
+                  batch: int) -> list[Message]:
+    """The next batch of messages lacking a usable vector, in id order after `after`."""
+    query = _lacking(model, width, user_id).where(col(Message.id) > after).order_by(col(Message.id)).limit(batch)
+    return list(session.exec(query).all())
 
 
 def embed_pending(
@@ -67,19 +83,17 @@ def embed_pending(
     if check_hashes:
         stale = read(engine, lambda s: stale_by_hash(s, model=model, user_id=user_id))
         if stale:
-            write(engine, lambda s: [s.delete(s.get(Embedding, (mid, model))) for mid in stale])
+            write(engine, partial(_delete_vectors, model=model, message_ids=stale))
     total, done, started = count_pending(engine, model=model, width=width, user_id=user_id), 0, time.perf_counter()
     after = 0
     while True:
-        messages = read(engine, lambda s, after=after: list(s.exec(
-            _lacking(model, width, user_id).where(Message.id > after).order_by(Message.id).limit(batch)
-        ).all()))
+        messages = read(engine, partial(_next_lacking, model=model, width=width, user_id=user_id, after=after,
+                                        batch=batch))
         if not messages:
             break
         vectors = embedder.encode([m.content for m in messages])
-        write(engine, lambda s, messages=messages, vectors=vectors: save_vectors(
-            s, model=model, messages=messages, vectors=vectors))
-        after, done = messages[-1].id, done + len(messages)
+        write(engine, partial(save_vectors, model=model, messages=messages, vectors=vectors))
+        after, done = stored_id(messages[-1].id), done + len(messages)
         if progress:
             progress(done, total)
     if done:

@@ -26,23 +26,23 @@ def sentence(rng: random.Random) -> str:
 
 def bulk_history(engine, *, user_id: int, count: int, dimension: int, model: str, rng: random.Random) -> None:
     """`count` messages with synthetic unit vectors (the stored side need not come from the model)."""
-    from memory.models import Author, Embedding, Message, MessageStatus, Thread
+    from memory.models import Author, Embedding, Message, MessageStatus, Thread, table_of
 
     batch = 5_000
     with engine.begin() as conn:
-        conn.execute(Thread.__table__.insert(), [{"id": f"bulk-{user_id}", "user_id": user_id, "name": "history",
+        conn.execute(table_of(Thread).insert(), [{"id": f"bulk-{user_id}", "user_id": user_id, "name": "history",
                                                   "remember": True, "metadata_json": "{}", "tags_json": "[]",
                                                   "created_at": _now(), "updated_at": _now()}])
     for start in range(0, count, batch):
         n = min(batch, count - start)
         with engine.begin() as conn:
-            first = conn.execute(Message.__table__.insert().returning(Message.__table__.c.id), [
+            first = conn.execute(table_of(Message).insert().returning(table_of(Message).c.id), [
                 {"step_id": f"bulk-{user_id}-{start + i}", "thread_id": f"bulk-{user_id}", "user_id": user_id,
                  "author": str(Author.USER if i % 2 == 0 else Author.ASSISTANT), "content": sentence(rng),
                  "status": MessageStatus.COMPLETE, "created_at": _now()} for i in range(n)
             ]).scalars().all()
             vectors = _unit_vectors(n, dimension, rng)
-            conn.execute(Embedding.__table__.insert(), [
+            conn.execute(table_of(Embedding).insert(), [
                 {"message_id": mid, "model": model, "user_id": user_id, "content_hash": "synthetic",
                  "vector": vectors[i].astype("<f4").tobytes()} for i, mid in enumerate(first)
             ])
