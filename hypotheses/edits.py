@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from hypotheses.parse import Facet, instruction_like, sensitive_category
 from memory import profile
-from memory.models import Actor, EntrySource, EntryStatus, Message, ProfileEntry, ProfileHistory, Thread, utcnow
+from memory.models import Actor, EntrySource, EntryStatus, Message, ProfileEntry, ProfileHistory, Thread, stored_id, utcnow
 
 MAX_ENTRY_CHARS = 300
 UNDOABLE = ("edit", "pin", "unpin", "reject", "restore", "add")
@@ -117,7 +117,7 @@ def set_pinned(session: Session, *, user_id: int, entry_id: int, pinned: bool, v
 
 def set_status(session: Session, *, user_id: int, entry_id: int, status: object, version: int | None) -> ProfileEntry:
     """Reject (never proposed again; listed under "rejected") or restore to active."""
-    if status not in (EntryStatus.REJECTED, EntryStatus.ACTIVE):
+    if not isinstance(status, str) or status not in (EntryStatus.REJECTED, EntryStatus.ACTIVE):
         raise EditError("An entry can be rejected or restored (active).")
     wanted = EntryStatus(status)
     row = own_entry(session, user_id=user_id, entry_id=entry_id)
@@ -163,7 +163,7 @@ def undo_last(session: Session, *, user_id: int) -> ProfileEntry | None:
     row.version += 1
     session.add(row)
     session.flush()
-    session.add(ProfileHistory(user_id=user_id, entry_id=row.id, actor=Actor.USER, kind="undo", before_json=before,
+    session.add(ProfileHistory(user_id=user_id, entry_id=stored_id(row.id), actor=Actor.USER, kind="undo", before_json=before,
                                after_json=profile.snapshot(row), reason=f"undid: {last.kind}", undoes=last.id))
     return row
 
@@ -189,6 +189,6 @@ def evidence(session: Session, *, user_id: int, entry_id: int) -> list[dict]:
     if not ids:
         return []
     rows = session.exec(select(Message, Thread.name).join(Thread, col(Thread.id) == Message.thread_id).where(
-        col(Message.id).in_(ids), Message.user_id == user_id).order_by(Message.id)).all()
+        col(Message.id).in_(ids), Message.user_id == user_id).order_by(col(Message.id))).all()
     return [{"message_id": m.id, "text": m.content, "at": m.created_at.isoformat(), "thread_id": m.thread_id,
              "thread_name": name} for m, name in rows]

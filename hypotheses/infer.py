@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hypotheses.merge import Candidate, Entry
 from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema, sensitive_category
@@ -16,7 +17,15 @@ from hypotheses.prompts import Shown, build_messages, reask
 from hypotheses.style import is_pasted
 from memory.models import EntryStatus
 
-Complete = Callable[[list[dict[str, str]], dict], Awaitable[object]]  # returns an object with .text
+
+class Answer(Protocol):
+    """What `Complete` returns: the gateway's Completion, or anything else with the answer's text."""
+
+    @property
+    def text(self) -> str: ...
+
+
+Complete = Callable[[list[dict[str, str]], dict], Awaitable[Answer]]
 CHARS_PER_TOKEN = 4
 MIN_WORDS = 5
 
@@ -42,7 +51,7 @@ class Inference:
     candidates: list[Candidate]
     refused: list[Refusal]
     samples: int
-    completions: list[object] = field(default_factory=list)  # the gateway's Completion records (cost)
+    completions: list[Answer] = field(default_factory=list)  # the gateway's Completion records (cost)
 
 
 def is_substantive(text: str) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, func, or_
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
@@ -41,6 +42,7 @@ from memory.models import (
     ProfileEntry,
     Thread,
     aware,
+    stored_id,
     utcnow,
 )
 
@@ -55,7 +57,7 @@ def load_profile(session: Session, *, user_id: int) -> list[Entry]:
 def _entry(row: ProfileEntry) -> Entry:
     vector = tuple(np.frombuffer(row.vector, dtype="<f4").tolist()) if row.vector else None
     return Entry(
-        id=row.id, facet=row.facet, text=row.text, confidence=row.confidence, support=row.support,
+        id=stored_id(row.id), facet=row.facet, text=row.text, confidence=row.confidence, support=row.support,
         evidence=tuple(json.loads(row.evidence_json)), status=EntryStatus(row.status), source=EntrySource(row.source),
         pinned=row.pinned, last_seen=aware(row.last_seen), vector=vector, sensitive=row.sensitive,
     )
@@ -66,6 +68,7 @@ def apply_changes(
 ) -> dict[int, int]:
     """Write the changes and one history row each; return merge's provisional ids -> database ids."""
     ids: dict[int, int] = {}
+    row: ProfileEntry | None
     for change in changes:
         if change.kind is Kind.SKIP or change.after is None:
             continue
@@ -85,9 +88,11 @@ def apply_changes(
         session.add(row)
         session.flush()
         if change.kind is Kind.ADD:
-            ids[after.id] = row.id
+            ids[after.id] = stored_id(row.id)
             if after.replaces is not None:
                 old = session.get(ProfileEntry, ids.get(after.replaces, after.replaces))
+                if old is None:  # merge only replaces an entry it superseded in this same list of changes
+                    raise LookupError(f"profile entry {after.replaces} does not exist")
                 old.superseded_by = row.id
                 session.add(old)
         profile.record_change(session, entry=row, actor=actor, kind=str(change.kind), before=before, reason=change.reason)
@@ -135,7 +140,7 @@ def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = 
     """A queued job for the user, unless one already holds the user's slot (one at a time per user).
     Jobs whose lease expired are failed here first, so a dead process never blocks the user for ever."""
     now = now or utcnow()
-    session.exec(sql_update(HypothesisJob).where(HypothesisJob.user_id == user_id, _abandoned(now))
+    session.exec(sql_update(HypothesisJob).where(col(HypothesisJob.user_id) == user_id, _abandoned(now))
                  .values(status=JobStatus.FAILED, reason=ABANDONED, finished_at=now))
     if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id, _held(now))).first() is not None:
         return None
@@ -155,7 +160,7 @@ def claim(engine: Engine, *, job_id: int, worker: str, lease: timedelta = LEASE)
     with engine.begin() as conn:
         result = conn.execute(
             sql_update(HypothesisJob)
-            .where(HypothesisJob.id == job_id, or_(HypothesisJob.status == JobStatus.QUEUED, _abandoned(now)))
+            .where(col(HypothesisJob.id) == job_id, or_(col(HypothesisJob.status) == JobStatus.QUEUED, _abandoned(now)))
             .values(status=JobStatus.RUNNING, claimed_by=token, lease_until=now + lease)
         )
         return token if result.rowcount == 1 else None
@@ -169,8 +174,9 @@ def renew(engine: Engine, *, job_id: int, token: str, lease: timedelta = LEASE) 
         return result.rowcount == 1
 
 
-def _ours(job_id: int, token: str) -> tuple:
-    return HypothesisJob.id == job_id, HypothesisJob.status == JobStatus.RUNNING, HypothesisJob.claimed_by == token
+def _ours(job_id: int, token: str) -> tuple[ColumnElement[bool], ...]:
+    return (col(HypothesisJob.id) == job_id, col(HypothesisJob.status) == JobStatus.RUNNING,
+            col(HypothesisJob.claimed_by) == token)
 
 
 def last_seen_message(session: Session, *, user_id: int) -> int:
@@ -186,11 +192,11 @@ def user_texts(session: Session, *, user_id: int, after: int | None = None, befo
              .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
                     Thread.remember == True))  # noqa: E712
     if after is not None:
-        query = query.where(Message.id > after)
+        query = query.where(col(Message.id) > after)
     if before is not None:
-        query = query.where(Message.id <= before)
+        query = query.where(col(Message.id) <= before)
     rows = session.exec(query.order_by(col(Message.id).desc()).limit(limit)).all()
-    return [Text(mid, content) for mid, content in reversed(rows)]
+    return [Text(stored_id(mid), content) for mid, content in reversed(rows)]
 
 
 def count_new_substantive(session: Session, *, user_id: int) -> tuple[int, bool]:

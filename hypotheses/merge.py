@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -241,7 +241,7 @@ def strength(entry: Entry, now: datetime) -> float:
     return confidence(entry.support, entry.last_seen, now, entry.confidence)
 
 
-def _evictions(entries: Sequence[Entry], cap: int, now: datetime) -> list[Change]:
+def _evictions(entries: Iterable[Entry], cap: int, now: datetime) -> list[Change]:
     evicted = []
     by_facet: dict[str, list[Entry]] = {}
     for entry in entries:

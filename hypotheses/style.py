@@ -113,7 +113,7 @@ def _is_emoji(char: str) -> bool:
 
 
 def _scripts(text: str) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for char in text:
         if char.isalpha():
             name = unicodedata.name(char, "")
@@ -163,7 +163,7 @@ def _often(rate: float, high: float, low: float) -> str:
 def _language(stats: StyleStats) -> str:
     if not stats.scripts:
         return "Writes without letters (numbers or symbols only)."
-    script = max(stats.scripts, key=stats.scripts.get)
+    script = max(stats.scripts, key=stats.scripts.__getitem__)
     if script == "Latin" and stats.words and stats.english_words / stats.words > 0.1:
         return f"Writes in English ({stats.english_words / stats.words:.0%} common English words)."
     return f"Writes mostly in {script} script ({stats.scripts[script]} of {stats.messages} messages)."
