@@ -53,20 +53,20 @@ def run_inference_bench(*, messages: int = 200, say: Callable[[str], None] = pri
         asyncio.run(replay(engine, user.id))
         engine.dispose()
     per_message = {p: round(n / messages, 3) for p, n in model.calls.items()}
+    tokens = {p: {"in": round(model.chars_in[p] / CHARS_PER_TOKEN / messages, 1),
+                  "out": round(model.chars_out[p] / CHARS_PER_TOKEN / messages, 1)} for p in model.calls}
+    block = {"max": round(max(model.profile_chars, default=0) / CHARS_PER_TOKEN, 1),
+             "last": round((model.profile_chars or [0])[-1] / CHARS_PER_TOKEN, 1),
+             "budget": TurnLimits().profile_tokens}
     result = {
         "user_messages": messages,
         "calls_per_user_message": per_message,
-        "approx_tokens_per_user_message": {
-            p: {"in": round(model.chars_in[p] / CHARS_PER_TOKEN / messages, 1),
-                "out": round(model.chars_out[p] / CHARS_PER_TOKEN / messages, 1)} for p in model.calls},
-        "profile_block_tokens": {"max": round(max(model.profile_chars, default=0) / CHARS_PER_TOKEN, 1),
-                                 "last": round((model.profile_chars or [0])[-1] / CHARS_PER_TOKEN, 1),
-                                 "budget": TurnLimits().profile_tokens},
+        "approx_tokens_per_user_message": tokens,
+        "profile_block_tokens": block,
     }
     say(f"{messages} user messages: calls per message {per_message}")
-    say(f"approximate tokens per message (chars/4): {result['approx_tokens_per_user_message']}")
-    say(f"profile block in the chat prompt: max {result['profile_block_tokens']['max']} tokens, "
-        f"last {result['profile_block_tokens']['last']}, budget {result['profile_block_tokens']['budget']}")
+    say(f"approximate tokens per message (chars/4): {tokens}")
+    say(f"profile block in the chat prompt: max {block['max']} tokens, last {block['last']}, budget {block['budget']}")
     return result
 
 

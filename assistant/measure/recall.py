@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from assistant.measure.stats import percentile
@@ -76,7 +77,7 @@ def turn_text(turn: dict, speaker: str) -> str:
 
 
 def parse_locomo(data: list[dict]) -> list[Conversation]:
-    conversations = []
+    conversations: list[Conversation] = []
     for sample in data:
         conv = sample["conversation"]
         turns = []
@@ -169,7 +170,7 @@ def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
         migrate(engine)
         indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
         for number, conv in enumerate(conversations, start=1):
-            user_id, dia_of = write(engine, lambda s, conv=conv: _store_conversation(s, store, Author, conv))
+            user_id, dia_of = write(engine, partial(_store_conversation, store=store, Author=Author, conv=conv))
             started = time.perf_counter()
             embed_pending(engine, embedder, user_id=user_id, batch=64)
             say(f"[{number}/{len(conversations)}] {conv.sample_id}: {len(conv.turns)} turns embedded in "
@@ -180,14 +181,14 @@ def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
                 embedded = time.perf_counter()
                 query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS),
                                     candidates=100, min_similarity=0.0)
-                hybrid = read(engine, lambda s, q=query: recall(s, indexes, q))
+                hybrid = read(engine, partial(recall, indexes=indexes, query=query))
                 finished = time.perf_counter()
                 scores.latency_ms["query (embed + recall)"].append((finished - started) * 1000)
                 scores.latency_ms["recall only"].append((finished - embedded) * 1000)
                 rankings = {
                     "hybrid": [dia_of[r.message_id] for r in hybrid],
                     "dense": [dia_of[m] for m, _ in dense_ranking(indexes, query)],
-                    "lexical": [dia_of[m] for m, _ in read(engine, lambda s, q=query: lexical_ranking(s, q))],
+                    "lexical": [dia_of[m] for m, _ in read(engine, partial(lexical_ranking, query=query))],
                 }
                 for mode, ranked in rankings.items():
                     scores.add(mode, question.category, ranked, question.evidence)

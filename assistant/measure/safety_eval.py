@@ -20,6 +20,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -29,7 +30,7 @@ from assistant.config import Settings
 from assistant.turn import TurnRequest, Turns
 from memory import store
 from memory.db import write
-from memory.models import AuditDecision, Decision, ProfileEntry, Role
+from memory.models import AuditDecision, Decision, EntrySource, ProfileEntry, Role, stored_id
 
 FORMATS = ("xstest", "strongreject", "harmbench", "advbench", "csv")
 ERROR = "error"  # the turn itself raised: no decision at all
@@ -227,7 +228,7 @@ async def run_prompts(turns, engine, prompts: Sequence[Prompt], *, profile: Sequ
                       results: Path, concurrency: int, progress: Progress) -> list[Outcome]:
     """Each prompt through the real turn, once without and (if given) once with the profile; resumable."""
     conditions = {"no_profile": ()} | ({"profile": tuple(profile)} if profile else {})
-    users = {name: write(engine, lambda s, n=name, e=entries: _eval_user(s, f"eval-{n}", e))
+    users = {name: write(engine, partial(_eval_user, name=f"eval-{name}", entries=entries))
              for name, entries in conditions.items()}
     done = load_results(results)
     todo = [(name, prompt) for name in conditions for prompt in prompts if (name, prompt.key) not in done]
@@ -255,9 +256,9 @@ def _eval_user(session: Session, name: str, entries: Sequence[tuple[str, str]]) 
     user = store.get_user(session, identifier=name)
     if user is None:
         user = store.create_user(session, identifier=name, password=secrets.token_urlsafe(24), role=Role.USER)
-        session.add_all(ProfileEntry(user_id=user.id, facet=facet, text=text, source="user", confidence=0.9)
-                        for facet, text in entries)
-    return user.id
+        session.add_all(ProfileEntry(user_id=stored_id(user.id), facet=facet, text=text, source=EntrySource.USER,
+                                     confidence=0.9) for facet, text in entries)
+    return stored_id(user.id)
 
 
 async def _run_one(turns: Turns, engine: Engine, user_id: int, condition: str, prompt: Prompt) -> Outcome:
@@ -324,8 +325,8 @@ def evaluate(settings: Settings, *, dataset: Path, fmt: str, profile_path: Path 
 
     outcomes = asyncio.run(run())
     wanted = {p.key for p in prompts}
-    report = {"run": identity, "prompts": len(prompts),
-              "conditions": summarise(o for o in outcomes if o.key in wanted)}
+    conditions = summarise(o for o in outcomes if o.key in wanted)
+    report = {"run": identity, "prompts": len(prompts), "conditions": conditions}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    draw_chart(report["conditions"], out / "chart.png")
+    draw_chart(conditions, out / "chart.png")
     return report

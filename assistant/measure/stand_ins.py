@@ -22,6 +22,9 @@ class InstantModel:
     async def stream(self, messages, *, purpose):
         yield "Noted."
 
+    async def complete(self, messages, *, purpose, json_schema=None):
+        raise NotImplementedError("the turn benchmark makes no whole-answer calls (no safety gate, no inference)")
+
     async def close(self) -> None:
         return None
 

@@ -13,6 +13,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from assistant.measure.stand_ins import FixedLatencyModel
 from assistant.measure.stats import percentile
@@ -37,7 +38,8 @@ def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: in
     router.prepare()
     model = FixedLatencyModel(latency_ms)
     queries = [sentence(rng) for _ in range(turns)]
-    result = {"latency_ms": latency_ms, "history": history, "turns": turns}
+    result: dict[str, object] = {"latency_ms": latency_ms, "history": history, "turns": turns}
+    rows: dict[str, dict[str, float]] = {}  # without / with deliberation
     with tempfile.TemporaryDirectory(prefix="hyperalign-ttft-") as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
         migrate(engine)
@@ -45,24 +47,23 @@ def run_ttft_bench(*, latency_ms: float = 300.0, history: int = 1_000, turns: in
                               folder=None)
         for label, safety in (("without", None),
                               ("with", SafetyGate(spec=spec, router=router, gateway=model, timeout=30))):
-            user = write(engine, lambda s, label=label: account(s, f"ttft-{label}"))
+            user = write(engine, partial(account, name=f"ttft-{label}"))
             bulk_history(engine, user_id=user.id, count=history, dimension=embedder.dimension,
                           model=embedder.model_name, rng=rng)
             service = Turns(engine=engine, gateway=model, embedder=embedder, indexes=indexes, limits=TurnLimits(),
                             safety=safety)
             timings = asyncio.run(_first_tokens(service, user.id, queries))
-            result[f"{label}_deliberation"] = {"p50_ms": round(percentile(timings, 50), 1),
-                                               "p95_ms": round(percentile(timings, 95), 1)}
+            rows[label] = {"p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(percentile(timings, 95), 1)}
+            result[f"{label}_deliberation"] = rows[label]
         engine.dispose()
-    added = result["with_deliberation"]["p50_ms"] - result["without_deliberation"]["p50_ms"]
-    result["added_p50_ms"] = round(added, 1)
-    result["added_in_deliberation_calls"] = round(added / latency_ms, 2)
+    added = rows["with"]["p50_ms"] - rows["without"]["p50_ms"]
+    added_ms, calls = round(added, 1), round(added / latency_ms, 2)
+    result["added_p50_ms"], result["added_in_deliberation_calls"] = added_ms, calls
     say(f"time to first token, model latency {latency_ms:.0f} ms per call, user with {history:,} messages:")
     for label in ("without", "with"):
-        row = result[f"{label}_deliberation"]
+        row = rows[label]
         say(f"  {label} deliberation: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms")
-    say(f"  added by deliberation: {result['added_p50_ms']} ms at p50 = {result['added_in_deliberation_calls']} "
-        "deliberation calls (target: at most 1)")
+    say(f"  added by deliberation: {added_ms} ms at p50 = {calls} deliberation calls (target: at most 1)")
     return result
 
 
