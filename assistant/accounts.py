@@ -18,7 +18,7 @@ from assistant.config import Registration, Settings, load_settings
 from assistant.privacy import name_held_back, purge_expired_holds, release_hold
 from memory import store, throttle
 from memory.db import read, write
-from memory.models import User
+from memory.models import User, stored_id
 from memory.passwords import hash_password, needs_rehash, verify_password
 
 logger = logging.getLogger(__name__)
@@ -128,11 +128,11 @@ def _apply(session: Session, verdict: _Verdict, username: str, name: str, client
             return SignInRefused("credentialssignin")
         release_hold(session, name)
         purge_expired_holds(session)
-        user = store.create_user(session, identifier=username, password_hash=verdict.new_hash)
+        created = store.create_user(session, identifier=username, password_hash=verdict.new_hash)
         throttle.count(session, limits.signups, client)
-        logger.info("account created id=%s role=%s", user.id, user.role)
-        return user
-    user = store.get_user_by_id(session, user_id=verdict.user_id)
+        logger.info("account created id=%s role=%s", created.id, created.role)
+        return created
+    user = store.get_user_by_id(session, user_id=stored_id(verdict.user_id))  # set when the check found the account
     if user is None:  # erased between the check and now
         return SignInRefused("credentialssignin")
     throttle.clear(session, limits.per_account, name)

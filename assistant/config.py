@@ -14,6 +14,7 @@ import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,8 +198,11 @@ def normalise_database_url(url: str) -> str:
     raise ValueError("must start with sqlite:// or postgresql:// (other databases are not supported)")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings once; raise ConfigError naming each faulty variable."""
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings once; raise ConfigError naming each faulty variable.
+
+    `overrides` are raw values, validated like the environment's (hence Any, as in pydantic's own __init__).
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -13,10 +13,13 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, cast
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat.completion_create_params import ResponseFormat
+from openai.types.shared_params.response_format_json_schema import JSONSchema
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ class OpenAIGateway:
         try:
             response = await self._client.chat.completions.create(
                 model=model,
-                messages=list(messages),
+                messages=_sdk_messages(messages),
                 stream=True,
                 extra_headers={"X-Assistant-Purpose": str(purpose)},
             )
@@ -154,16 +157,17 @@ class OpenAIGateway:
         """One whole answer. With a schema: structured output where the server supports it, falling back
         to JSON mode and then to plain text when it answers 400 to the format (the caller validates)."""
         model = self._models[purpose]
-        formats: list[tuple[str, dict | None]] = [("text", None)]
+        formats: list[tuple[str, ResponseFormat | None]] = [("text", None)]
         if json_schema is not None:
-            formats = [("json_schema", {"type": "json_schema", "json_schema": json_schema}),
+            schema = cast("JSONSchema", json_schema)  # {"name", "schema", "strict"}, as the callers build it
+            formats = [("json_schema", {"type": "json_schema", "json_schema": schema}),
                        ("json_object", {"type": "json_object"}), ("text", None)]
         started = time.perf_counter()
         for position, (name, response_format) in enumerate(formats):
-            extra = {"response_format": response_format} if response_format else {}
             try:
                 response = await self._client.chat.completions.create(
-                    model=model, messages=list(messages), extra_headers={"X-Assistant-Purpose": str(purpose)}, **extra
+                    model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
+                    response_format=response_format if response_format is not None else openai.omit,
                 )
             except openai.BadRequestError as exc:
                 if position + 1 < len(formats):
@@ -177,6 +181,11 @@ class OpenAIGateway:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _sdk_messages(messages: Messages) -> list[ChatCompletionMessageParam]:
+    """Our role/content dicts as the SDK's message params: the same JSON, which the SDK types role by role."""
+    return cast("list[ChatCompletionMessageParam]", list(messages))
 
 
 def _check_finish(finish: str | None, *, partial: str) -> None:

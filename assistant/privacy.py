@@ -42,6 +42,7 @@ from memory.models import (
     Thread,
     User,
     aware,
+    table_of,
     utcnow,
 )
 from memory.names import normal_username
@@ -59,7 +60,7 @@ def export_data(session: Session, *, user_id: int) -> dict:
     user = store.get_user_by_id(session, user_id=user_id)
     if user is None:
         raise LookupError("no such account")
-    threads = session.exec(select(Thread).where(Thread.user_id == user_id).order_by(Thread.created_at)).all()
+    threads = session.exec(select(Thread).where(Thread.user_id == user_id).order_by(col(Thread.created_at))).all()
     entries = profile.entries(session, user_id=user_id)
     return {
         "format": EXPORT_FORMAT,
@@ -72,7 +73,7 @@ def export_data(session: Session, *, user_id: int) -> dict:
         },
         "style_card": _style(profile.load_style(session, user_id=user_id)),
         "hypothesis_jobs": [_job(j) for j in session.exec(
-            select(HypothesisJob).where(HypothesisJob.user_id == user_id).order_by(HypothesisJob.id)).all()],
+            select(HypothesisJob).where(HypothesisJob.user_id == user_id).order_by(col(HypothesisJob.id))).all()],
         "safety_audit": [_audit(r) for r in records_for(session, user_id=user_id)],
     }
 
@@ -155,7 +156,7 @@ def purge_expired_holds(session: Session) -> int:
 
 # Every table a user's erasure deletes from or rewrites (the audit keeps anonymised rows): each
 # holds the user's words or traces of them in the rows it no longer shows.
-ERASED_TABLES = tuple(model.__tablename__ for model in (
+ERASED_TABLES = tuple(table_of(model).name for model in (
     Message, Thread, Step, Element, Feedback, Embedding, StyleCard, ProfileEntry, ProfileHistory, HypothesisJob,
     AuditRecord, User))
 

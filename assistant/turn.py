@@ -47,7 +47,7 @@ from memory import profile, store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
-from memory.models import Author, EntryStatus, Message, MessageStatus
+from memory.models import Author, EntryStatus, Message, MessageStatus, stored_id
 from memory.retrieve import Recalled, RecallQuery, assemble, dense_ranking, lexical_ranking
 from memory.text import clean_text
 from memory.vectors import save_vectors
@@ -174,7 +174,8 @@ class Turns:
         messages = build_reply_messages(
             stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
             profile=stored.profile, exemplars=[r.content for r in exemplars],
-            safety=answer_instructions(deliberation, self._safety.spec) if deliberation is not None else None,
+            safety=(answer_instructions(deliberation, self._safety.spec)
+                    if deliberation is not None and self._safety is not None else None),
         )
         received: list[str] = []
         try:
@@ -218,7 +219,7 @@ class Turns:
                          key=lambda e: (-e.confidence, -e.support, e.id))
         lines = fit_profile([f"{e.text} ({e.facet}{', written by the user' if e.source == 'user' else ''})"
                              for e in entries], self._limits.profile_tokens)
-        return _Stored(message=message, window=window, window_ids=frozenset(row.id for row in rows),
+        return _Stored(message=message, window=window, window_ids=frozenset(stored_id(row.id) for row in rows),
                        style=describe(stats), profile=lines)
 
     async def _embed(self, text: str) -> np.ndarray | None:
@@ -233,7 +234,7 @@ class Turns:
             return [], await embedding
         query = RecallQuery(
             user_id=request.user_id, text=text, vector=None, k=self._limits.recall_results,
-            exclude_message_ids=stored.window_ids | {stored.message.id},
+            exclude_message_ids=stored.window_ids | {stored_id(stored.message.id)},
             recency_half_life_days=self._limits.recall_half_life_days or None,
         )
         # Both while the model is still embedding. Before the model has loaded there is no dense
@@ -274,7 +275,7 @@ class Turns:
 
         saved = await asyncio.to_thread(write, self._engine, record)
         if vector is not None:
-            self._indexes.add(request.user_id, [message.id], vector[None])
+            self._indexes.add(request.user_id, [stored_id(message.id)], vector[None])
         if saved is not None and reason is None and self._embedder.ready:
             # Embedding the reply would add a second model call after the user has read it; it runs in
             # the background instead (memory.vectors.embed_pending catches up if it ever fails).
@@ -284,7 +285,7 @@ class Turns:
         vector = await asyncio.to_thread(self._embedder.encode_one, reply.content)
         await asyncio.to_thread(write, self._engine, lambda s: save_vectors(
             s, model=self._embedder.model_name, messages=[reply], vectors=vector[None]))
-        self._indexes.add(user_id, [reply.id], vector[None])
+        self._indexes.add(user_id, [stored_id(reply.id)], vector[None])
 
     async def settle(self) -> None:
         """Wait for background memory work (tests, benchmarks, shutdown)."""

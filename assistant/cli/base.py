@@ -32,11 +32,12 @@ def opened_engine(settings: Settings) -> Iterator[Engine]:
 def user_id_of(engine: Engine, name: str) -> int:
     from memory import store
     from memory.db import read
+    from memory.models import stored_id
 
     user = read(engine, lambda s: store.get_user(s, identifier=name))
     if user is None:
         raise CommandError(f"no user named {name!r}")
-    return user.id
+    return stored_id(user.id)
 
 
 def progress_bar(done: int, total: int) -> None:

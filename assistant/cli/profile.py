@@ -9,7 +9,7 @@ from pathlib import Path
 
 from assistant.cli.base import CommandError, opened_engine, user_id_of
 from assistant.config import Settings
-from memory.models import EntryStatus, JobStatus
+from memory.models import EntryStatus, JobStatus, stored_id
 
 
 def add_commands(commands) -> None:
@@ -33,7 +33,7 @@ def add_commands(commands) -> None:
 
 
 def profile_show(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from hypotheses.style import StyleStats, describe
     from memory import profile
@@ -45,7 +45,7 @@ def profile_show(settings: Settings, args: argparse.Namespace) -> int:
         rows = read(engine, lambda s: profile.entries(s, user_id=user_id))
         style = read(engine, lambda s: profile.load_style(s, user_id=user_id))
         jobs = read(engine, lambda s: list(s.exec(select(HypothesisJob).where(HypothesisJob.user_id == user_id)
-                                                   .order_by(HypothesisJob.id.desc()).limit(5)).all()))
+                                                   .order_by(col(HypothesisJob.id).desc()).limit(5)).all()))
     active = [r for r in rows if r.status == EntryStatus.ACTIVE]
     print(f"profile of {args.name}: {len(active)} active, "
           f"{sum(r.status == EntryStatus.SUPERSEDED for r in rows)} superseded, "
@@ -85,7 +85,7 @@ def profile_infer(settings: Settings, args: argparse.Namespace) -> int:
             job = write(app.engine, lambda s: enqueue(s, user_id=user_id, trigger="command"))
             if job is None:
                 raise CommandError(f"a job for {args.name} is already queued or running")
-            outcome = await app.jobs.run(job.id)
+            outcome = await app.jobs.run(stored_id(job.id))
         finally:
             await app.aclose()
         if outcome.status != JobStatus.DONE:

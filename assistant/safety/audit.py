@@ -9,8 +9,9 @@ meaningless without the key. Compliant turns are not recorded (the message table
 from __future__ import annotations
 
 import json
+from typing import TypeGuard
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from assistant.safety.deliberate import Deliberation
 from memory.keys import keyed_hash
@@ -24,7 +25,7 @@ def pseudonym(session: Session, *, user_id: int) -> str:
     return "u-" + keyed_hash(session, str(user_id))[:16]
 
 
-def needs_record(deliberation: Deliberation | None) -> bool:
+def needs_record(deliberation: Deliberation | None) -> TypeGuard[Deliberation]:
     return deliberation is not None and deliberation.decision in AUDITED
 
 
@@ -34,7 +35,7 @@ def add_record(session: Session, *, deliberation: Deliberation, user_id: int, th
     verdict = deliberation.verdict
     record = AuditRecord(
         pseudonym=pseudonym(session, user_id=user_id), thread_id=thread_id, message_id=message_id,
-        reply_id=reply_id, decision=deliberation.decision,
+        reply_id=reply_id, decision=AuditDecision(deliberation.decision),
         rule_ids_json=json.dumps(list(verdict.rules) if verdict else []),
         rationale=verdict.rationale if verdict else "", failure=deliberation.failure,
         spec_version=deliberation.spec_version, model=deliberation.model, latency_ms=round(deliberation.ms, 1),
@@ -61,4 +62,4 @@ def anonymise_records(session: Session, *, user_id: int) -> int:
 def records_for(session: Session, *, user_id: int) -> list[AuditRecord]:
     """The records about one user, oldest first."""
     mine = pseudonym(session, user_id=user_id)
-    return list(session.exec(select(AuditRecord).where(AuditRecord.pseudonym == mine).order_by(AuditRecord.id)))
+    return list(session.exec(select(AuditRecord).where(AuditRecord.pseudonym == mine).order_by(col(AuditRecord.id))))

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -31,7 +31,17 @@ from memory.models import AuditDecision, Decision
 
 logger = logging.getLogger(__name__)
 
-Complete = Callable[[list[dict[str, str]], dict], Awaitable[object]]  # returns an object with .text, .model
+
+
+class Answer(Protocol):
+    """What `Complete` returns: the gateway's Completion, or anything else with the answer's text (and
+    perhaps its `.model`, read when present)."""
+
+    @property
+    def text(self) -> str: ...
+
+
+Complete = Callable[[list[dict[str, str]], dict], Awaitable[Answer]]
 MAX_TURN_CHARS = 1_500  # each message of the conversation as the deliberation sees it
 WINDOW = 6  # recent messages of the conversation shown
 MAX_RATIONALE = 600

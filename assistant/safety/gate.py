@@ -48,7 +48,7 @@ def answer_instructions(deliberation: Deliberation, spec: Spec) -> str:
         ])
     rules = spec.rules
     cited = "\n".join(f"- {rid}: {rules[rid].text}" for rid in verdict.rules)
-    categories = [rules[rid].category for rid in verdict.rules if rules[rid].category]
+    categories = [category for rid in verdict.rules if (category := rules[rid].category)]
     style = spec.style_guide(verdict.decision, categories)
     what = {
         Decision.COMPLY: "comply: answer the request fully",

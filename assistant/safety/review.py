@@ -210,7 +210,7 @@ def label(session: Session, *, record_id: int, value: object, note: object, oper
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ReviewError(f"A note can be at most {MAX_NOTE_CHARS:,} characters.")
     record = _get(session, record_id)
-    record.label, record.note = value, clean_text(note or "").strip() or None
+    record.label, record.note = Label(value), clean_text(note or "").strip() or None
     record.labelled_by, record.labelled_at = operator, utcnow()
     session.add(record)
     log_action(session, operator=operator, action=OperatorActionKind.LABEL, record_id=record.id, detail=value)
@@ -225,8 +225,8 @@ def log_action(session: Session, *, operator: str, action: OperatorActionKind, r
 def category_of(spec: Spec, rule_ids: list[str]) -> str:
     rules = spec.rules
     for rid in rule_ids:
-        if rid in rules and rules[rid].category:
-            return rules[rid].category
+        if rid in rules and (category := rules[rid].category):
+            return category
     return "general" if rule_ids else "none"
 
 
@@ -235,7 +235,8 @@ def metrics(session: Session, f: AuditFilter, spec: Spec) -> dict:
     the deliberation failed (fallback) or stood with repaired rule ids, among the audited records."""
     per_day: dict[str, Counter] = defaultdict(Counter)
     reviewed = over = audited = failed = repaired = 0
-    query = _where(select(AuditRecord.created_at, AuditRecord.decision, AuditRecord.rule_ids_json,
+    # sqlmodel's select() is typed for at most four columns; this one takes five
+    query = _where(select(AuditRecord.created_at, AuditRecord.decision, AuditRecord.rule_ids_json,  # type: ignore[call-overload]
                           AuditRecord.label, AuditRecord.failure), f)
     for created, decision, rule_json, value, failure in session.exec(query).yield_per(EXPORT_BATCH):
         day = aware(created).date().isoformat()
@@ -261,8 +262,8 @@ def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[di
     last = 0
     while True:
         with Session(engine) as session:
-            batch = session.exec(_where(select(AuditRecord), f).where(AuditRecord.id > last)
-                                 .order_by(AuditRecord.id).limit(EXPORT_BATCH)).all()
+            batch = session.exec(_where(select(AuditRecord), f).where(col(AuditRecord.id) > last)
+                                 .order_by(col(AuditRecord.id)).limit(EXPORT_BATCH)).all()
             rows = [_export_row(session, r) for r in batch]
         if not rows:
             return

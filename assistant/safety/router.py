@@ -88,6 +88,7 @@ class Router:
         if vector is None or self._encode is None:
             return {}
         self.prepare()
+        assert self._vectors is not None, "prepare() embeds the texts whenever there is an encoder"
         scores = self._vectors @ np.asarray(vector, dtype=np.float32)
         best: dict[str, float] = {}
         for (category, _), score in zip(self._pairs, scores.tolist(), strict=True):

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -183,7 +183,8 @@ def _explain(path: Path, data: dict, exc: ValidationError) -> str:
 
 def _where(data: dict, loc: tuple) -> str:
     """A readable path to the faulty entry, naming categories and rules by their ids."""
-    parts, node = [], data
+    parts: list[str] = []
+    node: Any = data  # parsed YAML: any shape, walked as far as it goes
     for key in loc:
         label = f"[{key}]" if isinstance(key, int) else (f".{key}" if parts else str(key))
         if isinstance(key, int) and isinstance(node, list) and key < len(node) and isinstance(node[key], dict):
@@ -198,7 +199,9 @@ def _where(data: dict, loc: tuple) -> str:
 
 
 def _duplicates(model: SpecModel) -> list[str]:
-    problems, seen_rules, seen_categories = [], {}, {}
+    problems: list[str] = []
+    seen_rules: dict[str, str] = {}
+    seen_categories: dict[str, str] = {}
     for index, category in enumerate(model.categories):
         where = f"categories[{index}] ({category.id})"
         if category.id in seen_categories:

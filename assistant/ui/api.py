@@ -33,6 +33,7 @@ from memory import store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
+from memory.models import stored_id
 from memory.names import normal_username
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class MeApi:
         self._engine, self._embedder, self._indexes = engine, embedder, indexes
 
     async def user_id(self, request: Request) -> int:
-        return (await signed_in_account(self._engine, request)).id
+        return stored_id((await signed_in_account(self._engine, request)).id)
 
     async def _write(self, work: Callable[[Any], Any]) -> Any:
         try:
@@ -100,9 +101,9 @@ class MeApi:
             vector, model = await self._text_vector(body.text)
             change = lambda s: edits.edit_text(s, user_id=user_id, entry_id=entry_id, text=body.text,  # noqa: E731
                                                version=body.version, vector=vector, vector_model=model)
-        elif body.pinned is not None:
+        elif (pinned := body.pinned) is not None:
             change = lambda s: edits.set_pinned(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
-                                                pinned=body.pinned, version=body.version)
+                                                pinned=pinned, version=body.version)
         else:
             change = lambda s: edits.set_status(s, user_id=user_id, entry_id=entry_id,  # noqa: E731
                                                 status=body.status, version=body.version)
@@ -140,8 +141,8 @@ class MeApi:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def forget_me(self, request: Request) -> JSONResponse:
-        user_id, body = await self.user_id(request), await read_model(request, ForgetConfirmation)
-        user = await asyncio.to_thread(read, self._engine, lambda s: store.get_user_by_id(s, user_id=user_id))
+        user, body = await signed_in_account(self._engine, request), await read_model(request, ForgetConfirmation)
+        user_id = stored_id(user.id)
         if normal_username(body.confirm) != normal_username(user.identifier):
             raise HTTPException(status_code=400, detail=ForgetConfirmation.problem)
         counts = await asyncio.to_thread(forget, self._engine, self._indexes, user_id=user_id,

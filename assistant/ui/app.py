@@ -61,7 +61,8 @@ sio.eio.cors_allowed_origins = socket_origin_allowed(lambda: runtime.app().setti
 fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
 fastapi_app.add_middleware(SecurityHeaders)
 serve_local_pages(fastapi_app)
-fastapi_app.add_exception_handler(RequestValidationError, invalid_request)
+# The ignore: Starlette types every handler as taking any Exception, not its own class (Kludex/starlette#2417).
+fastapi_app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 _background: set[asyncio.Task] = set()
 
 
@@ -140,7 +141,9 @@ def _is_operator(user: object) -> bool:
 async def _set_commands() -> None:
     # The composer's buttons: Profile for everyone (the same as typing /profile), Console for operators.
     operator = _is_operator(cl.user_session.get("user"))
-    await cl.context.emitter.set_commands([PROFILE_COMMAND, CONSOLE_COMMAND] if operator else [PROFILE_COMMAND])
+    commands = [PROFILE_COMMAND, CONSOLE_COMMAND] if operator else [PROFILE_COMMAND]
+    # The ignore: Chainlit's CommandDict makes every key required, while its UI and docs take "selected" as optional.
+    await cl.context.emitter.set_commands(commands)  # type: ignore[arg-type]
 
 
 @cl.on_chat_start

@@ -39,7 +39,7 @@ class Body(BaseModel):
         """The sentence for the first wrong field that has one, else the model's own."""
         for detail in error.errors():
             field = detail["loc"][0] if detail["loc"] else None
-            if field in cls.problems:
+            if isinstance(field, str) and field in cls.problems:
                 return cls.problems[field]
         return cls.problem
 

@@ -88,6 +88,7 @@ class Console:
         who = await self._page_operator(request)
         if isinstance(who, HTMLResponse):
             return who
+        error: str | None
         try:
             f, page, size = await self._filter(request)
         except review.ReviewError as exc:

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from assistant.safety.review import DECISIONS, LABEL_FILTERS, AuditFilter
 from memory.models import AuditDecision
 
-COLOURS = {AuditDecision.REFUSE: "#c8553d", AuditDecision.SAFE_COMPLETE: "#e3b23c",
+COLOURS: dict[str, str] = {AuditDecision.REFUSE: "#c8553d", AuditDecision.SAFE_COMPLETE: "#e3b23c",
            AuditDecision.DELIBERATION_FAILED: "#777777"}
 GONE = "(no longer kept: the user erased their data)"
 
@@ -57,7 +57,8 @@ def chart(per_day: dict[str, dict[str, int]]) -> dict | None:
     top = max(sum(counts.values()) for counts in per_day.values())
     height, days = 180, []
     for i, (day, counts) in enumerate(per_day.items()):
-        y, bars = height - 20, []
+        y: float = height - 20
+        bars: list[dict] = []
         for key, n in sorted(counts.items()):
             h = (height - 40) * n / top
             y -= h

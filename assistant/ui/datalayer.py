@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from memory import store
 from memory.db import read, write
-from memory.models import Author, Element, Message, Step, Thread, User, aware
+from memory.models import Author, Element, Message, Step, Thread, User, aware, stored_id
 from memory.text import clean_text, is_blank
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class OurDataLayer(BaseDataLayer):
         self._engine, self._sharing = engine, sharing
 
     def _shown(self, thread: ThreadDict) -> ThreadDict:
-        return thread if self._sharing else {**thread, "metadata": unshared(thread["metadata"])}
+        return thread if self._sharing else {**thread, "metadata": unshared(thread["metadata"] or {})}
 
     async def _write(self, work: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(write, self._engine, work)
@@ -166,7 +166,7 @@ class OurDataLayer(BaseDataLayer):
                 return None
             owner = store.get_user_by_id(session, user_id=thread.user_id)
             feedback = store.thread_feedback(session, thread_id=thread_id)
-            steps = [_message_step(m, feedback.get(m.id)) for m in store.thread_messages(session, thread_id=thread_id)]
+            steps = [_message_step(m, feedback.get(stored_id(m.id))) for m in store.thread_messages(session, thread_id=thread_id)]
             steps += [_display_step(s) for s in store.thread_steps(session, thread_id=thread_id)]
             steps.sort(key=lambda step: step["createdAt"] or "")
             steps = _parents_first(steps)

@@ -40,7 +40,7 @@ from sqlmodel import Session, col, select
 
 from assistant.ui.datalayer import iso, persisted_user
 from memory.db import read
-from memory.models import User
+from memory.models import User, stored_id
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 5.0
@@ -57,8 +57,11 @@ def token_claims(token: str | None) -> dict | None:
     """The claims of a token signed with our secret and not expired; None for anything else."""
     if not token:
         return None
+    secret = get_jwt_secret()
+    if secret is None:  # the app sets it at start-up (assistant.config.load_or_create_auth_secret)
+        raise RuntimeError("no JWT secret: CHAINLIT_AUTH_SECRET is not set")
     try:
-        return pyjwt.decode(token, get_jwt_secret(), algorithms=["HS256"])
+        return pyjwt.decode(token, secret, algorithms=["HS256"])
     except pyjwt.PyJWTError:
         return None
 
@@ -72,7 +75,7 @@ def matches(user: User | None, claims: dict | None) -> bool:
     """True when the claims were issued to exactly this account, in its current token version."""
     if user is None or claims is None:
         return False
-    metadata = claims.get("metadata") if isinstance(claims.get("metadata"), dict) else {}
+    metadata = found if isinstance(found := claims.get("metadata"), dict) else {}
     return (claimed_id(claims) == user.id and claims.get("createdAt") == iso(user.created_at)
             and metadata.get("token_version") == user.token_version)
 
@@ -87,7 +90,7 @@ def account_for_token(engine: Engine, token: str | None) -> User | None:
 
 
 def _accounts(session: Session, ids: Iterable[int]) -> dict[int, User]:
-    return {u.id: u for u in session.exec(select(User).where(col(User.id).in_(list(ids)))).all()}
+    return {stored_id(u.id): u for u in session.exec(select(User).where(col(User.id).in_(list(ids)))).all()}
 
 
 def _session_valid(session: WebsocketSession, accounts: dict[int, User]) -> bool:
@@ -114,7 +117,8 @@ class Guard:
 
     # --- the socket ----------------------------------------------------------------------------
 
-    async def socket_user(self, token: str) -> PersistedUser | None:
+    async def socket_user(self, token: str | None = None) -> PersistedUser | None:
+        """Stands in for Chainlit's `get_current_user(token=...)` in its socket module, same signature."""
         account = await self.account(token)
         return persisted_user(account) if account else None
 

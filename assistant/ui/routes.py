@@ -42,7 +42,7 @@ from assistant.ui.guard import account_for_token, end_sessions_of
 from assistant.ui.inputs import read_model
 from memory import store
 from memory.db import read, write
-from memory.models import User
+from memory.models import User, stored_id
 from memory.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
     async def logout(request: Request) -> JSONResponse:
         account = await asyncio.to_thread(account_for_token, engine, _token(request))
         if account is not None:
-            await revoke_account(engine, account.id)
+            await revoke_account(engine, stored_id(account.id))
             logger.info("user %s signed out; their tokens are revoked", account.id)
         response = JSONResponse({"success": True})
         clear_auth_cookie(request, response)
@@ -138,7 +138,7 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
         await asyncio.to_thread(read, engine, store.count_users)
         return {"status": "ok", "database": engine.dialect.name}
 
-    ours = [
+    ours: list[Route] = [
         ("/login", login, ["POST"]),
         ("/logout", logout, ["POST"]),
         ("/auth/jwt", jwt_sign_in, ["POST"]),
