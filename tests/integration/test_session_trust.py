@@ -15,8 +15,7 @@ import socketio
 from memory import store
 from memory.db import read
 from memory.models import Message, Thread
-from tests.appserver import HYPERALIGN, AppServer, served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import HYPERALIGN, AppServer, fresh
 from tests.socketclient import ChatTab, event_text
 from tests.waiting import eventually
 from sqlmodel import select
@@ -25,19 +24,9 @@ pytestmark = pytest.mark.anyio
 EVIL = "http://evil.example"
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-trust-") as running:
-        yield running
-
-
-_count = 0
-
-
-def fresh(prefix: str) -> str:
-    global _count
-    _count += 1
-    return f"{prefix}{_count}"
+@pytest.fixture
+def served(shared_app):
+    return shared_app
 
 
 _opened: list[httpx.Client] = []
