@@ -140,12 +140,14 @@ def engine(database_url: str):
 
 @pytest.fixture
 def fake_llm() -> Iterator[FakeLLM]:
-    """The loopback model. Safety calls answer "comply" unless a test scripts them (scripts come first)."""
+    """The loopback model. Safety calls answer "comply" unless a test scripts them (scripts come first).
+
+    The test fails at teardown for a call nothing was scripted for and for a scripted reply never used."""
     fake = FakeLLM()
     fake.respond("safety", comply)
     try:
         yield fake
-        assert not fake.unscripted, f"unscripted model calls: {[r.purpose for r in fake.unscripted]}"
+        assert not (problems := fake.problems()), problems
     finally:
         fake.close()
 
