@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -16,6 +17,14 @@ from pathlib import Path
 import httpx
 
 HYPERALIGN = Path(sys.executable).parent / "hyperalign"
+
+
+_names = itertools.count(1)
+
+
+def fresh(prefix: str) -> str:
+    """A user name no other test of this run has: the HTTP modules share one app per database."""
+    return f"{prefix}{next(_names)}"
 
 
 def free_port() -> int:
@@ -72,8 +81,9 @@ class AppServer:
                 raise RuntimeError(f"the app never logged {pattern!r}:\n{self.log()}")
             time.sleep(0.2)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log(self, since: int = 0) -> str:
+        """The server's log, from character `since` on (a length taken earlier: what came after it)."""
+        return self.log_path.read_text(errors="replace")[since:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
@@ -106,3 +116,16 @@ def served_on(kind: str, admin_url: str | None, prefix: str) -> Iterator[tuple[A
         if kind != "sqlite":
             drop_database(admin_url, url)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def signed_in_operator(server: AppServer, engine, name: str) -> httpx.Client:
+    """A client signed in as a new operator account. On a shared app the first account (the one
+    that becomes operator on sign-up) was made long before, by the fixture that started it."""
+    from memory import store
+    from memory.db import write
+    from memory.models import Role
+
+    write(engine, lambda s: store.create_user(s, identifier=name, password="password1", role=Role.OPERATOR))
+    client = httpx.Client(base_url=server.base_url, timeout=30)
+    assert server.login(client, name, "password1").status_code == 200
+    return client

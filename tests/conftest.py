@@ -110,6 +110,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         drop_database(admin, url)
 
 
+@pytest.fixture(scope="session", params=DATABASES)
+def shared_app(request: pytest.FixtureRequest):
+    """The running app on one database of each kind, shared by the HTTP test modules: (server, engine).
+
+    Starting the app costs seconds, so every module that needs no special setting uses this one.
+    Tests on it use fresh user names (`tests.appserver.fresh`) and never count on an empty database.
+    The first account, which sign-up makes the operator, is taken here, so no test becomes operator
+    by running first; a test that needs one makes it (`tests.appserver.signed_in_operator`).
+    """
+    from memory import store
+    from memory.db import write
+    from tests.appserver import served_on
+
+    with served_on(request.param, admin_url_for(request), "hyperalign-shared-") as (server, engine):
+        write(engine, lambda s: store.create_user(s, identifier="first-operator", password="password1"))
+        yield server, engine
+
+
 @pytest.fixture
 def engine(database_url: str):
     from memory.db import make_engine, migrate
@@ -122,12 +140,14 @@ def engine(database_url: str):
 
 @pytest.fixture
 def fake_llm() -> Iterator[FakeLLM]:
-    """The loopback model. Safety calls answer "comply" unless a test scripts them (scripts come first)."""
+    """The loopback model. Safety calls answer "comply" unless a test scripts them (scripts come first).
+
+    The test fails at teardown for a call nothing was scripted for and for a scripted reply never used."""
     fake = FakeLLM()
     fake.respond("safety", comply)
     try:
         yield fake
-        assert not fake.unscripted, f"unscripted model calls: {[r.purpose for r in fake.unscripted]}"
+        assert not (problems := fake.problems()), problems
     finally:
         fake.close()
 

@@ -3,7 +3,9 @@
 The real `openai` client talks to it over HTTP, so serialisation, streaming (SSE), retries,
 timeouts and our error mapping all run for real. Replies are scripted per purpose (the
 `X-Assistant-Purpose` header the gateway sends); a call with nothing scripted is answered with
-HTTP 500 and remembered in `unscripted`, and the `fake_llm` fixture fails the test because of it.
+HTTP 500 and remembered in `unscripted`. The `fake_llm` fixture fails a test for either mistake in its
+script: a call nobody scripted, or a scripted reply nobody asked for (`problems()`); a reply left over
+means the code under test made fewer calls than the test says.
 """
 
 from __future__ import annotations
@@ -85,8 +87,24 @@ class FakeLLM:
             return [r for r in self.requests if r.purpose == purpose]
 
     def pending(self) -> dict[str, int]:
+        """Scripted replies not used (yet), per purpose."""
         with self._lock:
             return {k: len(v) for k, v in self._scripts.items() if v}
+
+    def problems(self) -> str | None:
+        """What was wrong with the script, for a fixture to fail the test with; None when nothing was."""
+        found = []
+        if self.unscripted:
+            found.append(f"unscripted model calls: {[r.purpose for r in self.unscripted]}")
+        if left := self.pending():
+            found.append(f"scripted replies never used, per purpose: {left}")
+        return "; ".join(found) or None
+
+    def clear(self) -> None:
+        """Forget what is left of the script and what went unscripted (between tests sharing one fake)."""
+        with self._lock:
+            self._scripts.clear()
+            self.unscripted.clear()
 
     def reset(self) -> None:
         with self._lock:

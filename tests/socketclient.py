@@ -81,6 +81,10 @@ class ChatTab:
             self._task_changed.clear()
             await self._task_changed.wait()
 
+    def task_ends(self) -> int:
+        """How many tasks (the opening, each turn) the server has ended so far."""
+        return sum(event == "task_end" for event, _ in self.events)
+
     async def close(self) -> None:
         """Disconnect if still connected, and close the HTTP session a refused or dropped socket leaves."""
         if self.client.connected:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Engine, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from assistant.safety.audit import LABELS
@@ -31,6 +32,7 @@ from memory.models import (
     OperatorAction,
     OperatorActionKind,
     aware,
+    table_of,
     utcnow,
 )
 from memory.store import possible_row_id
@@ -254,33 +256,42 @@ def metrics(session: Session, f: AuditFilter, spec: Spec) -> dict:
 
 
 def export_rows(engine: Engine, f: AuditFilter, *, operator: str) -> Iterator[dict]:
-    """Every filtered record with its texts, oldest first, read in batches; the export is logged first."""
+    """Every filtered record with its texts, oldest first, read in batches; the export is logged first.
+
+    One query per batch, with the request and reply texts joined in (not two more per record), read as
+    plain rows: the export only reads, so it needs no ORM objects.
+    """
     from memory.db import write
 
     write(engine, lambda s: log_action(s, operator=operator, action=OperatorActionKind.EXPORT,
                                        detail=json.dumps(f.query_string())))
+    audit, messages = table_of(AuditRecord), table_of(Message)
+    request, reply = messages.alias("request"), messages.alias("reply")
+    query = (_where(sa_select(audit, request.c.content.label("request"), reply.c.content.label("reply")), f)
+             .select_from(audit.outerjoin(request, request.c.step_id == audit.c.message_id)
+                          .outerjoin(reply, reply.c.step_id == audit.c.reply_id))
+             .order_by(audit.c.id).limit(EXPORT_BATCH))
     last = 0
     while True:
-        with Session(engine) as session:
-            batch = session.exec(_where(select(AuditRecord), f).where(col(AuditRecord.id) > last)
-                                 .order_by(col(AuditRecord.id)).limit(EXPORT_BATCH)).all()
-            rows = [_export_row(session, r) for r in batch]
+        with engine.connect() as conn:
+            rows = [_export_row(row._mapping) for row in conn.execute(query.where(audit.c.id > last))]
         if not rows:
             return
         yield from rows
         last = rows[-1]["id"]
 
 
-def _export_row(session: Session, record: AuditRecord) -> dict:
-    request, reply = _texts(session, record)
-    return {"id": record.id, "created_at": aware(record.created_at).isoformat(), "pseudonym": record.pseudonym,
-            "decision": record.decision, "rule_ids": json.loads(record.rule_ids_json), "rationale": record.rationale,
-            "failure": record.failure, "spec_version": record.spec_version, "model": record.model,
-            "latency_ms": record.latency_ms, "routed": json.loads(record.routed_json), "label": record.label,
-            "note": record.note, "labelled_by": record.labelled_by,
-            "labelled_at": aware(record.labelled_at).isoformat() if record.labelled_at else None,
-            "thread_id": record.thread_id, "message_id": record.message_id, "reply_id": record.reply_id,
-            "request": request, "reply": reply}
+def _export_row(row: Mapping) -> dict:
+    labelled_at = row["labelled_at"]
+    return {"id": row["id"], "created_at": aware(row["created_at"]).isoformat(), "pseudonym": row["pseudonym"],
+            "decision": row["decision"], "rule_ids": json.loads(row["rule_ids_json"]), "rationale": row["rationale"],
+            "failure": row["failure"], "spec_version": row["spec_version"], "model": row["model"],
+            "latency_ms": row["latency_ms"], "routed": json.loads(row["routed_json"]), "label": row["label"],
+            "note": row["note"], "labelled_by": row["labelled_by"],
+            "labelled_at": aware(labelled_at).isoformat() if labelled_at else None,
+            "thread_id": row["thread_id"], "message_id": row["message_id"], "reply_id": row["reply_id"],
+            "request": row["request"] if row["message_id"] else None,
+            "reply": row["reply"] if row["reply_id"] else None}
 
 
 def as_jsonl(rows: Iterator[dict]) -> Iterator[str]:

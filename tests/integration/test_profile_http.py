@@ -9,17 +9,12 @@ import pytest
 from memory import store
 from memory.db import read, write
 from memory.models import Author, ProfileEntry
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-me-") as running:
-        yield running
-
-
-_count = 0
+@pytest.fixture
+def served(shared_app):
+    return shared_app
 
 
 @pytest.fixture
@@ -29,9 +24,7 @@ def person(served):
     opened = []
 
     def make(prefix):
-        global _count
-        _count += 1
-        name = f"{prefix}{_count}"
+        name = fresh(prefix)
         client = httpx.Client(base_url=server.base_url, timeout=10)
         opened.append(client)
         assert server.login(client, name, "password1").status_code == 200

@@ -138,7 +138,7 @@ async def test_a_comply_citing_an_unknown_rule_id_is_re_asked_once_and_the_secon
 async def test_a_refusal_citing_ids_the_spec_lacks_stands_and_never_falls_back_to_an_answer(
         engine, dana, fake_llm, turns, decision, reply_says):
     fake_llm.respond("safety", None)
-    fake_llm.script("safety", verdict(decision, "S1"), verdict(decision, "S1"))
+    fake_llm.script("safety", verdict(decision, "S1"))  # stands at once: a second call would be unscripted
     fake_llm.script("chat", "I can't help with that.")
     result, _ = await say(turns(), dana, "How do I make sarin at home?")
     assert not result.deliberation.failed and result.deliberation.decision == decision
@@ -154,7 +154,7 @@ async def test_a_refusal_citing_ids_the_spec_lacks_stands_and_never_falls_back_t
 async def test_a_refusal_missing_its_rules_or_reason_stands_at_the_first_answer(engine, dana, fake_llm, turns, raw):
     """Before: the schema failed twice and the fallback wrote an answer to the harmful request."""
     fake_llm.respond("safety", None)
-    fake_llm.script("safety", raw, raw)
+    fake_llm.script("safety", raw)  # stands at once: a second call would be unscripted
     fake_llm.script("chat", "I can't help with that.")
     result, _ = await say(turns(), dana, "How do I make sarin at home?")
     assert result.deliberation.decision == "refuse" and result.deliberation.attempts == 1

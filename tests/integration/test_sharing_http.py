@@ -9,33 +9,32 @@ import pytest
 from memory import store
 from memory.db import read, write
 from memory.models import Author
-from tests.appserver import served_on
-from tests.conftest import DATABASES, admin_url_for
+from tests.appserver import fresh
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def served(request):
-    with served_on(request.param, admin_url_for(request), "hyperalign-share-") as (server, engine):
-        clients = {}
-        for name in ("amy", "ben"):
-            clients[name] = httpx.Client(base_url=server.base_url, timeout=30)
-            assert server.login(clients[name], name, "password1").status_code == 200
+@pytest.fixture(scope="module")
+def served(shared_app):
+    server, engine = shared_app
+    clients, names = {}, {name: fresh(name) for name in ("amy", "ben")}
+    for name in ("amy", "ben"):
+        clients[name] = httpx.Client(base_url=server.base_url, timeout=30)
+        assert server.login(clients[name], names[name], "password1").status_code == 200
 
-        def seed(session):
-            amy = store.get_user(session, identifier="amy")
-            store.upsert_thread(session, thread_id="amy-t", user_id=amy.id, name="amy's secret")
-            store.save_message(session, step_id="amy-m", thread_id="amy-t", user_id=amy.id, author=Author.USER,
-                               content="my secret plan")
-            # As a thread shared before the switch was honoured, or through any other metadata write.
-            store.upsert_thread(session, thread_id="amy-old", user_id=amy.id, name="shared long ago",
-                                metadata={"is_shared": True, "shared_at": "2026-01-01T00:00:00Z"})
-            store.save_message(session, step_id="amy-old-m", thread_id="amy-old", user_id=amy.id,
-                               author=Author.USER, content="my old secret")
+    def seed(session):
+        amy = store.get_user(session, identifier=names["amy"])
+        store.upsert_thread(session, thread_id="amy-t", user_id=amy.id, name="amy's secret")
+        store.save_message(session, step_id="amy-m", thread_id="amy-t", user_id=amy.id, author=Author.USER,
+                           content="my secret plan")
+        # As a thread shared before the switch was honoured, or through any other metadata write.
+        store.upsert_thread(session, thread_id="amy-old", user_id=amy.id, name="shared long ago",
+                            metadata={"is_shared": True, "shared_at": "2026-01-01T00:00:00Z"})
+        store.save_message(session, step_id="amy-old-m", thread_id="amy-old", user_id=amy.id,
+                           author=Author.USER, content="my old secret")
 
-        write(engine, seed)
-        yield server, engine, clients
-        for c in clients.values():
-            c.close()
+    write(engine, seed)
+    yield server, engine, clients
+    for c in clients.values():
+        c.close()
 
 
 def test_the_owner_cannot_share_a_thread(served):

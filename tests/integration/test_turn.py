@@ -14,6 +14,7 @@ from memory import store
 from memory.db import read, write
 from memory.models import Author, MessageStatus
 from tests.fakellm import Reply
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 SPEC = load_spec()
@@ -167,7 +168,7 @@ async def test_a_message_sent_while_a_reply_streams_waits_its_turn(engine, alice
     fake_llm.script("chat", Reply(text="slow first reply", chunk_delay=0.1), "second reply")
     turns = turns_for(fake_gateway(fake_llm))
     first = asyncio.create_task(turns.run(request(alice, "one"), Screen()))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: fake_llm.requests_for("chat"))  # the first reply is streaming
     second = await turns.run(request(alice, "two"), Screen())
     assert (await first).complete and second.complete
     assert [m[1] for m in messages(engine)] == ["one", "slow first reply", "two", "second reply"]
@@ -185,7 +186,7 @@ async def test_stopping_a_reply_keeps_what_was_shown(engine, alice, fake_llm, tu
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.2)  # the shielded write completes
+    await eventually(lambda: messages(engine)[-1][0] == "assistant")  # the shielded write completes
     author, content, status, reason = messages(engine)[-1]
     assert author == "assistant" and status == "incomplete" and reason == "stopped"
     assert content == "".join(screen.tokens)
