@@ -50,6 +50,12 @@ def test_readme_has_exactly_the_two_commands():
     assert "pytest" in fenced_after("test command")
 
 
+def test_the_test_command_runs_the_linter_and_the_type_checker_before_the_tests():
+    command = fenced_after("test command")
+    lint, types, tests = (command.find(part) for part in ("ruff check assistant memory hypotheses", "mypy", "pytest"))
+    assert -1 < lint < tests and -1 < types < tests
+
+
 def test_ci_runs_the_readme_test_command_with_ci_true():
     script = (ROOT / ".ci" / "run").read_text()
     assert "<!-- test command -->" in script and "export CI=true" in script
