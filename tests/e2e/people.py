@@ -1,0 +1,89 @@
+"""One person in the browser, and what the tests read beside the page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.appserver import AppServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
+LAST_REPLY = '.step[data-step-type="assistant_message"] .message-content'
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+class Person:
+    """One browser context: one person with their own cookies."""
+
+    def __init__(self, browser, server: AppServer, name: str, viewport: dict | None = None) -> None:
+        self.server, self.name = server, name
+        self.blocked: list[str] = []
+        self.context = browser.new_context(viewport=viewport or DESKTOP)
+        self.context.route("**/*", self._only_our_origin)
+        self.page = self.context.new_page()
+
+    def _only_our_origin(self, route) -> None:
+        if route.request.url.startswith(self.server.base_url):
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+    def sign_in(self, password: str = "a-good-password") -> None:
+        from playwright.sync_api import expect
+
+        self.page.goto(self.server.base_url + "/login")
+        self.page.locator("#email").fill(self.name)
+        self.page.locator("#password").fill(password)
+        self.page.locator("button[type=submit]").click()
+        expect(self.page.locator("#chat-input")).to_be_visible(timeout=30_000)
+
+    def send(self, text: str) -> None:
+        from playwright.sync_api import expect
+
+        self.page.locator("#chat-input").click()
+        self.page.keyboard.type(text)
+        expect(self.page.locator("#chat-submit")).to_be_enabled(timeout=15_000)  # socket ready
+        self.page.locator("#chat-submit").click()
+        expect(self.page.locator("#chat-input")).to_have_text("", timeout=5_000)
+
+    def shot(self, name: str) -> None:
+        self.page.wait_for_timeout(800)  # let Chainlit's fade-in animations finish
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def app_rows(server: AppServer, sql: str) -> list[tuple]:
+    """Rows of the running app's own SQLite database (what it stored, read beside it)."""
+    from sqlalchemy import text
+
+    from memory.db import make_engine
+
+    engine = make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def watch_text(locator, until: str, timeout: float = 20.0) -> list[str]:
+    """Every distinct text the locator showed until it contained `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = locator.inner_text() if locator.count() else ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if until in text:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"never showed {until!r}; saw {seen}")
