@@ -50,6 +50,15 @@ def test_readme_has_exactly_the_two_commands():
     assert "pytest" in fenced_after("test command")
 
 
+def test_the_run_command_says_what_it_installs_and_shows_pips_progress():
+    # Before: `pip install -q` printed nothing for the ~2.5 minutes of a first install.
+    command = fenced_after("run command")
+    assert "\n" not in command and command.startswith("python3.11 -m venv .venv && ")
+    said, installed = command.find("echo "), command.find("pip install")
+    assert -1 < said < installed and "minutes" in command[said:installed]
+    assert " -q" not in command and "--quiet" not in command
+
+
 def test_the_test_command_runs_the_linter_and_the_type_checker_before_the_tests():
     command = fenced_after("test command")
     lint, types, tests = (command.find(part) for part in ("ruff check assistant memory hypotheses", "mypy", "pytest"))
