@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class SignInRefused(Exception):
-    """Sign-in failed. `code` is a key of the login page's error texts (.chainlit/translations)."""
+    """Sign-in failed. `code` is a key of the login page's error texts (`auth.login.errors` in
+    .chainlit/translations/en-US.json), which public/signin.js makes the page show in place."""
 
     def __init__(self, code: str, retry_after: int | None = None) -> None:
         super().__init__(code)
@@ -44,6 +45,20 @@ class SignInLimits:
         return cls(per_account=throttle.Limit("signin-account", settings.signin_failures_per_account, window),
                    per_client=throttle.Limit("signin-client", settings.signin_failures_per_client, window),
                    signups=throttle.Limit("signup-client", settings.signups_per_client, window))
+
+
+def no_match(registration: Registration) -> SignInRefused:
+    """The one answer for a wrong password (and, with closed registration, an unknown name). Open
+    registration's text says a new name would have created an account, so a closed one has its own."""
+    return SignInRefused("credentialssignin" if registration is Registration.OPEN else "credentialsclosed")
+
+
+def signin_rules(registration: Registration) -> str:
+    """What the login page says before the first try: who may sign up, and the rules a new account meets."""
+    if registration is Registration.CLOSED:
+        return "Accounts here are created by the operator: sign in with the username and password you were given."
+    return (f"New here? Sign in with a username nobody has taken ({store.USERNAME_RULE}) and a password of "
+            f"at least {store.MIN_PASSWORD} characters: that creates your account.")
 
 
 def client_key(address: str) -> str:
@@ -99,11 +114,11 @@ def _decide(session: Session, registration: Registration, typed: str, name: str,
     user = store.get_user(session, identifier=typed)
     if user is not None:
         if not verify_password(password, user.password_hash):
-            return _Verdict(refusal=SignInRefused("credentialssignin"), failure=True)
+            return _Verdict(refusal=no_match(registration), failure=True)
         return _Verdict(user_id=user.id, new_hash=hash_password(password) if needs_rehash(user.password_hash) else None)
     if registration is Registration.CLOSED:
         verify_password(password, None)  # as long as a wrong password takes, and the same answer
-        return _Verdict(refusal=SignInRefused("credentialssignin"), failure=True)
+        return _Verdict(refusal=no_match(registration), failure=True)
     try:
         store.check_password(password)
     except store.InvalidInput:

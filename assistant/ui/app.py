@@ -71,7 +71,7 @@ async def startup() -> None:
     app = runtime.app()
     guard = Guard(app.engine)
     install_guard(fastapi_app, guard)
-    install_routes(fastapi_app, app.engine, _sign_in)
+    install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)

@@ -3,6 +3,8 @@
 - `POST /login`: Chainlit's login answers every refusal with "credentialssignin"; ours says why
   (username rules, short password, too many attempts with `Retry-After`), as a code the login page
   translates. A wrong password and an unknown name answer alike.
+- `GET /api/signin`: what the login page shows before the first try (public/signin.js): whether a new
+  name creates an account, and the rules it must meet. It says nothing a sign-in attempt would not.
 - `POST /logout`: revokes every token of the account and ends its live sessions (Chainlit's only
   clears the cookie, so a copied token kept working). `POST /auth/jwt` takes only a live token.
 - `PUT /feedback`, `DELETE /feedback`: Chainlit's versions do not check who owns the message.
@@ -35,7 +37,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 
-from assistant.accounts import SignInRefused
+from assistant.accounts import SignInRefused, signin_rules
+from assistant.config import Registration
 from assistant.ui.bodies import StickySession
 from assistant.ui.datalayer import persisted_user
 from assistant.ui.guard import account_for_token, end_sessions_of
@@ -78,7 +81,7 @@ async def revoke_account(engine: Engine, user_id: int) -> None:
     await end_sessions_of(user_id)
 
 
-def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> None:
+def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, registration: Registration) -> None:
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Response:
         client = request.client.host if request.client else ""
         try:
@@ -134,6 +137,9 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
     async def not_offered() -> None:
         raise HTTPException(status_code=404, detail="This app does not offer that.")
 
+    async def signin_page() -> dict:
+        return {"registration": registration.value, "rules": signin_rules(registration)}
+
     async def api_health() -> dict:
         await asyncio.to_thread(read, engine, store.count_users)
         return {"status": "ok", "database": engine.dialect.name}
@@ -145,6 +151,7 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn) -> Non
         ("/feedback", put_feedback, ["PUT"]),
         ("/feedback", delete_feedback, ["DELETE"]),
         ("/api/health", api_health, ["GET"]),
+        ("/api/signin", signin_page, ["GET"]),
         ("/set-session-cookie", sticky_session_cookie, ["POST"]),
         # Chainlit's action buttons, element edits and MCP: not features of this app, and each took a
         # session id from the client (an unknown one was a 500) or wrote files outside the data directory.

@@ -1,0 +1,60 @@
+// The sign-in page's help. Loaded on every page (`custom_js` in .chainlit/config.toml); acts on /login only.
+//
+// - Chainlit's login page shows a refused sign-in as "Unable to sign in" (it reads the HTTP status
+//   text, not the answer) and toasts the raw "Unauthorized: <code>". Our POST /login answers with a
+//   code that is a key of the page's own texts (auth.login.errors in .chainlit/translations), so a
+//   refused sign-in is handed to the page as an error whose message is that code: the page shows
+//   the matching sentence in place, and no toast (Chainlit toasts only its own ClientError).
+// - Before the first try, the page says whether a new name creates an account and the rules it
+//   must meet (GET /api/signin), and after "Forget me" (/login?erased=1) that the erasure is done.
+//   Both are fixed texts, set as text, never as HTML: a crafted link can only show what we wrote.
+(function () {
+  "use strict";
+  const realFetch = window.fetch.bind(window);
+  const onLoginPage = () => /\/login\/?$/.test(window.location.pathname);
+  const ERASED =
+    "Done: your account and everything about you (conversations, profile, style card, recall vectors " +
+    "and index files) were erased, and you were signed out. The audit keeps only anonymous counts; " +
+    "signing up again starts empty.";
+
+  function isSignIn(input, init) {
+    const method = ((init && init.method) || (input && input.method) || "GET").toUpperCase();
+    const url = new URL(String(input instanceof Request ? input.url : input), window.location.href);
+    return method === "POST" && url.origin === window.location.origin && /\/login$/.test(url.pathname);
+  }
+
+  window.fetch = async function (input, init) {
+    const response = await realFetch(input, init);
+    if (response.ok || !isSignIn(input, init)) return response;
+    const detail = await response.clone().json().then((body) => body && body.detail, () => null);
+    // Only a code shaped like a text key; anything else (a validation list) takes Chainlit's own path.
+    if (typeof detail !== "string" || !/^[a-z]{1,40}$/.test(detail)) return response;
+    throw new Error(detail);
+  };
+
+  function note(id, text, role) {
+    const element = document.createElement("p");
+    element.id = id;
+    element.className = "hyperalign-signin-note";
+    element.setAttribute("role", role);
+    element.textContent = text;
+    return element;
+  }
+
+  let rules = null;
+  realFetch("/api/signin")
+    .then((response) => (response.ok ? response.json() : null))
+    .then((body) => { rules = body && typeof body.rules === "string" ? body.rules : null; place(); })
+    .catch(() => {});
+
+  // Next to the form, outside what React renders inside it, and again if React replaces the form.
+  function place() {
+    const form = onLoginPage() && document.querySelector("form:has(#email)");
+    if (!form) return;
+    if (rules && !document.getElementById("signin-rules")) form.after(note("signin-rules", rules, "note"));
+    const erased = new URLSearchParams(window.location.search).get("erased") === "1";
+    if (erased && !document.getElementById("erased-notice")) form.before(note("erased-notice", ERASED, "status"));
+  }
+
+  new MutationObserver(place).observe(document.documentElement, { childList: true, subtree: true });
+})();
