@@ -168,13 +168,24 @@ async def _show_profile_panel() -> None:
                      author="hyperalign", elements=[panel], metadata={DISPLAY_ONLY: True}).send()
 
 
+def _starters(offline: bool) -> list[cl.Starter]:
+    """What the empty chat offers: what this assistant does differently from a plain chatbot."""
+    profile = cl.Starter(label="Show what you have learned about me", message="Show me my profile",
+                         command="Profile", icon="/public/starters/profile.svg")
+    if offline:  # says "offline" before the first reply does; recall has nothing to show without a model
+        return [cl.Starter(label=OFFLINE_STARTER, message="What can you do in offline mode?", icon="/public/offline.svg"),
+                profile]
+    recall = cl.Starter(label="What do you remember about me?", icon="/public/starters/recall.svg",
+                        message="What do you remember about me from our earlier conversations?")
+    return [recall, profile]
+
+
 @cl.set_starters
 async def starters(user: cl.User | None = None, language: str | None = None) -> list[cl.Starter]:
-    # The empty chat says "offline" before the first reply does. (A message sent from
-    # on_chat_start is not reliable for this: Chainlit sometimes emits it before the page listens.)
-    if runtime.app().gateway.offline:
-        return [cl.Starter(label=OFFLINE_STARTER, message="What can you do in offline mode?", icon="/public/offline.svg")]
-    return []
+    # Starters come with the page's settings over HTTP, so they are there before the socket is. (A
+    # message sent from on_chat_start is not reliable for this: Chainlit sometimes emits it before the
+    # page listens.)
+    return _starters(runtime.app().gateway.offline)
 
 
 @cl.on_chat_resume

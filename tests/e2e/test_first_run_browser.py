@@ -1,5 +1,5 @@
-"""A newcomer's first minutes, on a desktop and on a phone: the sign-in page, and leaving again with
-"Forget me".
+"""A newcomer's first minutes, on a desktop and on a phone: the sign-in page, the first screen of the
+chat (with a model and offline), and leaving again with "Forget me".
 
 Screenshots land in artifacts/e2e/first-run-*.png.
 """
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.appserver import AppServer
-from tests.e2e.people import DESKTOP, PHONE, Person
+from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +126,38 @@ def test_after_forget_me_the_sign_in_page_says_it_is_done_and_what_was_erased(br
     expect(leaver.page.locator("#signin-rules")).to_be_visible()
     assert leaver.page.locator("#erased-notice").count() == 0
     leaver.close()
+
+
+@SCREENS
+def test_the_first_screen_has_the_buttons_and_starters_that_show_what_is_different(browser, app, fake, screen):
+    """Before: with a model connected the first screen was a logo and a box; on a phone the buttons
+    were bare icons."""
+    from playwright.sync_api import expect
+
+    operator = Person(browser, app, "opal", viewport=VIEWPORTS[screen])
+    operator.sign_in()  # the first account of this module's app: the operator
+    for button in ("#command-Profile", "#command-Console"):
+        expect(operator.page.locator(button)).to_be_visible()
+    expect(operator.page.locator("#command-Profile")).to_have_text("Profile")  # its name, on a phone too
+    starters = operator.page.locator("#starters")
+    expect(starters).to_contain_text("What do you remember about me?")
+    expect(starters).to_contain_text("Show what you have learned about me")
+    assert operator.page.locator(".step").count() == 0  # all this before any message
+    operator.shot(f"first-run-welcome-{screen}")
+
+    user = Person(browser, app, f"uma-{screen}", viewport=VIEWPORTS[screen])
+    user.sign_in()
+    expect(user.page.locator("#command-Profile")).to_be_visible()
+    user.page.wait_for_timeout(1_000)
+    assert user.page.locator("#command-Console").count() == 0  # operators only
+    user.page.locator("#starters").get_by_text("Show what you have learned about me").click()
+    expect(user.page.locator("#profile-panel").last).to_be_visible(timeout=15_000)
+    user.shot(f"first-run-profile-starter-{screen}")
+
+    fake.script("chat", "You told me nothing yet; tell me about yourself and I will remember it.")
+    operator.page.locator("#starters").get_by_text("What do you remember about me?").click()
+    expect(operator.page.locator(LAST_REPLY).last).to_contain_text("I will remember it", timeout=15_000)
+    asked = fake.requests_for("chat")[-1].body["messages"][-1]["content"]
+    assert asked == "What do you remember about me from our earlier conversations?"
+    operator.close()
+    user.close()
