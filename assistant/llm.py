@@ -237,8 +237,11 @@ def _map_error(exc: Exception, *, partial: str) -> LLMError:
 
 OFFLINE_LABEL = "offline model"
 
-OFFLINE_REPLY = """\
-**Offline mode: no language model is connected**, so I can't write a real reply, and I won't pretend to.
+OFFLINE_NOTICE = "Offline mode: no language model is connected"
+
+# The whole notice, once per conversation (the first reply, and again only once it has left the window).
+OFFLINE_REPLY = f"""\
+**{OFFLINE_NOTICE}**, so I can't write a real reply, and I won't pretend to.
 
 What already works: your message is saved, this conversation is in the sidebar and can be resumed \
 tomorrow, and everything you write here stays in your own account.
@@ -250,8 +253,17 @@ To connect a model, stop the app and start it again with one of:
 
 _(This reply comes from the built-in offline model, not from a language model.)_"""
 
+# Every later reply of the conversation: the notice is on screen already, so one line that still says it.
+OFFLINE_SHORT_REPLY = (f"_{OFFLINE_NOTICE}, so this is not a reply; your message is saved. For replies, restart "
+                       "the app with `OPENAI_API_KEY` or `OPENAI_BASE_URL` set._")
 
-OFFLINE_STARTER = "Offline mode: no language model is connected. What works, and how to connect one?"
+OFFLINE_STARTER = f"{OFFLINE_NOTICE}. What works, and how to connect one?"
+
+
+def offline_reply(messages: Messages) -> str:
+    """The whole notice, unless the conversation the reply sees already holds an offline reply."""
+    said = any(m.get("role") == "assistant" and OFFLINE_NOTICE in m.get("content", "") for m in messages)
+    return OFFLINE_SHORT_REPLY if said else OFFLINE_REPLY
 
 
 class OfflineModel:
@@ -261,7 +273,7 @@ class OfflineModel:
     label = OFFLINE_LABEL
 
     async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
-        for line in OFFLINE_REPLY.splitlines(keepends=True):
+        for line in offline_reply(messages).splitlines(keepends=True):
             yield line
 
     async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant.llm import OFFLINE_NOTICE
 from tests.appserver import AppServer
 from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person
 
@@ -161,3 +162,32 @@ def test_the_first_screen_has_the_buttons_and_starters_that_show_what_is_differe
     assert asked == "What do you remember about me from our earlier conversations?"
     operator.close()
     user.close()
+
+
+@SCREENS
+def test_offline_mode_is_said_once_on_the_first_screen_and_later_replies_are_short(browser, offline_app, screen):
+    """Before: every reply repeated the six-line notice, and on a phone the first screen's notice ran
+    off both edges of the screen."""
+    from playwright.sync_api import expect
+
+    newcomer = Person(browser, offline_app, f"off-{screen}", viewport=VIEWPORTS[screen])
+    newcomer.sign_in()
+    starter = newcomer.page.locator("#starters").get_by_text(OFFLINE_NOTICE)
+    expect(starter).to_be_visible(timeout=15_000)
+    box, width = starter.bounding_box(), VIEWPORTS[screen]["width"]
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box  # readable whole
+    newcomer.shot(f"first-run-offline-welcome-{screen}")
+
+    newcomer.send("Hello, who are you?")
+    first = newcomer.page.locator(LAST_REPLY).last
+    expect(first).to_contain_text("What already works", timeout=15_000)
+    expect(first).to_contain_text("OPENAI_BASE_URL")
+    newcomer.send("Can you help me plan my week?")
+    replies = newcomer.page.locator(LAST_REPLY)
+    expect(replies).to_have_count(2, timeout=15_000)
+    second = replies.nth(1)
+    expect(second).to_contain_text(OFFLINE_NOTICE)
+    expect(second).not_to_contain_text("What already works")
+    assert len(second.inner_text()) < 200
+    newcomer.shot(f"first-run-offline-replies-{screen}")
+    newcomer.close()
