@@ -97,6 +97,17 @@ async def test_the_offline_model_says_what_it_is_and_how_to_connect_one():
     assert "not from a language model" in text
 
 
+async def test_the_offline_model_says_it_all_once_per_conversation_and_then_one_line():
+    first = "".join([t async for t in OfflineModel().stream(MESSAGES, purpose=Purpose.CHAT)])
+    later = [*MESSAGES, {"role": "assistant", "content": first}, {"role": "user", "content": "And now?"}]
+    short = "".join([t async for t in OfflineModel().stream(later, purpose=Purpose.CHAT)])
+    assert "Offline mode: no language model is connected" in short and "OPENAI_BASE_URL" in short
+    assert "\n" not in short and len(short) < len(first) / 2
+    # A conversation begun with a model connected gets the whole notice at its first offline reply.
+    earlier = [*MESSAGES, {"role": "assistant", "content": "A real answer."}, {"role": "user", "content": "Hi?"}]
+    assert "".join([t async for t in OfflineModel().stream(earlier, purpose=Purpose.CHAT)]) == first
+
+
 @pytest.mark.parametrize(
     ("reply", "error"),
     [(Reply(status=500), ModelUnavailable), (Reply(status=429), ModelRateLimited), (Reply(text=""), ModelBadResponse),
