@@ -47,6 +47,14 @@ def test_our_get_route_is_not_shadowed_by_the_single_page_app(served):
     assert response.json()["status"] == "ok"
 
 
+def test_the_sign_in_rules_are_public_and_say_what_a_sign_up_needs(served):
+    server, _ = served
+    response = httpx.get(server.base_url + "/api/signin")  # read by the login page before anyone signs in
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["registration"] == "open" and "at least 8 characters" in body["rules"]
+
+
 @pytest.mark.parametrize(
     ("username", "password", "detail"),
     [("u" * 500, "password1", "usernameinvalid"), (" " * 40, "password1", "usernameinvalid"),
