@@ -175,6 +175,7 @@ def install_console(fastapi_app: FastAPI, console: Console) -> None:
         ("/api/console/metrics", console.api_metrics, ["GET"]),
         ("/api/console/export", console.api_export, ["GET"]),
         ("/console", console.page_list, ["GET"]),
+        ("/console/", console.page_list, ["GET"]),  # the Console button's target (public/console-button.js)
         ("/console/records/{record_id}", console.page_record, ["GET"]),
         ("/console/records/{record_id}/label", console.page_label, ["POST"]),
         ("/console/export.csv", console.page_export_csv, ["GET"]),
