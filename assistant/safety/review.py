@@ -81,9 +81,12 @@ class AuditFilter:
 def parse_filter(values: Mapping[str, str | None], spec: Spec, known_rule=None) -> AuditFilter:
     """Pure but for `known_rule(rule_id) -> bool` (rule ids of older specs live only in records)."""
     clean = {k: _filter_value(k, v) for k, v in values.items() if k in {f.name for f in fields(AuditFilter)}}
-    date_from, date_to = _date(clean.get("date_from"), "date_from"), _date(clean.get("date_to"), "date_to")
+    # In words first (the console shows these), with the parameter's name for scripts.
+    date_from = _date(clean.get("date_from"), "The start date (date_from)")
+    date_to = _date(clean.get("date_to"), "The end date (date_to)")
     if date_from and date_to and date_from > date_to:
-        raise ReviewError(f"The date range is empty: date_from {date_from} is after date_to {date_to}.")
+        raise ReviewError(f"The date range is empty: it starts on {date_from} (date_from), after it ends on {date_to} "
+                          "(date_to).")
     decision, label, rule = clean.get("decision"), clean.get("label"), clean.get("rule_id")
     if decision and decision not in DECISIONS:
         raise ReviewError(f"Unknown decision {decision!r}; use one of {', '.join(DECISIONS)}.")

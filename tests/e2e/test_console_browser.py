@@ -95,6 +95,7 @@ def test_the_console_button_opens_the_console_in_the_same_tab_for_operators_only
     operator.sign_in()
     button = operator.page.locator("#command-Console")
     expect(button).to_be_visible(timeout=15_000)
+    operator.shot(f"console-button-in-chat-{_size(viewport)}")
     button.click()
     operator.page.wait_for_url("**/console/", timeout=15_000)
     expect(operator.page.locator("#records")).to_be_visible()

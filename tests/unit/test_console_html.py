@@ -37,10 +37,11 @@ def test_a_hostile_message_and_operator_name_are_escaped_exactly_once_on_the_rec
 
 def test_a_hostile_pseudonym_and_filter_are_escaped_exactly_once_on_the_list_page():
     f = AuditFilter(pseudonym=HOSTILE)
-    listing = {"records": [_record(pseudonym=HOSTILE)], "total": 1, "page": 1, "pages": 1}
+    listing = {"records": [_record(pseudonym=HOSTILE, excerpt=HOSTILE)], "total": 1, "page": 1, "pages": 1}
     stats = {"over_refusal_share": None, "reviewed_refusals": 0, "per_day": {"2026-11-27": {f"refuse:{HOSTILE}": 1}}}
     html = console_html.list_page(f, listing, stats, spec=SPEC)
-    _assert_once(html, 4)  # the filter's value, the row, the chart's title and the category table
+    _assert_once(html, 5)  # the filter's value, the row's pseudonym and excerpt, the chart's title, the category table
+    assert f"<td data-label='Request' class='excerpt'>{ONCE}</td>" in html
     assert f"value='{ONCE}'" in html and f"<td>{ONCE}</td><td>Refused</td>" in html
     assert f"<span class='pseudonym'>{ONCE}</span> · m · v1</td>" in html
 
