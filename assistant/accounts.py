@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 class SignInRefused(Exception):
     """Sign-in failed. `code` is a key of the login page's error texts (`auth.login.errors` in
-    .chainlit/translations/en-US.json), which public/signin.js makes the page show in place."""
+    .chainlit/translations/en-US.json), which public/hyperalign.js makes the page show in place."""
 
     def __init__(self, code: str, retry_after: int | None = None) -> None:
         super().__init__(code)

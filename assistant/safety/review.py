@@ -2,9 +2,10 @@
 
 Shared by the console pages, their JSON API and `hyperalign audit ...`, so all three see the same
 records. Users appear only as pseudonyms. Message text (the request and the reply) is read from the
-`message` table only for the detail view and the export, and every such read, every label and every
-export is written to `operator_action` with who and when. Exports are streamed in batches, so
-100,000 records never sit in memory at once.
+`message` table only for the detail view, the export and the console page's short request excerpts,
+and every such read, every label and every export is written to `operator_action` with who and when
+(an excerpt shown in the list is a `view` of its record with detail `excerpt`). Exports are streamed
+in batches, so 100,000 records never sit in memory at once.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ MAX_PAGE_SIZE = 200
 # nothing, and 50,000 characters inside a LIKE pattern is more than SQLite accepts.
 MAX_FILTER_CHARS = 128
 MAX_NOTE_CHARS = 2_000
+EXCERPT_CHARS = 120
 EXPORT_BATCH = 500
 EXPORT_FIELDS = ("id", "created_at", "pseudonym", "decision", "rule_ids", "rationale", "failure", "spec_version",
                  "model", "latency_ms", "routed", "label", "note", "labelled_by", "labelled_at", "thread_id",
@@ -79,9 +81,12 @@ class AuditFilter:
 def parse_filter(values: Mapping[str, str | None], spec: Spec, known_rule=None) -> AuditFilter:
     """Pure but for `known_rule(rule_id) -> bool` (rule ids of older specs live only in records)."""
     clean = {k: _filter_value(k, v) for k, v in values.items() if k in {f.name for f in fields(AuditFilter)}}
-    date_from, date_to = _date(clean.get("date_from"), "date_from"), _date(clean.get("date_to"), "date_to")
+    # In words first (the console shows these), with the parameter's name for scripts.
+    date_from = _date(clean.get("date_from"), "The start date (date_from)")
+    date_to = _date(clean.get("date_to"), "The end date (date_to)")
     if date_from and date_to and date_from > date_to:
-        raise ReviewError(f"The date range is empty: date_from {date_from} is after date_to {date_to}.")
+        raise ReviewError(f"The date range is empty: it starts on {date_from} (date_from), after it ends on {date_to} "
+                          "(date_to).")
     decision, label, rule = clean.get("decision"), clean.get("label"), clean.get("rule_id")
     if decision and decision not in DECISIONS:
         raise ReviewError(f"Unknown decision {decision!r}; use one of {', '.join(DECISIONS)}.")
@@ -170,6 +175,33 @@ def list_records(session: Session, f: AuditFilter, *, page: int, page_size: int)
             "pages": pages, "note": None if page <= pages else f"There are only {pages} page(s) of {total} records."}
 
 
+def excerpt(text: str | None) -> str | None:
+    """Pure: the start of a request, on one line, cut at a word near EXCERPT_CHARS (None if there is no text)."""
+    flat = " ".join((text or "").split())
+    if len(flat) <= EXCERPT_CHARS:
+        return flat or None
+    cut = flat[:EXCERPT_CHARS].rsplit(" ", 1)[0] or flat[:EXCERPT_CHARS]
+    return cut + "…"
+
+
+def with_excerpts(session: Session, records: list[dict], *, operator: str) -> list[dict]:
+    """List rows with a short excerpt of each request, for triage on the console page. Each excerpt shown
+    is a read of the user's text, so it is logged as a `view` of its record, as the detail view is."""
+    rows = session.exec(select(AuditRecord.id, AuditRecord.message_id).where(
+        col(AuditRecord.id).in_([r["id"] for r in records]))).all()
+    step_of = {record_id: step for record_id, step in rows if step}
+    texts = dict(session.exec(select(Message.step_id, Message.content).where(
+        col(Message.step_id).in_(list(step_of.values())))).all()) if step_of else {}
+    shown = []
+    for record in records:
+        text = excerpt(texts.get(step_of.get(record["id"], "")))
+        if text is not None:
+            log_action(session, operator=operator, action=OperatorActionKind.VIEW, record_id=record["id"],
+                       detail="excerpt")
+        shown.append({**record, "excerpt": text})
+    return shown
+
+
 def _texts(session: Session, record: AuditRecord) -> tuple[str | None, str | None]:
     def text_of(step_id: str) -> str | None:
         if not step_id:
@@ -212,11 +244,22 @@ def label(session: Session, *, record_id: int, value: object, note: object, oper
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ReviewError(f"A note can be at most {MAX_NOTE_CHARS:,} characters.")
     record = _get(session, record_id)
+    if value not in labels_for(record.decision):
+        raise ReviewError(f"{value} is a label for refusals only; record {record_id} is {record.decision}. "
+                          f"Label it {' or '.join(labels_for(record.decision))}, and say more in the note.")
     record.label, record.note = Label(value), clean_text(note or "").strip() or None
     record.labelled_by, record.labelled_at = operator, utcnow()
     session.add(record)
     log_action(session, operator=operator, action=OperatorActionKind.LABEL, record_id=record.id, detail=value)
     return record
+
+
+def labels_for(decision: str) -> tuple[str, ...]:
+    """The labels a record of this decision can take. Over-refusal judges a refusal, and only refusals are
+    counted by the over-refusal metric (`metrics`), so a safe completion or a failed deliberation cannot take it."""
+    if decision == AuditDecision.REFUSE:
+        return LABELS
+    return tuple(value for value in LABELS if value != Label.OVER_REFUSAL)
 
 
 def log_action(session: Session, *, operator: str, action: OperatorActionKind, record_id: int | None = None,

@@ -128,9 +128,10 @@ PROFILE_COMMAND = {
     "id": "Profile", "icon": "user-round-cog", "button": True, "persistent": False,
     "description": "Your profile: see, correct, export or erase what I hold about you",
 }
+# Its button (#command-Console) is a link to /console/ in the same tab: public/hyperalign.js, keyed on this id.
 CONSOLE_COMMAND = {
     "id": "Console", "icon": "shield-check", "button": True, "persistent": False,
-    "description": "Operators: the audit console of refusals and safe completions",
+    "description": "Operators: open the audit console of refusals and safe completions",
 }
 
 

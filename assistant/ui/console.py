@@ -1,7 +1,7 @@
 """The operator console over HTTP: HTML pages under /console and the same data as JSON under
 /api/console. The role is checked on the server on every route: no sign-in answers 401, a signed-in
-user who is not an operator 403. Operators' reads of message text, labels and exports are logged
-(`operator_action`, and ids only in the application log).
+user who is not an operator 403. Operators' reads of message text (a record's page, the list's
+request excerpts), labels and exports are logged (`operator_action`, and ids only in the application log).
 """
 
 from __future__ import annotations
@@ -88,17 +88,22 @@ class Console:
         who = await self._page_operator(request)
         if isinstance(who, HTMLResponse):
             return who
-        error: str | None
+        typed = {name: request.query_params.get(name, "") for name in html.FILTER_NAMES}
         try:
             f, page, size = await self._filter(request)
         except review.ReviewError as exc:
-            f, page, size, error = review.AuditFilter(), 1, 50, str(exc)
-            status = 400
-        else:
-            error, status = None, 200
-        listing = await self._read(lambda s: review.list_records(s, f, page=page, page_size=size))
+            # A filter that cannot be met lists nothing (not everything) and keeps what the operator typed.
+            page_html = html.list_page(review.AuditFilter(), None, None, str(exc), spec=self._spec, typed=typed)
+            return HTMLResponse(page_html, status_code=400)
+
+        def listing_with_excerpts(session) -> dict:
+            listing = review.list_records(session, f, page=page, page_size=size)
+            return {**listing, "records": review.with_excerpts(session, listing["records"], operator=who)}
+
+        listing = await self._write(listing_with_excerpts)
+        logger.info("operator %s listed %d audit records with excerpts", who, len(listing["records"]))
         stats = await self._read(lambda s: review.metrics(s, f, self._spec))
-        return HTMLResponse(html.list_page(f, listing, stats, error), status_code=status)
+        return HTMLResponse(html.list_page(f, listing, stats, spec=self._spec, typed=typed))
 
     async def page_record(self, request: Request, record_id: RecordId) -> HTMLResponse:
         who = await self._page_operator(request)
@@ -109,7 +114,7 @@ class Console:
         except review.ReviewError as exc:
             return _not_found(exc)
         logger.info("operator %s viewed audit record %s", who, record_id)
-        return HTMLResponse(html.detail_page(record, request.query_params.get("error")))
+        return HTMLResponse(html.detail_page(record, request.query_params.get("error"), spec=self._spec))
 
     async def page_label(self, request: Request, record_id: RecordId) -> Response:
         who = await self._page_operator(request)
@@ -175,6 +180,7 @@ def install_console(fastapi_app: FastAPI, console: Console) -> None:
         ("/api/console/metrics", console.api_metrics, ["GET"]),
         ("/api/console/export", console.api_export, ["GET"]),
         ("/console", console.page_list, ["GET"]),
+        ("/console/", console.page_list, ["GET"]),  # the Console button's target (public/hyperalign.js)
         ("/console/records/{record_id}", console.page_record, ["GET"]),
         ("/console/records/{record_id}/label", console.page_label, ["POST"]),
         ("/console/export.csv", console.page_export_csv, ["GET"]),

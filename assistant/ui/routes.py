@@ -3,7 +3,7 @@
 - `POST /login`: Chainlit's login answers every refusal with "credentialssignin"; ours says why
   (username rules, short password, too many attempts with `Retry-After`), as a code the login page
   translates. A wrong password and an unknown name answer alike.
-- `GET /api/signin`: what the login page shows before the first try (public/signin.js): whether a new
+- `GET /api/signin`: what the login page shows before the first try (public/hyperalign.js): whether a new
   name creates an account, and the rules it must meet. It says nothing a sign-in attempt would not.
 - `POST /logout`: revokes every token of the account and ends its live sessions (Chainlit's only
   clears the cookie, so a copied token kept working). `POST /auth/jwt` takes only a live token.

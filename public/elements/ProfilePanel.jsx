@@ -196,7 +196,7 @@ export default function ProfilePanel() {
                   onClick={async () => {
                     try {
                       await call("POST", "/api/me/forget", { confirm })
-                      window.location.href = "/login?erased=1"  // the login page says what was erased (public/signin.js)
+                      window.location.href = "/login?erased=1"  // the login page says what was erased (public/hyperalign.js)
                     } catch (e) {
                       setError(e.message)
                     }

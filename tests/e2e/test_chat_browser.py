@@ -397,8 +397,8 @@ def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(br
     rows = opal.page.locator("#records tr").filter(has_text="refuse")
     expect(rows.first).to_be_visible()
     listed = rows.count()
-    assert opal.page.locator("#records tr").filter(has_text="safe_complete").count() == 0
-    assert "poison" not in opal.page.locator("body").inner_text()  # no message text in the list
+    assert opal.page.locator("#records tr").filter(has_text="Safe completion").count() == 0
+    expect(rows.filter(has_text="VIO.R1")).to_contain_text("poison the neighbour's cat")  # the request's excerpt
     opal.shot("15-console-filtered")
 
     opal.page.locator("#records tr").filter(has_text="VIO.R1").first.locator("a").click()
@@ -408,7 +408,7 @@ def test_an_operator_filters_opens_labels_and_exports_and_others_are_kept_out(br
     opal.page.locator("#label").select_option("over_refusal")
     opal.page.locator("#note").fill("checking the label flow")
     opal.page.locator("#save-label").click()
-    expect(opal.page.locator("#current-label")).to_contain_text("over_refusal by opal")
+    expect(opal.page.locator("#current-label")).to_contain_text("Over-refusal by opal")
     opal.shot("16-console-record-labelled")
 
     opal.page.goto(app.base_url + "/console?decision=refuse")

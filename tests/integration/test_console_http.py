@@ -55,7 +55,7 @@ def _signed_in(server, engine):
     user.close()
 
 
-ROUTES = [("GET", "/console"), ("GET", "/console/records/1"), ("POST", "/console/records/1/label"),
+ROUTES = [("GET", "/console"), ("GET", "/console/"), ("GET", "/console/records/1"), ("POST", "/console/records/1/label"),
           ("GET", "/console/export.csv"), ("GET", "/console/export.jsonl"), ("GET", "/api/console/records"),
           ("GET", "/api/console/records/1"), ("POST", "/api/console/records/1/label"), ("GET", "/api/console/metrics"),
           ("GET", "/api/console/export?format=csv")]
@@ -78,7 +78,8 @@ def test_the_operator_filters_reads_labels_and_exports(console):
     assert "uma's request" not in json.dumps(listing)  # no message text in lists
     page = operator.get("/console", params={"decision": "refuse", **OURS})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "2 records" in page.text and "uma's request" not in page.text and "<svg id='chart'" in page.text
+    assert "2 records" in page.text and "<svg id='chart'" in page.text
+    assert "uma&#x27;s request number 0" in page.text  # an excerpt of each request, for triage (logged below)
     assert "deliberation failed on 0 of 2 audited records (0.0%)" in page.text
     record_id = listing["records"][1]["id"]
     detail = operator.get(f"/console/records/{record_id}").text
@@ -86,7 +87,7 @@ def test_the_operator_filters_reads_labels_and_exports(console):
     saved = operator.post(f"/console/records/{record_id}/label", data={"label": "over_refusal", "note": "chemistry class"},
                           follow_redirects=False)
     assert saved.status_code == 303
-    assert "over_refusal by olga" in operator.get(f"/console/records/{record_id}").text
+    assert "Over-refusal by olga" in operator.get(f"/console/records/{record_id}").text
     metrics = operator.get("/api/console/metrics", params=OURS).json()
     assert metrics["reviewed_refusals"] == 1 and metrics["over_refusal_share"] == 1.0
     exported = operator.get("/console/export.csv", params={"decision": "refuse", **OURS}).text
@@ -100,8 +101,10 @@ def test_the_operator_filters_reads_labels_and_exports(console):
         from sqlalchemy import text
 
         actions = [tuple(r) for r in conn.execute(text(
-            "SELECT operator, action FROM operator_action WHERE operator = 'olga' ORDER BY id"))]
-    assert actions[:2] == [("olga", "view"), ("olga", "label")] and actions.count(("olga", "export")) == 2
+            "SELECT operator, action, detail FROM operator_action WHERE operator = 'olga' ORDER BY id"))]
+    assert actions[:4] == [("olga", "view", "excerpt"), ("olga", "view", "excerpt"), ("olga", "view", None),
+                           ("olga", "label", "over_refusal")]  # the list page's two excerpts, the record, its label
+    assert [a[:2] for a in actions].count(("olga", "export")) == 2
 
 
 @pytest.mark.parametrize("params, status, says", [
@@ -189,5 +192,61 @@ def test_a_hostile_message_and_operator_name_appear_escaped_exactly_once(console
     once = escape(hostile)
     assert f"<div class='box' id='request'>{once}</div>" in page.text
     assert f"<div class='box' id='rationale'>{once}</div>" in page.text
-    assert f"correct by {once} at " in page.text and ": =1+1</p>" in page.text  # no CSV quote on the note
-    assert "style-src 'self' 'unsafe-inline'" in page.headers["content-security-policy"]  # its one <style>
+    assert f"Correct by {once} at " in page.text and ": =1+1</p>" in page.text  # no CSV quote on the note
+    assert "style-src 'self' 'unsafe-inline'" in page.headers["content-security-policy"]  # Chainlit's needs it
+
+
+def test_a_filter_that_cannot_be_met_lists_nothing_and_shows_back_what_was_typed(console):
+    _, _, operator, _ = console
+    typed = {"date_from": "2026-12-20", "date_to": "2026-12-01", "decision": "refuse", **OURS}
+    for path in ("/console", "/console/"):
+        page = operator.get(path, params=typed)
+        assert page.status_code == 400 and "The date range is empty" in page.text and "Nothing is listed" in page.text
+        assert "id='records'" not in page.text and "id='export-csv'" not in page.text  # no export of everything
+        assert "uma&#x27;s request" not in page.text and "<svg id='chart'" not in page.text
+        for name in ("date_from", "date_to", "pseudonym"):
+            assert f"name='{name}' type='{'date' if name.startswith('date') else 'text'}' value='{typed[name]}'" in page.text
+        assert "<option value='refuse' selected>Refused</option>" in page.text
+    wrong = operator.get("/console/", params={"date_from": "2026-13-01", **OURS})
+    assert wrong.status_code == 400 and "must be a date like" in wrong.text and "id='records'" not in wrong.text
+
+
+def test_over_refusal_labels_refusals_only_so_the_metric_counts_every_one(console):
+    _, engine, operator, _ = console
+
+    def seed(session):
+        uma = store.get_user(session, identifier=_uma["name"])
+        ids = {}
+        for decision in ("safe_complete", "deliberation_failed"):
+            record = AuditRecord(pseudonym=pseudonym(session, user_id=uma.id), thread_id="console-uma-t", message_id="",
+                                 reply_id="", decision=decision, rule_ids_json="[]", rationale="r",
+                                 spec_version="label-rule-spec", model="fake-chat", latency_ms=5.0)
+            session.add(record)
+            session.flush()
+            ids[decision] = record.id
+        return ids
+
+    ids = write(engine, seed)
+    for decision, record_id in ids.items():
+        answer = operator.post(f"/api/console/records/{record_id}/label", json={"label": "over_refusal"})
+        assert answer.status_code == 400 and "for refusals only" in answer.json()["detail"], decision
+        form = operator.post(f"/console/records/{record_id}/label", data={"label": "over_refusal"}, follow_redirects=True)
+        assert form.status_code == 200 and "for refusals only" in form.text  # shown on the record's page
+        assert "value='over_refusal'" not in form.text  # and not offered by its menu
+        assert operator.post(f"/api/console/records/{record_id}/label", json={"label": "under_refusal"}).status_code == 200
+    metrics = operator.get("/api/console/metrics", params={"spec_version": "label-rule-spec"}).json()
+    assert metrics["reviewed_refusals"] == 0 and metrics["over_refusal_share"] is None
+    labelled = operator.get("/api/console/records", params={"spec_version": "label-rule-spec", "label": "over_refusal"})
+    assert labelled.json()["total"] == 0  # no over_refusal the metric does not count
+
+
+def test_the_label_menu_asks_first_and_a_label_left_unchosen_is_refused(console):
+    _, _, operator, _ = console
+    record_id = operator.get("/api/console/records", params={"decision": "refuse", **OURS}).json()["records"][0]["id"]
+    before = operator.get(f"/api/console/records/{record_id}").json()["label"]
+    page = operator.get(f"/console/records/{record_id}").text
+    assert "<select id='label' name='label' required>\n<option value='' disabled selected>Choose…</option>" in page
+    assert " selected>" not in page.replace("disabled selected>", "")  # no label chosen for the operator
+    unchosen = operator.post(f"/console/records/{record_id}/label", data={"label": "", "note": "x"}, follow_redirects=True)
+    assert unchosen.status_code == 200 and "A label is one of" in unchosen.text
+    assert operator.get(f"/api/console/records/{record_id}").json()["label"] == before

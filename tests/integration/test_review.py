@@ -142,3 +142,36 @@ def test_an_export_of_100000_records_is_streamed_not_built_in_memory(engine):
     tracemalloc.stop()
     assert count == 100_000
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB: the export is being held in memory"  # all rows: ~60 MiB
+
+
+def test_over_refusal_is_a_label_for_refusals_only_and_the_metric_counts_every_one(engine, records):
+    ids = dict(read(engine, lambda s: s.exec(review.select(AuditRecord.decision, AuditRecord.id)).all()))
+    for decision in ("safe_complete", "deliberation_failed"):
+        assert review.labels_for(decision) == ("correct", "under_refusal")
+        with pytest.raises(review.ReviewError, match=f"for refusals only; record {ids[decision]} is {decision}"):
+            write(engine, lambda s, d=decision: review.label(s, record_id=ids[d], value="over_refusal", note=None,
+                                                            operator="olga"))
+    assert review.labels_for("refuse") == ("correct", "over_refusal", "under_refusal")
+    write(engine, lambda s: review.label(s, record_id=ids["refuse"], value="over_refusal", note=None, operator="olga"))
+    metrics = read(engine, lambda s: review.metrics(s, review.AuditFilter(), SPEC))
+    assert (metrics["reviewed_refusals"], metrics["over_refusal_share"]) == (1, 1.0)
+    assert listed(engine, label="over_refusal") == ["refuse"]  # every over_refusal is one the metric counts
+
+
+def test_list_excerpts_are_short_and_each_one_shown_is_logged_as_a_read(engine, records):
+    assert review.excerpt(None) is None and review.excerpt("  a\n b  ") == "a b"
+    long = "word " * 60
+    assert review.excerpt(long).endswith("word…") and len(review.excerpt(long)) <= review.EXCERPT_CHARS + 1
+    write(engine, lambda s: s.add(AuditRecord(pseudonym="forgotten", thread_id="", message_id="", reply_id="",
+                                              decision="refuse", rule_ids_json="[]", spec_version="v")))
+
+    def page(session):
+        listing = review.list_records(session, review.AuditFilter(), page=1, page_size=50)
+        return review.with_excerpts(session, listing["records"], operator="olga")
+
+    rows = write(engine, page)
+    assert [r["excerpt"] for r in rows] == [None, "request 3 of lou", "request 2 of lou", "request 1 of kai",
+                                            "request 0 of kai"]  # the forgotten user's record has none
+    with engine.connect() as conn:
+        logged = conn.execute(text("SELECT operator, action, record_id, detail FROM operator_action ORDER BY id")).all()
+    assert [tuple(a) for a in logged] == [("olga", "view", r["id"], "excerpt") for r in rows[1:]]

@@ -98,6 +98,9 @@ def test_the_console_pages_escape_every_value_they_show():
     f = AuditFilter(rule_id=EVIL, pseudonym=EVIL, model=EVIL, spec_version=EVIL)
     listing = {"records": [record], "total": 1, "page": 1, "pages": 2, "note": EVIL}
     stats = {"over_refusal_share": None, "reviewed_refusals": 0, "per_day": {EVIL: {f"{EVIL}:{EVIL}": 1}}}
-    for html in (console_html.detail_page(record, EVIL), console_html.list_page(f, listing, stats, EVIL),
+    spec, typed = load_spec(), {"pseudonym": EVIL, "date_from": EVIL}
+    # A page with an error lists nothing, so the list is rendered once with and once without one.
+    for html in (console_html.detail_page(record, EVIL, spec=spec), console_html.list_page(f, listing, stats, spec=spec),
+                 console_html.list_page(f, None, None, EVIL, spec=spec, typed=typed),
                  console_html.message_page(EVIL, EVIL, (EVIL, EVIL))):
         assert "<script" not in html and "<img" not in html and "' onmouseover" not in html

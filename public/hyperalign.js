@@ -1,3 +1,7 @@
+// hyperalign's page scripts: Chainlit loads one custom script (custom_js in .chainlit/config.toml), from our
+// own origin; each part below is independent.
+
+// --- Sign-in page ---------------------------------------------------------------------------------
 // The sign-in page's help. Loaded on every page (`custom_js` in .chainlit/config.toml); acts on /login only.
 //
 // - Chainlit's login page shows a refused sign-in as "Unable to sign in" (it reads the HTTP status
@@ -58,3 +62,16 @@
 
   new MutationObserver(place).observe(document.documentElement, { childList: true, subtree: true });
 })();
+
+// --- Console button --------------------------------------------------------------------------------
+// The Console button by the message box goes straight to the audit console, in this tab.
+// Chainlit's command buttons only select a command for the next message; this one is a link instead.
+// The server sends the button to operators only (assistant/ui/app.py, CONSOLE_COMMAND), and /console/
+// checks the role again, so this script decides nothing about who may see the console.
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element ? event.target.closest("#command-Console") : null;
+  if (!button) return;
+  event.preventDefault();
+  event.stopPropagation();  // before React sees it: the command is not selected
+  window.location.assign("/console/");
+}, true);
