@@ -276,7 +276,7 @@ export default function ProfilePanel() {
         <a id="export-link" href="/api/me/export" download className="underline">Export my data (JSON)</a>
         <div style={ROW}>
           <div style={FIELD}>
-            <Input id="forget-confirm" placeholder="Type your username to erase everything" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+            <Input id="forget-confirm" placeholder="Type your username to confirm" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
           </div>
           <Button id="forget-submit" size="sm" variant="destructive" disabled={!confirm}
                   onClick={async () => {

@@ -176,6 +176,13 @@ def wait_for_entries(app, user: str, count: int) -> None:
     assert app_rows(app, sql)[0][0] >= count
 
 
+# The width a text field has, and the width its placeholder needs in the field's own font.
+PLACEHOLDER_ROOM = """input => {
+    const style = getComputedStyle(input), ctx = document.createElement("canvas").getContext("2d")
+    ctx.font = style.font
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight)
+    return {needed: ctx.measureText(input.placeholder).width + padding, width: input.clientWidth}
+}"""
 LONG_REPLY = "\n\n".join(f"Point {i}: a paragraph long enough to take some room on the screen." for i in range(1, 25))
 
 
@@ -217,12 +224,10 @@ def test_profile_panel_evidence_style_history_and_phone_controls(browser, app, f
 
     add = panel.locator("#add-text")
     with points.check("7. The Add field keeps room for what it asks for"):
-        room = add.evaluate("""input => {
-            const style = getComputedStyle(input), ctx = document.createElement("canvas").getContext("2d")
-            ctx.font = style.font
-            const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight)
-            return {needed: ctx.measureText(input.placeholder).width + padding, width: input.clientWidth}
-        }""")
+        room = add.evaluate(PLACEHOLDER_ROOM)
+        assert room["width"] >= room["needed"], room
+    with points.check("7. So does the Forget me field"):
+        room = panel.locator("#forget-confirm").evaluate(PLACEHOLDER_ROOM)
         assert room["width"] >= room["needed"], room
 
     style = panel.locator("#style-card")
