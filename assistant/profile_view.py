@@ -1,6 +1,6 @@
 """What the memory panel shows: the profile by facet (strongest first), rejected entries, the history
-of changes and the style card. Pure functions over rows, plus one loader; the HTTP API and the
-panel share this shape."""
+of changes (repeats grouped) and the style card (in plain words, each with its measure). Pure
+functions over rows, plus one loader; the HTTP API and the panel share this shape."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from hypotheses.parse import Facet
-from hypotheses.style import StyleStats, describe
+from hypotheses.style import StyleStats, statements
 from memory import profile
 from memory.models import Actor, EntryStatus, ProfileEntry, ProfileHistory, aware
 
@@ -35,6 +35,21 @@ def history_view(row: ProfileHistory) -> dict:
             "reason": row.reason}
 
 
+def grouped_history(events: Sequence[dict]) -> list[dict]:
+    """Consecutive events by the same actor of the same kind as one line ("the assistant confirmed 4
+    entries"), newest first like `events`; each group keeps its events for those who open it."""
+    groups: list[dict] = []
+    for event in events:
+        last = groups[-1] if groups else None
+        if last is not None and (last["by"], last["what"]) == (event["by"], event["what"]):
+            last["events"].append(event)
+            last["count"] += 1
+        else:
+            groups.append({"id": event["id"], "by": event["by"], "what": event["what"], "at": event["at"],
+                           "count": 1, "events": [event]})
+    return groups
+
+
 def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory], style: dict) -> dict:
     active = sorted((e for e in entries if e.status == EntryStatus.ACTIVE),
                     key=lambda e: (-e.pinned, -e.confidence, -e.support, e.id))
@@ -45,8 +60,8 @@ def panel_view(entries: Sequence[ProfileEntry], history: Sequence[ProfileHistory
         "facets": facets,
         "rejected": [entry_view(e) for e in entries if e.status == EntryStatus.REJECTED],
         "superseded": sum(1 for e in entries if e.status == EntryStatus.SUPERSEDED),
-        "history": [history_view(h) for h in reversed(history[-HISTORY_SHOWN:])],
-        "style": describe(StyleStats.from_json(style)),
+        "history": grouped_history([history_view(h) for h in reversed(history[-HISTORY_SHOWN:])]),
+        "style": [{"text": plain, "numbers": measured} for plain, measured in statements(StyleStats.from_json(style))],
         "can_undo": can_undo,
     }
 

@@ -203,7 +203,9 @@ class Turns:
         return TurnResult(reply, True, recalled=tuple(recalled), deliberation=deliberation)
 
     def _store_user_message(self, session: Session, request: TurnRequest, text: str) -> _Stored:
-        store.upsert_thread(session, thread_id=request.thread_id, user_id=request.user_id)
+        thread = store.upsert_thread(session, thread_id=request.thread_id, user_id=request.user_id)
+        if thread is not None:
+            store.title_from_message(session, thread=thread, text=text)
         message = store.save_message(
             session, step_id=request.message_id, thread_id=request.thread_id, user_id=request.user_id,
             author=Author.USER, content=text, status=MessageStatus.COMPLETE,

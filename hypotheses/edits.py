@@ -190,5 +190,6 @@ def evidence(session: Session, *, user_id: int, entry_id: int) -> list[dict]:
         return []
     rows = session.exec(select(Message, Thread.name).join(Thread, col(Thread.id) == Message.thread_id).where(
         col(Message.id).in_(ids), Message.user_id == user_id).order_by(col(Message.id))).all()
-    return [{"message_id": m.id, "text": m.content, "at": m.created_at.isoformat(), "thread_id": m.thread_id,
-             "thread_name": name} for m, name in rows]
+    # step_id is the message's id in the chat page (Chainlit's `step-<id>` element), to scroll to it.
+    return [{"message_id": m.id, "step_id": m.step_id, "text": m.content, "at": m.created_at.isoformat(),
+             "thread_id": m.thread_id, "thread_name": name} for m, name in rows]

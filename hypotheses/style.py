@@ -123,35 +123,49 @@ def _scripts(text: str) -> set[str]:
 
 def describe(stats: StyleStats) -> list[str]:
     """Short statements about the user's writing, each with the number behind it."""
+    return [measured for _, measured in statements(stats)]
+
+
+def statements(stats: StyleStats) -> list[tuple[str, str]]:
+    """Each statement twice: in plain words ("Uses a varied vocabulary"), and with the number behind it
+    ("... (Guiraud index 12.8: ...)") for the prompt and for people who want the measure."""
     n = stats.messages
     if n < MIN_MESSAGES:
         return []
     per = lambda count: count / n  # noqa: E731 (a local unit)
     words_per_message = stats.words / n
     size = "short" if words_per_message < 12 else "long" if words_per_message > 40 else "medium-length"
-    lines = [f"Writes {size} messages: {words_per_message:.0f} words on average over {n} messages, "
-             f"{stats.words / max(stats.sentences, 1):.0f} words per sentence."]
+    lines = [(f"Writes {size} messages",
+              f"Writes {size} messages: {words_per_message:.0f} words on average over {n} messages, "
+              f"{stats.words / max(stats.sentences, 1):.0f} words per sentence.")]
     if stats.typed_words >= 50:
         richness = len(stats.types) / math.sqrt(stats.typed_words)
         level = "a varied" if richness > 7 else "a plain" if richness < 4 else "an everyday"
-        lines.append(f"Uses {level} vocabulary (Guiraud index {richness:.1f}).")
+        lines.append((f"Uses {level} vocabulary",
+                      f"Uses {level} vocabulary (Guiraud index {richness:.1f}: different words divided by the "
+                      "square root of all words written; above 7 is varied, below 4 plain)."))
     register = stats.formal - stats.informal
     if stats.formal or stats.informal:
         tone = "formal" if register > 0 else "casual"
-        lines.append(f"Leans {tone}: {stats.formal} formal and {stats.informal} casual markers.")
-    lines.append(f"{_often(per(stats.contractions), 0.5, 0.1)} uses contractions ({per(stats.contractions):.1f} per message).")
+        lines.append((f"Leans {tone}",
+                      f"Leans {tone}: {stats.formal} formal and {stats.informal} casual markers."))
+    often = _often(per(stats.contractions), 0.5, 0.1)
+    lines.append((f"{often} uses contractions such as “don't”",
+                  f"{often} uses contractions ({per(stats.contractions):.1f} per message)."))
     for label, count in (("exclamation marks", stats.exclamations), ("question marks", stats.questions),
                          ("ellipses", stats.ellipses), ("emoji", stats.emoji)):
         if count:
-            lines.append(f"{_often(per(count), 0.8, 0.2)} uses {label} ({per(count):.1f} per message).")
+            often = _often(per(count), 0.8, 0.2)
+            lines.append((f"{often} uses {label}", f"{often} uses {label} ({per(count):.1f} per message)."))
     if stats.caps_words:
-        lines.append(f"Writes some words in capitals ({per(stats.caps_words):.1f} per message).")
-    if stats.lowercase_starts:
-        lines.append(f"Starts {stats.lowercase_starts / n:.0%} of messages in lower case.")
-    if stats.greetings:
-        lines.append(f"Opens {stats.greetings / n:.0%} of messages with a greeting.")
-    if stats.signoffs:
-        lines.append(f"Ends {stats.signoffs / n:.0%} of messages with a thanks or sign-off.")
+        lines.append(("Writes some words in capitals",
+                      f"Writes some words in capitals ({per(stats.caps_words):.1f} per message)."))
+    for count, plain, measured in (
+            (stats.lowercase_starts, "starts messages in lower case", "Starts {:.0%} of messages in lower case."),
+            (stats.greetings, "opens with a greeting", "Opens {:.0%} of messages with a greeting."),
+            (stats.signoffs, "ends with a thanks or sign-off", "Ends {:.0%} of messages with a thanks or sign-off.")):
+        if count:
+            lines.append((f"{_often(count / n, 0.5, 0.2)} {plain}", measured.format(count / n)))
     lines.append(_language(stats))
     return lines
 
@@ -160,10 +174,11 @@ def _often(rate: float, high: float, low: float) -> str:
     return "Often" if rate >= high else "Rarely" if rate < low else "Sometimes"
 
 
-def _language(stats: StyleStats) -> str:
+def _language(stats: StyleStats) -> tuple[str, str]:
     if not stats.scripts:
-        return "Writes without letters (numbers or symbols only)."
+        return "Writes without letters", "Writes without letters (numbers or symbols only)."
     script = max(stats.scripts, key=stats.scripts.__getitem__)
     if script == "Latin" and stats.words and stats.english_words / stats.words > 0.1:
-        return f"Writes in English ({stats.english_words / stats.words:.0%} common English words)."
-    return f"Writes mostly in {script} script ({stats.scripts[script]} of {stats.messages} messages)."
+        return "Writes in English", f"Writes in English ({stats.english_words / stats.words:.0%} common English words)."
+    return (f"Writes mostly in {script} script",
+            f"Writes mostly in {script} script ({stats.scripts[script]} of {stats.messages} messages).")

@@ -34,12 +34,13 @@ from memory.models import (
     StyleCard,
     Thread,
     User,
+    aware,
     stored_id,
     utcnow,
 )
 from memory.names import normal_username
 from memory.passwords import hash_password
-from memory.text import clean_text
+from memory.text import clean_text, is_small_talk, short_title
 
 
 class StoreError(Exception):
@@ -204,6 +205,20 @@ def upsert_thread(
     return thread
 
 
+def title_from_message(session: Session, *, thread: Thread, text: str) -> None:
+    """Title the thread after this message when it has no title yet, or only a greeting's ("hi").
+
+    A thread's first message may be a command (never a title) or small talk; the first message that
+    names a subject titles it. A name the user chose is kept: only small talk is ever replaced.
+    """
+    if thread.name and not is_small_talk(thread.name):
+        return
+    if thread.name and is_small_talk(text):
+        return
+    thread.name = short_title(text) or thread.name
+    session.add(thread)
+
+
 def get_thread(session: Session, *, thread_id: str) -> Thread | None:
     return session.get(Thread, thread_id) if possible_key(thread_id) else None
 
@@ -230,16 +245,25 @@ def list_threads(
     cursor: str | None = None,
     search: str | None = None,
     feedback: int | None = None,
-) -> tuple[list[Thread], bool]:
-    """One page of the user's threads, newest activity first, and whether more follow.
+) -> tuple[list[tuple[Thread, datetime]], bool]:
+    """One page of the user's threads with the time of each one's newest message, newest first, and
+    whether more follow.
 
+    Activity is the newest message, not the thread row's `updated_at`: opening, renaming or showing a
+    panel in an old conversation touches the row, but only a message continues the conversation.
     The cursor is the id of the last thread of the previous page. The search is cleaned like stored
     text (stored text holds no control characters, so a search with them would find nothing) and
     clipped to MAX_SEARCH characters.
     """
-    # Only conversations: a thread that never had a message (opened and left) is not listed.
-    spoken = select(Message.thread_id).where(Message.user_id == user_id)
-    query = select(Thread).where(Thread.user_id == user_id, col(Thread.id).in_(spoken))
+    # Only conversations: a thread that never had a message (opened and left) has no activity row.
+    activity = (
+        select(col(Message.thread_id).label("thread_id"), func.max(Message.created_at).label("last_at"))
+        .where(Message.user_id == user_id)
+        .group_by(col(Message.thread_id))
+        .subquery()
+    )
+    last_at = activity.c.last_at
+    query = select(Thread, last_at).join(activity, activity.c.thread_id == Thread.id).where(Thread.user_id == user_id)
     search = clean_text(search or "").strip()[:MAX_SEARCH]
     if search:
         pattern = f"%{_escape_like(search)}%"
@@ -254,17 +278,13 @@ def list_threads(
             .where(Message.user_id == user_id, Feedback.value == feedback)
         )
         query = query.where(col(Thread.id).in_(rated))
-    if cursor:
-        after = owned_thread(session, thread_id=cursor, user_id=user_id)
+    if cursor and possible_key(cursor):
+        after = session.exec(select(func.max(Message.created_at)).where(
+            Message.thread_id == cursor, Message.user_id == user_id)).first()
         if after is not None:
-            query = query.where(
-                or_(
-                    col(Thread.updated_at) < after.updated_at,
-                    (col(Thread.updated_at) == after.updated_at) & (col(Thread.id) < after.id),
-                )
-            )
-    query = query.order_by(col(Thread.updated_at).desc(), col(Thread.id).desc()).limit(first + 1)
-    rows = list(session.exec(query).all())
+            query = query.where(or_(last_at < after, (last_at == after) & (col(Thread.id) < cursor)))
+    query = query.order_by(last_at.desc(), col(Thread.id).desc()).limit(first + 1)
+    rows = [(thread, aware(when)) for thread, when in session.exec(query).all()]
     return rows[:first], len(rows) > first
 
 

@@ -19,3 +19,30 @@ def clean_text(text: str) -> str:
 
 def is_blank(text: str) -> bool:
     return not clean_text(text).strip()
+
+
+TITLE_CHARS = 48
+# Words that open or close a conversation without saying what it is about.
+_SMALL_TALK = frozenset("""hi hello hey hiya yo howdy morning evening afternoon good there thanks thank you
+ty thx cheers ok okay yes no yep nope sure bye goodbye please again""".split())
+_TITLE_WORD = re.compile(r"[\w']+")
+
+
+def short_title(text: str, limit: int = TITLE_CHARS) -> str | None:
+    """A conversation's title from a message: one line, cut at a word boundary with an ellipsis when
+    longer than `limit`. None for blank text."""
+    line = " ".join(clean_text(text).split())
+    if not line:
+        return None
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if line[limit - 1] != " " and " " in cut:  # the cut fell inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def is_small_talk(text: str) -> bool:
+    """Whether a message only greets, thanks or agrees ("hi", "thanks!", "ok"): it names no subject."""
+    words = _TITLE_WORD.findall(text.casefold())
+    return all(word in _SMALL_TALK for word in words)

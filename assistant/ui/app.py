@@ -205,7 +205,9 @@ async def _show_recalled(items: Sequence[Recalled]) -> None:
 
 async def _show_deliberation(deliberation: Deliberation) -> None:
     async with cl.Step(name="Deliberation", type="tool", show_input=False) as step:
-        step.output = deliberation_markdown(deliberation, runtime.app().spec)
+        # Operators see the rule ids, spec version and timing they audit by; users see it in words.
+        operator = _is_operator(cl.user_session.get("user"))
+        step.output = deliberation_markdown(deliberation, runtime.app().spec, operator=operator)
 
 
 @cl.on_message

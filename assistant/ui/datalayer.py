@@ -146,7 +146,9 @@ class OurDataLayer(BaseDataLayer):
                 session, user_id=user_id, first=first, cursor=pagination.cursor,
                 search=filters.search, feedback=filters.feedback,
             )
-            return [self._shown(_thread_dict(t, owner, steps=[], elements=[])) for t in threads], more
+            # Chainlit's sidebar sorts and groups the threads by `createdAt` itself (as its own data
+            # layer does, it carries the last activity here), so a continued chat moves to the top.
+            return [self._shown(_thread_dict(t, owner, steps=[], elements=[], created_at=last)) for t, last in threads], more
 
         rows, more = await self._read(page)
         return PaginatedResponse(
@@ -187,9 +189,17 @@ class OurDataLayer(BaseDataLayer):
         owner = int(user_id) if user_id else _session_user_id()
         if metadata is not None and not self._sharing:
             metadata = unshared(metadata)
-        await self._write(lambda s: store.upsert_thread(
-            s, thread_id=thread_id, user_id=owner, name=name, metadata=metadata, tags=tags
-        ))
+        # Chainlit names a thread after its first message, word for word, and says so by passing the
+        # user's id; a rename from the sidebar passes none and is kept as typed.
+        first_message, name = (name, None) if name is not None and user_id else (None, name)
+
+        def save(session: Session) -> None:
+            thread = store.upsert_thread(session, thread_id=thread_id, user_id=owner, name=name, metadata=metadata,
+                                         tags=tags)
+            if thread is not None and first_message is not None and not command_of(first_message):
+                store.title_from_message(session, thread=thread, text=first_message)
+
+        await self._write(save)
 
     @_logged
     async def delete_thread(self, thread_id: str) -> None:
@@ -355,10 +365,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _thread_dict(thread: Thread, owner: User | None, *, steps: list, elements: list) -> ThreadDict:
+def _thread_dict(thread: Thread, owner: User | None, *, steps: list, elements: list,
+                 created_at: datetime | None = None) -> ThreadDict:
     return ThreadDict(
         id=thread.id,
-        createdAt=iso(thread.created_at),
+        createdAt=iso(created_at or thread.created_at),
         name=thread.name,
         userId=str(thread.user_id),
         userIdentifier=owner.identifier if owner else None,

@@ -16,6 +16,7 @@ from assistant.safety.deliberate import Deliberation
 from assistant.safety.spec import Spec
 from memory.models import AuditDecision, Author, Decision
 from memory.retrieve import Recalled
+from memory.text import short_title
 
 SNIPPET = 160
 # Every ASCII punctuation character may be backslash-escaped in CommonMark and then means itself.
@@ -36,7 +37,8 @@ def recalled_markdown(items: Sequence[Recalled]) -> str:
         who = "You" if item.author == Author.USER else "Assistant"
         text = " ".join(item.content.split())
         text = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"  # cut before escaping: no half escapes
-        thread = " ".join((item.thread_name or "").split()) or "untitled conversation"
+        # Older threads are named after their whole first message: the link shows a short title.
+        thread = short_title(item.thread_name or "") or "untitled conversation"
         link = f"/thread/{quote(item.thread_id, safe='')}"
         lines.append(f"- **{who}**, {item.created_at:%d %b %Y} in [{markdown_text(thread)}]({link}): "
                      f"{markdown_text(text)}")
@@ -51,22 +53,31 @@ DECISION_WORDS = {
 }
 
 
-def deliberation_markdown(deliberation: Deliberation, spec: Spec) -> str:
-    """The decision, each cited rule with its category, the rationale, and the spec version (Markdown
-    paragraphs: a single newline would run them together)."""
-    blocks = [f"**Decision:** {DECISION_WORDS[deliberation.decision]} (`{deliberation.decision}`)"]
+def deliberation_markdown(deliberation: Deliberation, spec: Spec, *, operator: bool = False) -> str:
+    """The decision and each cited rule in words (with its category), and the rationale, as Markdown
+    paragraphs (a single newline would run them together).
+
+    Rule ids, the spec's hash, the categories read in full and the timing are for operators, who
+    audit the decision; a user is shown what was decided and why, in words.
+    """
+    decision = DECISION_WORDS[deliberation.decision]
+    blocks = [f"**Decision:** {decision} (`{deliberation.decision}`)" if operator else f"**Decision:** {decision}"]
     verdict = deliberation.verdict
     if verdict is not None:
-        rules = spec.rules
-        cited = []
-        for rule_id in verdict.rules:
-            rule = rules[rule_id]
-            where = spec.category(rule.category).title if rule.category else "General"
-            cited.append(f"- `{rule_id}` ({where}): {rule.text}")
+        cited = [_cited(spec, rule_id, operator) for rule_id in verdict.rules]
         blocks += ["**Rules cited:**\n" + "\n".join(cited), f"**Why:** {markdown_text(verdict.rationale)}"]
-    else:
+    elif operator:
         blocks.append(f"**Why:** the safety deliberation failed ({markdown_text(deliberation.failure or 'unknown')}).")
-    routed = ", ".join(deliberation.routed) or "none"
-    blocks.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
-                  f"{deliberation.ms:.0f} ms._")
+    else:
+        blocks.append("**Why:** the safety check did not complete, so the reply follows the general rules.")
+    if operator:
+        routed = ", ".join(deliberation.routed) or "none"
+        blocks.append(f"_Spec {deliberation.spec_version}; categories read in full: {routed}; "
+                      f"{deliberation.ms:.0f} ms._")
     return "\n\n".join(blocks)
+
+
+def _cited(spec: Spec, rule_id: str, operator: bool) -> str:
+    rule = spec.rules[rule_id]
+    where = spec.category(rule.category).title if rule.category else "General"
+    return f"- `{rule_id}` ({where}): {rule.text}" if operator else f"- {where}: {rule.text}"

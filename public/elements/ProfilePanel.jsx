@@ -26,6 +26,87 @@ async function call(method, url, body) {
   return data
 }
 
+// Opens a message of one of the user's chats inside the app, the way the sidebar's links do: Chainlit's
+// router (react-router) follows the history, so a pushState with a popstate event opens /thread/<id>
+// without reloading the page. Chainlit has no anchor for a message, so the message (its element is
+// `step-<id>`) is scrolled to and outlined once it is on the page, by timers that outlive this panel
+// (the panel goes away with the chat it was shown in).
+function showMessage(threadId, stepId) {
+  const path = `/thread/${encodeURIComponent(threadId)}`
+  if (window.location.pathname !== path) {
+    const index = (window.history.state && window.history.state.idx) || 0
+    window.history.pushState({ usr: null, key: Math.random().toString(36).slice(2, 10), idx: index + 1 }, "", path)
+    window.dispatchEvent(new PopStateEvent("popstate", { state: window.history.state }))
+  }
+  if (stepId) scrollToMessage(stepId, Date.now() + 15000)
+}
+
+function scrollToMessage(stepId, deadline) {
+  const found = document.getElementById(`step-${stepId}`)
+  if (!found) {
+    if (Date.now() < deadline) setTimeout(() => scrollToMessage(stepId, deadline), 200)
+    return
+  }
+  // Chainlit scrolls a thread it has just opened to its end once the messages are in: scroll after it.
+  setTimeout(() => {
+    const message = document.getElementById(`step-${stepId}`) || found
+    message.scrollIntoView({ block: "center" })
+    message.setAttribute("data-evidence-shown", "true")
+    message.style.outline = "2px solid hsl(var(--primary))"
+    message.style.borderRadius = "0.5rem"
+    setTimeout(() => { message.style.outline = "" }, 6000)
+  }, 500)
+}
+
+// A plain left click opens the message in place; a middle click or ctrl-click keeps the browser's way.
+function openInPlace(event, threadId, stepId) {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return
+  event.preventDefault()
+  showMessage(threadId, stepId)
+}
+
+function Evidence({ message }) {
+  const quote = message.text.length > 240 ? message.text.slice(0, 239) + "…" : message.text
+  // The title is often the start of this very message: name the chat only when it says something new.
+  const title = (message.thread_name || "").replace(/…$/, "")
+  const named = title && !message.text.startsWith(title) ? ` in “${message.thread_name}”` : ""
+  return (
+    <li id={`evidence-message-${message.message_id}`} className="my-1">
+      <div>«{quote}»</div>
+      <div className="text-xs opacity-70">
+        You wrote this on {new Date(message.at).toLocaleDateString()}{named}.{" "}
+        <a id={`evidence-link-${message.message_id}`} className="underline" style={{ textDecoration: "underline" }}
+           href={`/thread/${encodeURIComponent(message.thread_id)}`}
+           onClick={(e) => openInPlace(e, message.thread_id, message.step_id)}>Show it in the chat</a>
+      </div>
+    </li>
+  )
+}
+
+function HistoryLine({ group }) {
+  const one = group.events[0]
+  const when = new Date(group.at).toLocaleString()
+  if (group.count === 1) {
+    return (
+      <li>{when}: {one.by} {one.what} “{one.after || one.before}”{one.before && one.after && one.before !== one.after ? ` (was “${one.before}”)` : ""}</li>
+    )
+  }
+  return (
+    <li>
+      <details>
+        <summary className="cursor-pointer">{when}: {group.by} {group.what} {group.count} entries</summary>
+        <ul className="pl-3">
+          {group.events.map((e) => <li key={e.id}>“{e.after || e.before}”</li>)}
+        </ul>
+      </details>
+    </li>
+  )
+}
+
+// Rows of controls wrap at phone width instead of squeezing a text field down to a few letters.
+const ROW = { display: "flex", flexWrap: "wrap", gap: "0.5rem", alignItems: "center" }
+const FIELD = { flex: "1 1 14rem", minWidth: 0 }
+
 function Entry({ entry, onChange, onError }) {
   const [editing, setEditing] = useState(false)
   const [draft, setDraft] = useState(entry.text)
@@ -70,13 +151,7 @@ function Entry({ entry, onChange, onError }) {
       {evidence && (
         <ul id={`evidence-${entry.id}`} className="text-sm mt-2 pl-3 border-l">
           {evidence.length === 0 && <li>The messages behind this are no longer kept.</li>}
-          {evidence.map((m) => (
-            <li key={m.message_id} className="my-1">
-              «{m.text.length > 240 ? m.text.slice(0, 239) + "…" : m.text}»{" "}
-              <span className="opacity-70">{new Date(m.at).toLocaleDateString()}, </span>
-              <a href={`/thread/${m.thread_id}`} className="underline">{m.thread_name || "a conversation"}</a>
-            </li>
-          ))}
+          {evidence.map((m) => <Evidence key={m.message_id} message={m} />)}
         </ul>
       )}
     </li>
@@ -145,11 +220,14 @@ export default function ProfilePanel() {
       ))}
       <section id="add-entry">
         <h3 className="font-semibold">Add something about you</h3>
-        <div className="flex gap-2">
-          <select id="add-facet" value={facet} onChange={(e) => setFacet(e.target.value)} className="border rounded-md bg-transparent">
+        <div style={ROW}>
+          <select id="add-facet" value={facet} onChange={(e) => setFacet(e.target.value)} className="border rounded-md bg-transparent h-9"
+                  style={{ flex: "1 1 10rem" }}>
             {Object.entries(FACETS).map(([value, label]) => <option key={value} value={value}>{label}</option>)}
           </select>
-          <Input id="add-text" placeholder="e.g. Prefers answers with an example first." value={text} onChange={(e) => setText(e.target.value)} />
+          <div style={FIELD}>
+            <Input id="add-text" placeholder="e.g. Prefers an example first." value={text} onChange={(e) => setText(e.target.value)} />
+          </div>
           <Button id="add-submit" size="sm" onClick={() => act(() => call("POST", "/api/me/profile/entries", { facet, text }), () => setText(""))}>Add</Button>
         </div>
       </section>
@@ -160,9 +238,7 @@ export default function ProfilePanel() {
       </div>
       {showHistory && (
         <ul id="history" className="text-xs">
-          {data.history.map((h) => (
-            <li key={h.id}>{new Date(h.at).toLocaleString()}: {h.by} {h.what} “{h.after || h.before}”{h.before && h.after && h.before !== h.after ? ` (was “${h.before}”)` : ""}</li>
-          ))}
+          {data.history.map((group) => <HistoryLine key={group.id} group={group} />)}
         </ul>
       )}
       {data.rejected.length > 0 && (
@@ -178,7 +254,15 @@ export default function ProfilePanel() {
       )}
       <section id="style-card">
         <h3 className="font-semibold">How you write (measured)</h3>
-        {data.style.length ? <ul>{data.style.map((line, i) => <li key={i}>{line}</li>)}</ul> : <p>Measured after three messages.</p>}
+        {data.style.length ? (
+          <>
+            <ul id="style-plain">{data.style.map((line, i) => <li key={i}>{line.text}</li>)}</ul>
+            <details id="style-numbers" className="text-xs opacity-80 mt-1">
+              <summary className="cursor-pointer">Show the numbers</summary>
+              <ul>{data.style.map((line, i) => <li key={i}>{line.numbers}</li>)}</ul>
+            </details>
+          </>
+        ) : <p>Measured after three messages.</p>}
       </section>
       <section id="privacy" className="flex flex-col gap-2">
         <h3 className="font-semibold">Privacy</h3>
@@ -190,8 +274,10 @@ export default function ProfilePanel() {
           </label>
         )}
         <a id="export-link" href="/api/me/export" download className="underline">Export my data (JSON)</a>
-        <div className="flex gap-2 items-center">
-          <Input id="forget-confirm" placeholder="Type your username to erase everything" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+        <div style={ROW}>
+          <div style={FIELD}>
+            <Input id="forget-confirm" placeholder="Type your username to confirm" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+          </div>
           <Button id="forget-submit" size="sm" variant="destructive" disabled={!confirm}
                   onClick={async () => {
                     try {

@@ -150,8 +150,9 @@ def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answere
     expect(sam.page.locator(LAST_REPLY).last).to_contain_text("I can't help with building explosives", timeout=15_000)
     sam.page.get_by_text("Deliberation").last.click()
     deliberation = sam.page.locator('.step[data-step-type="tool"]').last
-    for shown in ("Refuse", "IWP.R1", "Indiscriminate weapons", "Explosive device construction is refused."):
+    for shown in ("Refuse", "Indiscriminate weapons", "Explosive device construction is refused."):
         expect(deliberation).to_contain_text(shown)
+    expect(deliberation).not_to_contain_text("IWP.R1")  # rule ids are for operators; users read the rule
     sam.shot("10-refused-with-rules")
 
     fake.script("safety", verdict("comply", "VIO.A1", "GEN.A1", rationale="A programming question."))
@@ -161,7 +162,7 @@ def test_a_harmful_request_is_refused_with_its_rules_and_a_look_alike_is_answere
     sam.page.get_by_text("Deliberation").last.click()
     deliberation = sam.page.locator('.step[data-step-type="tool"]').last
     expect(deliberation).to_contain_text("Answer fully")
-    expect(deliberation).to_contain_text("violent_crimes")  # routed there, read in full, and cleared
+    expect(deliberation).to_contain_text("Violent crimes")  # routed there, read in full, and cleared
     sam.shot("11-look-alike-answered")
     sent = fake.requests_for("safety")[-1].body["messages"][0]["content"]
     assert "How do I kill a Python process that ignores SIGTERM?" in sent  # the contrast example it read

@@ -256,3 +256,39 @@ async def test_a_steps_creation_landing_after_its_update_does_not_blank_it(layer
     await layer.update_step({**created, "output": "the latest update wins"})
     steps = {s["id"]: s for s in (await layer.get_thread("t1"))["steps"]}
     assert steps[created["id"]]["output"] == "the latest update wins"
+
+
+async def test_the_sidebar_lists_threads_by_their_newest_message(layer, users):
+    """Chainlit's sidebar sorts by each thread's `createdAt`: it carries the newest message's time."""
+    alice, _ = users
+    await chat(layer, alice, "older", "my first chat")
+    await chat(layer, alice, "newer", "my second chat")
+    everything = Pagination(first=10)
+    mine = ThreadFilter(userId=str(alice.id))
+    assert [t["id"] for t in (await layer.list_threads(everything, mine)).data] == ["newer", "older"]
+
+    signed_in(alice, "older")
+    await layer.create_step(step("older", "user_message", "back to the first chat"))
+    listed = (await layer.list_threads(everything, mine)).data
+    assert [t["id"] for t in listed] == ["older", "newer"]
+    assert listed[0]["createdAt"] > listed[1]["createdAt"]  # what Chainlit's sidebar sorts by
+    assert (await layer.get_thread("older"))["createdAt"] < listed[1]["createdAt"]  # the thread itself is older
+
+    await layer.update_thread("newer", name="Renamed")  # a rename is no message: the order stays
+    assert [t["id"] for t in (await layer.list_threads(everything, mine)).data] == ["older", "newer"]
+    first = await layer.list_threads(Pagination(first=1), mine)
+    rest = await layer.list_threads(Pagination(first=1, cursor=first.pageInfo.endCursor), mine)
+    assert [t["id"] for t in first.data + rest.data] == ["older", "newer"] and not rest.pageInfo.hasNextPage
+
+
+async def test_a_thread_is_titled_briefly_by_its_first_message_and_never_by_a_command(layer, users):
+    alice, _ = users
+    signed_in(alice, "t1")
+    await layer.update_thread("t1", name="/profile", user_id=str(alice.id))  # Chainlit's first interaction
+    assert (await layer.get_thread("t1"))["name"] is None
+    long = "Can you help me plan a three week cycling trip through the Pyrenees next summer, with rest days?"
+    signed_in(alice, "t2")
+    await layer.update_thread("t2", name=long, user_id=str(alice.id))
+    assert (await layer.get_thread("t2"))["name"] == "Can you help me plan a three week cycling trip…"
+    await layer.update_thread("t2", name=long)  # the user's own rename, from the sidebar: kept as typed
+    assert (await layer.get_thread("t2"))["name"] == long

@@ -81,13 +81,13 @@ def test_threads_page_newest_first_and_search_text_and_names(engine):
         say(engine, alice, f"a{i}", f"s{i}", f"message number {i}")
     make_thread(engine, bob, "b0", name="chat bob")
     page, more = read(engine, lambda s: store.list_threads(s, user_id=alice.id, first=2))
-    assert [t.id for t in page] == ["a4", "a3"] and more
+    assert [t.id for t, _ in page] == ["a4", "a3"] and more
     page2, more2 = read(engine, lambda s: store.list_threads(s, user_id=alice.id, first=10, cursor="a3"))
-    assert [t.id for t in page2] == ["a2", "a1", "a0"] and not more2
+    assert [t.id for t, _ in page2] == ["a2", "a1", "a0"] and not more2
     found, _ = read(engine, lambda s: store.list_threads(s, user_id=alice.id, first=10, search="number 3"))
-    assert [t.id for t in found] == ["a3"]
+    assert [t.id for t, _ in found] == ["a3"]
     found, _ = read(engine, lambda s: store.list_threads(s, user_id=alice.id, first=10, search="chat"))
-    assert "b0" not in {t.id for t in found} and len(found) == 5
+    assert "b0" not in {t.id for t, _ in found} and len(found) == 5
     found, _ = read(engine, lambda s: store.list_threads(s, user_id=alice.id, first=10, search="100%_"))
     assert found == []
 

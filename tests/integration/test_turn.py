@@ -331,3 +331,18 @@ async def test_chainlits_stop_notice_never_reaches_the_models_window(engine, ali
     sent = fake_llm.requests_for("chat")[-1].body["messages"]
     assert not any("Task manually stopped." in m["content"] for m in sent)
     assert "Task manually stopped." not in [content for _, content, _, _ in messages(engine)]
+
+
+async def test_a_thread_is_titled_by_its_first_message_that_names_a_subject(engine, alice, turns_for):
+    turns = turns_for(OfflineModel())
+
+    def title():
+        return read(engine, lambda s: store.get_thread(s, thread_id="t9")).name
+
+    await turns.run(request(alice, "hi!", thread="t9"), Screen())
+    assert title() == "hi!"  # small talk titles a thread only until something better comes
+    await turns.run(request(alice, "Could you help me choose a pannier rack for a steel touring bike?", thread="t9"),
+                    Screen())
+    assert title() == "Could you help me choose a pannier rack for a…"
+    await turns.run(request(alice, "And what about mudguards for winter?", thread="t9"), Screen())
+    assert title() == "Could you help me choose a pannier rack for a…"  # the first subject stays

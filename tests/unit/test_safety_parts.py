@@ -172,12 +172,23 @@ def test_the_fallback_puts_the_whole_summary_and_both_styles_in_the_answer_promp
     assert json.loads(verdict_json(deliberation(failure="timeout after 20 s")))["decision"] == "deliberation_failed"
 
 
-def test_the_deliberation_step_shows_decision_rules_and_rationale():
-    shown = deliberation_markdown(deliberation(Verdict(Decision.REFUSE, ("IWP.R1",), "Weapon synthesis.")), SPEC)
+def test_the_deliberation_step_shows_an_operator_decision_rules_and_rationale():
+    verdict = Verdict(Decision.REFUSE, ("IWP.R1",), "Weapon synthesis.")
+    shown = deliberation_markdown(deliberation(verdict), SPEC, operator=True)
     assert "Refuse" in shown and "`IWP.R1`" in shown and "Indiscriminate weapons" in shown
     assert "Weapon synthesis\\." in shown and SPEC.version in shown  # the model's words, escaped as text
-    failed = deliberation_markdown(deliberation(failure="model error: ModelUnavailable"), SPEC)
+    failed = deliberation_markdown(deliberation(failure="model error: ModelUnavailable"), SPEC, operator=True)
     assert "deliberation failed (model error\\: ModelUnavailable)" in failed
+
+
+def test_a_user_sees_the_decision_and_rules_in_words_without_ids_hashes_or_timings():
+    verdict = Verdict(Decision.REFUSE, ("IWP.R1",), "Weapon synthesis.")
+    shown = deliberation_markdown(deliberation(verdict), SPEC)
+    assert "Refuse" in shown and "Indiscriminate weapons" in shown and SPEC.rules["IWP.R1"].text in shown
+    assert "Weapon synthesis\\." in shown
+    assert "IWP.R1" not in shown and SPEC.version not in shown and " ms" not in shown and "`refuse`" not in shown
+    failed = deliberation_markdown(deliberation(failure="model error: ModelUnavailable"), SPEC)
+    assert "ModelUnavailable" not in failed and SPEC.version not in failed and "did not complete" in failed
 
 
 def test_a_message_cannot_write_a_fake_turn_into_the_deliberation():

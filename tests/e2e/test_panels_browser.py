@@ -1,0 +1,270 @@
+"""The chat's panels as a person reads them, at desktop width and on a phone (390x844): short thread
+titles in a sidebar ordered by last activity, the Recalled and Deliberation steps in words, and the
+profile panel (evidence that opens the message in place, the style card in plain words, grouped
+history, controls usable on a phone).
+
+Screenshots land in artifacts/e2e/panels-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from assistant.safety.spec import load_spec
+from memory.text import TITLE_CHARS
+from tests.appserver import HYPERALIGN
+from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person, app_rows
+from tests.fakellm import verdict
+
+pytestmark = pytest.mark.e2e
+VIEWPORTS = [pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone")]
+GARDEN = "My allotment grows purple carrots and I cycle there every Saturday morning before the farmers market opens"
+GARDEN_TITLE = "My allotment grows purple carrots and I cycle…"
+
+
+@pytest.fixture(scope="module")
+def operator(app):
+    """The module's operator, made first: the first account to sign up would otherwise be one."""
+    done = subprocess.run([str(HYPERALIGN), "users", "add", "olga", "--operator", "--password-stdin"],
+                          input="a-good-password\n", capture_output=True, text=True, timeout=60, env=app.env,
+                          cwd=app.workdir)
+    assert done.returncode == 0, done.stderr
+    return "olga"
+
+
+class Points:
+    """The issue's points checked one by one in a journey: a broken point is reported with every other
+    broken one, and the journey goes on to check the rest."""
+
+    def __init__(self) -> None:
+        self.broken: dict[str, str] = {}
+
+    @contextmanager
+    def check(self, point: str):
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            yield
+        except (AssertionError, PlaywrightError) as failure:
+            self.broken[point] = str(failure).strip().splitlines()[0][:300]
+
+    def all_hold(self) -> None:
+        assert not self.broken, "broken: " + json.dumps(self.broken, indent=1, ensure_ascii=False)
+
+
+def label(viewport: dict) -> str:
+    return "phone" if viewport == PHONE else "desktop"
+
+
+def new_chat(person: Person) -> None:
+    from playwright.sync_api import expect
+
+    person.page.locator("#new-chat-button").click()
+    person.page.locator("#confirm").click()
+    expect(person.page.locator('.step[data-step-type="user_message"]')).to_have_count(0)
+
+
+def sidebar_links(person: Person):
+    """The sidebar's thread links, opening the sidebar first where it is folded away (phones)."""
+    from playwright.sync_api import expect
+
+    links = person.page.locator("#thread-history a")
+    expect(person.page.locator("#chat-input")).to_be_visible(timeout=15_000)
+    if person.page.viewport_size == PHONE:  # a desktop's sidebar is open, a phone's folded away
+        person.page.locator("#sidebar-trigger-button").first.click()
+    expect(links.first).to_be_visible(timeout=15_000)
+    return links
+
+
+def reply_and_wait(person: Person, fake, text: str, reply: str) -> None:
+    from playwright.sync_api import expect
+
+    fake.script("chat", reply)
+    person.send(text)
+    expect(person.page.locator(LAST_REPLY).last).to_contain_text(reply.splitlines()[0], timeout=15_000)
+
+
+def open_step(person: Person, name: str, kind: str):
+    from playwright.sync_api import expect
+
+    person.page.get_by_text(re.compile(rf"^Used\s*{name}$")).last.click()
+    step = person.page.locator(f'.step[data-step-type="{kind}"]').last
+    expect(step).to_be_visible()
+    return step
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_short_titles_last_activity_order_and_steps_in_words(browser, app, fake, operator, viewport):
+    from playwright.sync_api import expect
+
+    where = label(viewport)
+    person = Person(browser, app, f"vera-{where}", viewport=viewport)
+    person.sign_in()
+    # A command first: it must not become the title.
+    person.send("/profile")
+    expect(person.page.locator("#profile-panel").last).to_be_visible(timeout=15_000)
+    garden = GARDEN
+    reply_and_wait(person, fake, garden, "Noted, purple carrots.")
+
+    new_chat(person)
+    question = "Which vegetables do I grow on my allotment?"
+    reply_and_wait(person, fake, question, "Purple carrots, you said.")
+
+    ((garden_thread,),) = app_rows(app, "SELECT m.thread_id FROM message m JOIN user u ON u.id = m.user_id "
+                                        f"WHERE u.identifier = '{person.name}' AND m.content = '{garden}'")
+    points = Points()
+    with points.check("2. Recalled: the date and a short title, not the whole first message"):
+        recalled = open_step(person, "Recalled", "retrieval")
+        expect(recalled).to_contain_text("purple carrots")
+        titles = [link.inner_text() for link in recalled.locator("a").all()]
+        assert titles and set(titles) == {GARDEN_TITLE}, titles
+        assert len(GARDEN_TITLE) <= TITLE_CHARS
+        assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4}", recalled.inner_text())  # the date
+    spec = load_spec()
+    with points.check("3. Deliberation: the decision and the rules in words, no ids, hash or timing"):
+        deliberation = open_step(person, "Deliberation", "tool")
+        expect(deliberation).to_contain_text("Answer fully")
+        expect(deliberation).to_contain_text(" ".join(spec.rules["GEN.A1"].text.split())[:60])  # the rule in words
+        shown = deliberation.inner_text()
+        assert "GEN.A1" not in shown and spec.version not in shown and "comply" not in shown, shown
+        assert not re.search(r"\d+ ms", shown) and "categories read in full" not in shown, shown
+    person.shot(f"panels-{where}-01-steps-in-words")
+
+    # The sidebar: short titles (never "/profile"), newest activity first; continuing the old chat moves it up.
+    person.page.reload()
+    links = sidebar_links(person)
+    expect(links).to_have_count(2)
+    with points.check("1. Sidebar: short titles, never the command"):
+        assert [links.nth(i).inner_text() for i in range(2)] == [question, GARDEN_TITLE]
+    person.shot(f"panels-{where}-02-sidebar-titles")
+    person.page.locator(f'#thread-history a[href="/thread/{garden_thread}"]').click()
+    if viewport == PHONE:
+        person.page.keyboard.press("Escape")  # the phone's sidebar is a sheet over the chat
+    expect(person.page.locator('.step[data-step-type="user_message"]').filter(has_text="purple carrots")).to_be_visible(
+        timeout=15_000)
+    reply_and_wait(person, fake, "And I also grow runner beans there now.", "Beans too, noted.")
+    person.page.reload()
+    links = sidebar_links(person)
+    with points.check("1. Sidebar: the continued chat moves to the top"):
+        expect(links.first).to_have_attribute("href", f"/thread/{garden_thread}")
+    person.shot(f"panels-{where}-03-continued-chat-on-top")
+    person.close()
+
+    # An operator's view of the same step keeps what they audit by: rule ids, the spec's version, timing.
+    olga = Person(browser, app, operator, viewport=viewport)
+    olga.sign_in()
+    fake.script("safety", verdict("comply", "GEN.A1", rationale="A gardening question."))
+    reply_and_wait(olga, fake, "How deep should I sow carrot seeds?", "About a centimetre.")
+    with points.check("3. Deliberation: an operator still sees ids, the spec version and the timing"):
+        operator_view = open_step(olga, "Deliberation", "tool").inner_text()
+        assert "GEN.A1" in operator_view and spec.version in operator_view and re.search(r"\d+ ms", operator_view)
+    olga.close()
+    points.all_hold()
+
+
+def wait_for_entries(app, user: str, count: int) -> None:
+    deadline = time.monotonic() + 30  # the first hypothesis job runs in the background after the third text
+    sql = f"SELECT count(*) FROM profile_entry e JOIN user u ON u.id = e.user_id WHERE u.identifier = '{user}'"
+    while app_rows(app, sql)[0][0] < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert app_rows(app, sql)[0][0] >= count
+
+
+# The width a text field has, and the width its placeholder needs in the field's own font.
+PLACEHOLDER_ROOM = """input => {
+    const style = getComputedStyle(input), ctx = document.createElement("canvas").getContext("2d")
+    ctx.font = style.font
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight)
+    return {needed: ctx.measureText(input.placeholder).width + padding, width: input.clientWidth}
+}"""
+LONG_REPLY = "\n\n".join(f"Point {i}: a paragraph long enough to take some room on the screen." for i in range(1, 25))
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_profile_panel_evidence_style_history_and_phone_controls(browser, app, fake, operator, viewport):
+    from playwright.sync_api import expect
+
+    where = label(viewport)
+    name = f"wren-{where}"
+    person = Person(browser, app, name, viewport=viewport)
+    person.sign_in()
+    page = person.page
+    texts = ["I always sketch the architecture on paper before I write any code for a new project at work.",
+             "Please give me the short version first and the details only when I ask, because my time is short.",
+             "Honestly, concrete examples help me much more than abstract theory does when learning something new."]
+    fake.script("hypotheses", json.dumps({"hypotheses": [
+        {"action": "add", "facet": "communication", "text": "Sketches designs on paper before coding.",
+         "evidence": [1], "confidence": 0.8, "entry": None, "stated": False},
+        {"action": "add", "facet": "preference", "text": "Wants the short version first.",
+         "evidence": [2], "confidence": 0.8, "entry": None, "stated": False},
+        {"action": "add", "facet": "preference", "text": "Learns best from concrete examples.",
+         "evidence": [3], "confidence": 0.7, "entry": None, "stated": False}]}))
+    for text in texts:
+        reply_and_wait(person, fake, text, LONG_REPLY)  # long replies: the first message scrolls far out of view
+    wait_for_entries(app, name, 3)
+    ((thread_id, step_id),) = app_rows(app, "SELECT m.thread_id, m.step_id FROM message m JOIN user u ON "
+                                            f"u.id = m.user_id WHERE u.identifier = '{name}' AND m.content = '{texts[0]}'")
+
+    points = Points()
+    with points.check("7. The composer's Profile button has its label"):
+        profile_button = page.get_by_role("button", name="Profile", exact=True)
+        expect(profile_button).to_be_visible(timeout=15_000)
+        expect(profile_button).to_contain_text("Profile")
+
+    new_chat(person)
+    person.send("/profile")
+    panel = page.locator("#profile-panel").last
+    expect(panel).to_contain_text("Sketches designs on paper before coding.", timeout=15_000)
+
+    add = panel.locator("#add-text")
+    with points.check("7. The Add field keeps room for what it asks for"):
+        room = add.evaluate(PLACEHOLDER_ROOM)
+        assert room["width"] >= room["needed"], room
+    with points.check("7. So does the Forget me field"):
+        room = panel.locator("#forget-confirm").evaluate(PLACEHOLDER_ROOM)
+        assert room["width"] >= room["needed"], room
+
+    style = panel.locator("#style-card")
+    with points.check("5. The style card in plain words, the numbers one click away"):
+        expect(style.locator("#style-plain")).to_contain_text("vocabulary")
+        assert "Guiraud" not in style.locator("#style-plain").inner_text()
+        expect(style.get_by_text("Guiraud index", exact=False)).not_to_be_visible()
+        style.get_by_text("Show the numbers").click()
+        expect(style.get_by_text(re.compile(r"Guiraud index \d"))).to_be_visible()
+
+    panel.locator("#history-toggle").click()
+    history = panel.locator("#history")
+    with points.check("6. History: the assistant's three additions are one line"):
+        expect(history).to_contain_text("the assistant added 3 entries")
+        assert history.inner_text().count("the assistant added") == 1
+
+    sketch = panel.locator("li[id^=entry-]").filter(has_text="Sketches designs on paper")
+    sketch.locator("button[id^=why-]").click()
+    evidence = sketch.locator("ul[id^=evidence-]")
+    expect(evidence).to_contain_text("sketch the architecture on paper")
+    with points.check("4. Why? quotes the message once, not the title again"):
+        assert evidence.inner_text().count("sketch the architecture") == 1, evidence.inner_text()
+    person.shot(f"panels-{where}-04-profile-panel")
+    style.scroll_into_view_if_needed()
+    person.shot(f"panels-{where}-04b-history-and-style")
+    add.scroll_into_view_if_needed()
+    person.shot(f"panels-{where}-04c-add-field")
+
+    page.evaluate("window.__stayedInTheApp = true")  # a full page load would forget it
+    evidence.locator(f'a[href="/thread/{thread_id}"]').click()
+    expect(page).to_have_url(re.compile(rf"/thread/{thread_id}$"), timeout=15_000)
+    message = page.locator(f"#step-{step_id}")
+    expect(message).to_be_visible(timeout=15_000)
+    with points.check("4. The evidence link opens the message in place, scrolled to and outlined"):
+        expect(message).to_have_attribute("data-evidence-shown", "true")
+        expect(message).to_be_in_viewport()
+        assert page.evaluate("window.__stayedInTheApp === true"), "the link reloaded the whole page"
+    person.shot(f"panels-{where}-05-evidence-message-shown")
+    person.close()
+    points.all_hold()
