@@ -245,8 +245,7 @@ def label(session: Session, *, record_id: int, value: object, note: object, oper
         raise ReviewError(f"A note can be at most {MAX_NOTE_CHARS:,} characters.")
     record = _get(session, record_id)
     if value not in labels_for(record.decision):
-        raise ReviewError(f"{value} is a label for refusals only; record {record_id} is {record.decision}. "
-                          f"Label it {' or '.join(labels_for(record.decision))}, and say more in the note.")
+        raise ReviewError(_wrong_label(value, record_id, record.decision))
     record.label, record.note = Label(value), clean_text(note or "").strip() or None
     record.labelled_by, record.labelled_at = operator, utcnow()
     session.add(record)
@@ -256,10 +255,17 @@ def label(session: Session, *, record_id: int, value: object, note: object, oper
 
 def labels_for(decision: str) -> tuple[str, ...]:
     """The labels a record of this decision can take. Over-refusal judges a refusal, and only refusals are
-    counted by the over-refusal metric (`metrics`), so a safe completion or a failed deliberation cannot take it."""
-    if decision == AuditDecision.REFUSE:
-        return LABELS
-    return tuple(value for value in LABELS if value != Label.OVER_REFUSAL)
+    counted by the over-refusal metric (`metrics`), so a safe completion or a failed deliberation cannot take it.
+    Under-refusal says "it should have refused", which a refusal cannot have failed to do."""
+    wrong = Label.UNDER_REFUSAL if decision == AuditDecision.REFUSE else Label.OVER_REFUSAL
+    return tuple(value for value in LABELS if value != wrong)
+
+
+def _wrong_label(value: str, record_id: int, decision: str) -> str:
+    why = ("a label for refusals only" if value == Label.OVER_REFUSAL
+           else "a label for records that were answered (it says the assistant should have refused)")
+    return (f"{value} is {why}; record {record_id} is {decision}. "
+            f"Label it {' or '.join(labels_for(decision))}, and say more in the note.")
 
 
 def log_action(session: Session, *, operator: str, action: OperatorActionKind, record_id: int | None = None,

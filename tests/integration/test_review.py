@@ -151,7 +151,7 @@ def test_over_refusal_is_a_label_for_refusals_only_and_the_metric_counts_every_o
         with pytest.raises(review.ReviewError, match=f"for refusals only; record {ids[decision]} is {decision}"):
             write(engine, lambda s, d=decision: review.label(s, record_id=ids[d], value="over_refusal", note=None,
                                                             operator="olga"))
-    assert review.labels_for("refuse") == ("correct", "over_refusal", "under_refusal")
+    assert review.labels_for("refuse") == ("correct", "over_refusal")
     write(engine, lambda s: review.label(s, record_id=ids["refuse"], value="over_refusal", note=None, operator="olga"))
     metrics = read(engine, lambda s: review.metrics(s, review.AuditFilter(), SPEC))
     assert (metrics["reviewed_refusals"], metrics["over_refusal_share"]) == (1, 1.0)
@@ -175,3 +175,11 @@ def test_list_excerpts_are_short_and_each_one_shown_is_logged_as_a_read(engine, 
     with engine.connect() as conn:
         logged = conn.execute(text("SELECT operator, action, record_id, detail FROM operator_action ORDER BY id")).all()
     assert [tuple(a) for a in logged] == [("olga", "view", r["id"], "excerpt") for r in rows[1:]]
+
+
+def test_under_refusal_is_not_a_label_for_a_refusal(engine, records):
+    """It says "it should have refused": a refusal did. Before, a refusal took it and the console offered it."""
+    refusal = read(engine, lambda s: s.exec(review.select(AuditRecord.id).where(AuditRecord.decision == "refuse")).first())
+    with pytest.raises(review.ReviewError, match=f"records that were answered.*record {refusal} is refuse"):
+        write(engine, lambda s: review.label(s, record_id=refusal, value="under_refusal", note=None, operator="olga"))
+    assert read(engine, lambda s: s.get(AuditRecord, refusal)).label is None
