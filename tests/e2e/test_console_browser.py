@@ -25,6 +25,13 @@ def _engine(server):
     return make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
 
 
+def _operator_of_three_records(browser, server, viewport) -> tuple[str, dict[str, int], Person]:
+    """A fresh operator's name, the three audited records of a fresh user (`_people`), and the operator's
+    browser, not yet signed in (a test may set the colour scheme first)."""
+    opal, rex = fresh("opal"), fresh("rex")
+    return opal, _people(server, opal, rex), Person(browser, server, opal, viewport=viewport)
+
+
 def _people(server, operator: str, user: str) -> dict[str, int]:
     """An operator and a user with three audited turns (a refusal, a safe completion, a failed deliberation),
     written into the running app's database as the turn leaves them; the records' ids by decision."""
@@ -121,9 +128,7 @@ def test_the_console_wears_the_chats_colours_says_things_in_words_and_fits_a_pho
                                                                                   scheme, background):
     from playwright.sync_api import expect
 
-    opal, rex = fresh("opal"), fresh("rex")
-    records = _people(offline_app, opal, rex)
-    operator = Person(browser, offline_app, opal, viewport=viewport)
+    opal, records, operator = _operator_of_three_records(browser, offline_app, viewport)
     operator.page.emulate_media(color_scheme=scheme)
     operator.sign_in()
     # The chat starts dark (Chainlit's default_theme) and remembers a person's choice: choose this scheme.
@@ -163,9 +168,7 @@ def test_the_console_wears_the_chats_colours_says_things_in_words_and_fits_a_pho
 def test_a_row_says_what_happened_and_each_excerpt_read_is_logged(browser, offline_app, viewport):
     from playwright.sync_api import expect
 
-    opal, rex = fresh("opal"), fresh("rex")
-    records = _people(offline_app, opal, rex)
-    operator = Person(browser, offline_app, opal, viewport=viewport)
+    opal, records, operator = _operator_of_three_records(browser, offline_app, viewport)
     operator.sign_in()
     operator.page.goto(f"{offline_app.base_url}/console/?pseudonym={records['pseudonym']}")
     refused = operator.page.locator(f"#row-{records['refuse']}")
@@ -188,9 +191,7 @@ def test_a_row_says_what_happened_and_each_excerpt_read_is_logged(browser, offli
 def test_a_filter_that_cannot_be_met_lists_nothing_and_keeps_what_was_typed(browser, offline_app, viewport):
     from playwright.sync_api import expect
 
-    opal, rex = fresh("opal"), fresh("rex")
-    records = _people(offline_app, opal, rex)
-    operator = Person(browser, offline_app, opal, viewport=viewport)
+    opal, records, operator = _operator_of_three_records(browser, offline_app, viewport)
     operator.sign_in()
     page = operator.page
     page.goto(offline_app.base_url + "/console/")
@@ -221,9 +222,7 @@ def test_a_filter_that_cannot_be_met_lists_nothing_and_keeps_what_was_typed(brow
 def test_a_label_must_be_chosen_and_over_refusal_is_only_for_refusals(browser, offline_app, viewport):
     from playwright.sync_api import expect
 
-    opal, rex = fresh("opal"), fresh("rex")
-    records = _people(offline_app, opal, rex)
-    operator = Person(browser, offline_app, opal, viewport=viewport)
+    opal, records, operator = _operator_of_three_records(browser, offline_app, viewport)
     operator.sign_in()
     page = operator.page
     label_of = "SELECT label FROM audit_record WHERE id = :id"
