@@ -48,14 +48,15 @@ class Person:
         from playwright.sync_api import expect
 
         self.page.locator("#chat-input").click()
-        self.page.keyboard.type(text)
+        self.page.keyboard.insert_text(text)  # one input event, as a paste would be, not a key per letter
         expect(self.page.locator("#chat-submit")).to_be_enabled(timeout=15_000)  # socket ready
         self.page.locator("#chat-submit").click()
         expect(self.page.locator("#chat-input")).to_have_text("", timeout=5_000)
 
     def shot(self, name: str) -> None:
-        self.page.wait_for_timeout(800)  # let Chainlit's fade-in animations finish
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        # Chainlit's fade-ins are CSS animations: Playwright finishes them for the picture instead of
+        # the test waiting them out.
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
 
     def close(self) -> None:
         self.context.close()
