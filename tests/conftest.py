@@ -18,6 +18,10 @@ import pytest
 # the checkout. This must happen before any test module imports chainlit.
 os.environ["CHAINLIT_APP_ROOT"] = tempfile.mkdtemp(prefix="hyperalign-chainlit-")
 atexit.register(shutil.rmtree, os.environ["CHAINLIT_APP_ROOT"], True)
+# The suite runs as two pytest workers, each with app servers beside it, on as few as two cores: one
+# torch thread per process (inherited by the apps they start) instead of every process spinning one per
+# core against the others. Before torch is imported anywhere.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tests.fakellm import FakeLLM, comply  # noqa: E402
 from tests.pgserver import TempCluster, create_database, drop_database, find_bindir  # noqa: E402
@@ -33,6 +37,19 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: missing parts fail the run instead of skipping)")
     pytest.skip(reason)
+
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Work units for the workers (`-n 2 --dist loadgroup`, README's test command): a test module stays on
+    one worker with its module fixtures, and the browser modules share one worker, so that one Chromium
+    at a time competes for the cores (two at once made them miss their timeouts). Collected first, the
+    browser group starts first, and the other worker takes the rest module by module."""
+    for item in items:
+        group = "browser" if E2E in item.path.parents else item.path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
