@@ -118,9 +118,11 @@ document.addEventListener("click", (event) => {
     event.stopPropagation();  // capturing on window: before React sees it
   }
 
+  let unselecting = false;  // our own click on Chainlit's toggle, let through below
+
   window.addEventListener("click", (event) => {
     const target = event.target instanceof Element ? event.target : null;
-    if (!target) return;
+    if (!target || unselecting) return;
     if (target.closest(`#command-Profile, ${STARTER}`) || (target.closest("#chat-submit") && typedProfile())) {
       instead(event);
       if (typedProfile()) emptyComposer();
@@ -135,4 +137,19 @@ document.addEventListener("click", (event) => {
     emptyComposer();
     openProfile();
   }, true);
+
+  // Picked from the "/" menu some other way ("/pro" and Enter, or a click in the menu), Chainlit only
+  // selects the command for the next message (its button shows it by its colour class): the panel opens
+  // at once instead, and the command is unselected by Chainlit's own toggle.
+  new MutationObserver(() => {
+    const selected = document.querySelector("#command-Profile.text-command");
+    if (!selected || unselecting) return;
+    unselecting = true;
+    try {
+      selected.click();
+    } finally {
+      unselecting = false;
+    }
+    openProfile();
+  }).observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["class"] });
 })();

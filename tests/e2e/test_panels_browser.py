@@ -360,6 +360,15 @@ def test_the_profile_opens_beside_the_chat_never_as_a_message(browser, app, fake
     expect(side_panel(person)).to_be_visible(timeout=15_000)
     with points.check("the starter opens it without a message"):
         expect(user_steps).to_have_count(0)
+    close_side_panel(person)
+    page.locator("#chat-input").click()
+    page.keyboard.type("/pro")
+    page.keyboard.press("Enter")  # Chainlit's "/" menu picks the command
+    expect(side_panel(person)).to_be_visible(timeout=15_000)
+    with points.check("the command picked from the / menu opens it at once, and is not left selected"):
+        expect(page.locator("#command-Profile")).not_to_have_class(re.compile("text-command"))
+        expect(page.locator("#chat-input")).to_have_value("")
+        expect(user_steps).to_have_count(0)
 
     # Opened again, it shows what changed since: on a desktop while it is still open; a phone's sheet
     # covers the composer, so there it is closed and opened again.
