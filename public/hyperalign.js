@@ -75,3 +75,81 @@ document.addEventListener("click", (event) => {
   event.stopPropagation();  // before React sees it: the command is not selected
   window.location.assign("/console/");
 }, true);
+
+// --- Profile panel ---------------------------------------------------------------------------------
+// The profile opens beside the chat (Chainlit's side view), never as a chat message: the composer's
+// Profile button, "/profile" typed and sent with one Enter (or the send button), and the first screen's
+// profile starter all ask the server for the panel over the socket, as a window message (Chainlit
+// forwards those to @cl.on_window_message in assistant/ui/app.py, OPEN_PROFILE), and nothing is sent
+// to the chat. Chainlit's own handling would select the command on the first Enter and send a message
+// on the second.
+(function () {
+  "use strict";
+  const OPEN_PROFILE = { hyperalign: "open-profile" };
+  const STARTER = "#starter-show-what-you-have-learned-about-me";  // the label in app.py's _starters
+  // A window message sent while the chat's socket is (re)connecting (just after sign-in, "New chat" or
+  // opening another thread) is lost, so it waits until Chainlit enables its composer buttons again,
+  // which it does once the socket is up (and a reply has finished).
+  function openProfile(deadline = Date.now() + 15000) {
+    const ready = document.querySelector("#command-Profile:not([disabled])");
+    if (!ready && Date.now() < deadline) {
+      setTimeout(() => openProfile(deadline), 100);
+      return;
+    }
+    window.postMessage(OPEN_PROFILE, window.location.origin);
+  }
+  const composer = () => document.getElementById("chat-input");
+  const typedProfile = () => {
+    const input = composer();
+    return !!input && typeof input.value === "string" && input.value.trim().toLowerCase() === "/profile";
+  };
+
+  // Empties the composer the way typing would, so React (which owns its value) sees it and closes the
+  // command menu that "/profile" opened.
+  function emptyComposer() {
+    const input = composer();
+    const setter = Object.getOwnPropertyDescriptor(window.HTMLTextAreaElement.prototype, "value").set;
+    setter.call(input, "");
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function instead(event) {
+    event.preventDefault();
+    event.stopPropagation();  // capturing on window: before React sees it
+  }
+
+  let unselecting = false;  // our own click on Chainlit's toggle, let through below
+
+  window.addEventListener("click", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target || unselecting) return;
+    if (target.closest(`#command-Profile, ${STARTER}`) || (target.closest("#chat-submit") && typedProfile())) {
+      instead(event);
+      if (typedProfile()) emptyComposer();
+      openProfile();
+    }
+  }, true);
+
+  window.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    if (event.target !== composer() || !typedProfile()) return;
+    instead(event);
+    emptyComposer();
+    openProfile();
+  }, true);
+
+  // Picked from the "/" menu some other way ("/pro" and Enter, or a click in the menu), Chainlit only
+  // selects the command for the next message (its button shows it by its colour class): the panel opens
+  // at once instead, and the command is unselected by Chainlit's own toggle.
+  new MutationObserver(() => {
+    const selected = document.querySelector("#command-Profile.text-command");
+    if (!selected || unselecting) return;
+    unselecting = true;
+    try {
+      selected.click();
+    } finally {
+      unselecting = false;
+    }
+    openProfile();
+  }).observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["class"] });
+})();

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import chainlit as cl
 from chainlit.config import config as chainlit_config
@@ -124,6 +124,8 @@ async def password_auth(username: str, password: str) -> cl.User | None:
     return None
 
 
+# Its button (#command-Profile), "/profile" + Enter and the profile starter open the side panel through
+# public/hyperalign.js, which keeps them from being sent as messages.
 PROFILE_COMMAND = {
     "id": "Profile", "icon": "user-round-cog", "button": True, "persistent": False,
     "description": "Your profile: see, correct, export or erase what I hold about you",
@@ -161,12 +163,43 @@ async def _show_console_link(user: PersistedUser) -> None:
     await cl.Message(content=text, author="hyperalign", metadata={DISPLAY_ONLY: True}).send()
 
 
-async def _show_profile_panel() -> None:
-    # The panel reads everything from /api/me as the signed-in user; its one prop says which chat it is in.
-    panel = cl.CustomElement(name="ProfilePanel", display="inline", props={"threadId": cl.context.session.thread_id})
-    # Display-only: the panel is shown in the thread but is not part of the conversation.
-    await cl.Message(content="**Your profile**: what I hold about you, why, and how to change or erase it.",
-                     author="hyperalign", elements=[panel], metadata={DISPLAY_ONLY: True}).send()
+# What the page script (public/hyperalign.js) posts to ask for the panel; Chainlit forwards every window
+# message to @cl.on_window_message, so anything else that arrives there is ignored.
+OPEN_PROFILE = {"hyperalign": "open-profile"}
+PROFILE_TITLE = "Your profile"
+
+
+def profile_panel_event(thread_id: str, element: Mapping[str, object]) -> dict[str, object]:
+    """Chainlit's `set_sidebar_elements` event that shows the panel, with a key of its own each time.
+
+    The browser keeps what the side view shows when the key is the same as before, so a fresh key is
+    what makes opening the panel again (while it is open) show what changed since."""
+    return {"elements": [element], "key": f"profile-{thread_id}-{element['id']}"}
+
+
+async def _open_profile_panel() -> None:
+    """Shows the profile beside the chat (Chainlit's side view; a full-width sheet on a phone).
+
+    Nothing of it enters the conversation: no message, no step, no element row, no thread. Its one prop
+    is the chat on screen (for "Don't remember this chat"). A new chat or another thread closes it:
+    Chainlit clears the side view whenever it clears the chat, so the panel never speaks for a chat
+    that is no longer shown; opening it there again gives it that chat's id."""
+    panel = cl.CustomElement(name="ProfilePanel", display="side", props={"threadId": cl.context.session.thread_id})
+    # The two events cl.ElementSidebar.set_title / set_elements emit, minus set_elements' first step: it
+    # also sends the element into the chat's element list, and Chainlit's message list closes the side
+    # view whenever that list changes without a display="side" element in it, so the two events could
+    # race and close the panel as it opens (read in Chainlit 2.12's MessagesContainer). A custom element
+    # needs nothing but its props to render, so the side view's own event is enough.
+    await cl.context.emitter.emit("set_sidebar_title", PROFILE_TITLE)
+    await cl.context.emitter.emit("set_sidebar_elements", profile_panel_event(cl.context.session.thread_id,
+                                                                              panel.to_dict()))
+
+
+@cl.on_window_message
+async def on_window_message(message: object) -> None:
+    # The Profile button, "/profile" + Enter and the profile starter arrive here, not as chat messages.
+    if message == OPEN_PROFILE and isinstance(cl.user_session.get("user"), PersistedUser):
+        await _open_profile_panel()
 
 
 def _starters(offline: bool) -> list[cl.Starter]:
@@ -217,8 +250,8 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
         return
     command = message.command or command_of(message.content)
-    if command == "Profile":
-        await _show_profile_panel()
+    if command == "Profile":  # only when the page script did not catch it first (it always should)
+        await _open_profile_panel()
         return
     if command == "Console":
         await _show_console_link(user)

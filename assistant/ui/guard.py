@@ -44,10 +44,12 @@ from memory.models import User, stored_id
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 5.0
-# Chainlit's socket events this app does not offer (editing and favourites are off; no chat settings,
-# window messages or audio). Chainlit handles them whatever the settings say, and each lets a client
-# write where it should not (an edit rewrote a stored reply, refusals included) or grow server memory.
-UNOFFERED = frozenset({"edit_message", "message_favorite", "fetch_favorites", "window_message",
+# Chainlit's socket events this app does not offer (editing and favourites are off; no chat settings
+# or audio). Chainlit handles them whatever the settings say, and each lets a client write where it
+# should not (an edit rewrote a stored reply, refusals included) or grow server memory. Window messages
+# are offered: they ask for the profile panel (assistant/ui/app.py, on_window_message), act only for the
+# session's own live account, store nothing, and anything else sent that way is ignored.
+UNOFFERED = frozenset({"edit_message", "message_favorite", "fetch_favorites",
                        "chat_settings_change", "chat_settings_edit", "audio_start", "audio_chunk", "audio_end"})
 # Every turn a session started (Chainlit remembers only the latest), so that ending it cancels them all.
 _turns: dict[str, weakref.WeakSet[asyncio.Task]] = {}

@@ -3,9 +3,11 @@ import { Button } from "@/components/ui/button"
 import { Input } from "@/components/ui/input"
 
 // The memory panel: everything the assistant holds about the signed-in user, why, and the controls to
-// change it. All data comes from /api/me/... (scoped to the signed-in user on the server), loaded
-// fresh every time the panel is shown, so it is never stale props. Its one prop, `threadId`, is the chat
-// it is shown in (for "Don't remember this chat").
+// change it. It is shown beside the chat, in Chainlit's side view (a sheet over the chat on a phone),
+// never as a message (assistant/ui/app.py, _open_profile_panel). All data comes from /api/me/... (scoped
+// to the signed-in user on the server), loaded fresh every time the panel is opened, so it is never
+// stale props. Its one prop, `threadId`, is the chat on screen (for "Don't remember this chat"); the
+// panel closes when another chat is opened.
 
 const FACETS = {
   communication: "How you communicate",
@@ -30,8 +32,9 @@ async function call(method, url, body) {
 // router (react-router) follows the history, so a pushState with a popstate event opens /thread/<id>
 // without reloading the page. Chainlit has no anchor for a message, so the message (its element is
 // `step-<id>`) is scrolled to and outlined once it is on the page, by timers that outlive this panel
-// (the panel goes away with the chat it was shown in).
+// (opening another chat closes the panel).
 function showMessage(threadId, stepId) {
+  closeSheet()
   const path = `/thread/${encodeURIComponent(threadId)}`
   if (window.location.pathname !== path) {
     const index = (window.history.state && window.history.state.idx) || 0
@@ -39,6 +42,14 @@ function showMessage(threadId, stepId) {
     window.dispatchEvent(new PopStateEvent("popstate", { state: window.history.state }))
   }
   if (stepId) scrollToMessage(stepId, Date.now() + 15000)
+}
+
+// On a phone the panel is a sheet over the chat: it is closed (by its own Close button) so that the
+// message shown is not hidden under it. Beside the chat on a wider screen it stays open.
+function closeSheet() {
+  const sheet = document.getElementById("profile-panel")?.closest('[role="dialog"]')
+  const close = sheet && [...sheet.querySelectorAll("button")].find((b) => b.textContent.trim() === "Close")
+  if (close) close.click()
 }
 
 function scrollToMessage(stepId, deadline) {
@@ -105,7 +116,7 @@ function HistoryLine({ group }) {
 
 // Rows of controls wrap at phone width instead of squeezing a text field down to a few letters.
 const ROW = { display: "flex", flexWrap: "wrap", gap: "0.5rem", alignItems: "center" }
-const FIELD = { flex: "1 1 14rem", minWidth: 0 }
+const FIELD = { flex: "1 1 16rem", minWidth: 0 }
 
 function Entry({ entry, onChange, onError }) {
   const [editing, setEditing] = useState(false)

@@ -243,7 +243,7 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
         time.sleep(0.2)
 
     pat.send("/profile")
-    panel = pat.page.locator("#profile-panel").last
+    panel = pat.page.locator("#side-view-content #profile-panel")
     expect(panel).to_contain_text("Sketches designs on paper before coding.", timeout=15_000)
     sketch = panel.locator("li[id^=entry-]").filter(has_text="Sketches designs on paper")
     sketch.locator("button[id^=why-]").click()
@@ -282,7 +282,7 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
     assert "/profile" not in json.dumps(fake.requests_for("chat")[-1].body)  # the command is not conversation
 
     pat.send("/profile")
-    panel = pat.page.locator("#profile-panel").last
+    panel = pat.page.locator("#side-view-content #profile-panel")
     expect(panel.locator("#export-link")).to_be_visible(timeout=15_000)
     with pat.page.expect_download() as download:
         panel.locator("#export-link").click()
@@ -301,7 +301,7 @@ def test_my_profile_panel_edit_reject_add_undo_export_and_forget_me(browser, app
     pat.page.wait_for_timeout(1_500)
     assert pat.page.locator("#thread-history a").count() == 0
     pat.send("/profile")
-    expect(pat.page.locator("#profile-panel").last).to_contain_text("Nothing is held about you yet", timeout=15_000)
+    expect(pat.page.locator("#side-view-content #profile-panel")).to_contain_text("Nothing is held about you yet", timeout=15_000)
     pat.shot("14-forgotten-and-empty")
     pat.close()
 
@@ -323,7 +323,7 @@ def test_dont_remember_this_chat_shows_what_is_stored_click_after_click(browser,
 
     def panel_toggle():
         rae.send("/profile")
-        toggle = rae.page.locator("#profile-panel").last.locator("#remember-toggle")
+        toggle = rae.page.locator("#side-view-content #profile-panel").locator("#remember-toggle")
         expect(toggle).to_be_visible(timeout=15_000)
         return toggle
 

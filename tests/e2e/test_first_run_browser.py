@@ -111,7 +111,7 @@ def test_after_forget_me_the_sign_in_page_says_it_is_done_and_what_was_erased(br
     leaver = Person(browser, offline_app, f"leaver-{screen}", viewport=VIEWPORTS[screen])
     leaver.sign_in()
     leaver.send("/profile")
-    panel = leaver.page.locator("#profile-panel").last
+    panel = leaver.page.locator("#side-view-content #profile-panel")
     panel.locator("#forget-confirm").fill(leaver.name)
     panel.locator("#forget-submit").click()
     expect(leaver.page).to_have_url(offline_app.base_url + "/login?erased=1")
@@ -152,7 +152,8 @@ def test_the_first_screen_has_the_buttons_and_starters_that_show_what_is_differe
     user.page.wait_for_timeout(1_000)
     assert user.page.locator("#command-Console").count() == 0  # operators only
     user.page.locator("#starters").get_by_text("Show what you have learned about me").click()
-    expect(user.page.locator("#profile-panel").last).to_be_visible(timeout=15_000)
+    expect(user.page.locator("#side-view-content #profile-panel")).to_be_visible(timeout=15_000)
+    assert user.page.locator(".step").count() == 0  # beside the chat: no message was sent for it
     user.shot(f"first-run-profile-starter-{screen}")
 
     fake.script("chat", "You told me nothing yet; tell me about yourself and I will remember it.")

@@ -108,7 +108,9 @@ def test_short_titles_last_activity_order_and_steps_in_words(browser, app, fake,
     person.sign_in()
     # A command first: it must not become the title.
     person.send("/profile")
-    expect(person.page.locator("#profile-panel").last).to_be_visible(timeout=15_000)
+    expect(person.page.locator("#side-view-content #profile-panel")).to_be_visible(timeout=15_000)
+    if viewport == PHONE:
+        close_side_panel(person)  # a phone's panel is a sheet over the composer
     garden = GARDEN
     reply_and_wait(person, fake, garden, "Noted, purple carrots.")
 
@@ -219,7 +221,7 @@ def test_profile_panel_evidence_style_history_and_phone_controls(browser, app, f
 
     new_chat(person)
     person.send("/profile")
-    panel = page.locator("#profile-panel").last
+    panel = page.locator("#side-view-content #profile-panel")
     expect(panel).to_contain_text("Sketches designs on paper before coding.", timeout=15_000)
 
     add = panel.locator("#add-text")
@@ -266,5 +268,157 @@ def test_profile_panel_evidence_style_history_and_phone_controls(browser, app, f
         expect(message).to_be_in_viewport()
         assert page.evaluate("window.__stayedInTheApp === true"), "the link reloaded the whole page"
     person.shot(f"panels-{where}-05-evidence-message-shown")
+    with points.check("4. Opening another chat closed the panel: it never speaks for a chat not on screen"):
+        expect(page.locator("#profile-panel")).to_have_count(0)
+
+    # From the panel opened in that same chat: the message is shown in place too, and a phone's sheet
+    # steps aside so that it is not hidden under it (beside the chat, the panel stays open).
+    page.evaluate(f"document.getElementById('step-{step_id}').removeAttribute('data-evidence-shown')")
+    page.locator(LAST_REPLY).last.scroll_into_view_if_needed()
+    person.send("/profile")
+    panel = page.locator("#side-view-content #profile-panel")
+    sketch = panel.locator("li[id^=entry-]").filter(has_text="Sketches designs on paper")
+    sketch.locator("button[id^=why-]").click()
+    sketch.locator(f'ul[id^=evidence-] a[href="/thread/{thread_id}"]').click()
+    with points.check("4. Evidence in the chat on screen opens in place from the side panel"):
+        expect(message).to_have_attribute("data-evidence-shown", "true")
+        expect(message).to_be_in_viewport()
+        if viewport == PHONE:
+            expect(page.locator("#profile-panel")).to_have_count(0)
+        else:
+            expect(panel).to_be_visible()
+        assert page.evaluate("window.__stayedInTheApp === true"), "the link reloaded the whole page"
+    person.shot(f"panels-{where}-05b-evidence-in-the-same-chat")
+    person.close()
+    points.all_hold()
+
+
+def side_panel(person: Person):
+    """The profile panel where it belongs: in Chainlit's side view, beside the chat, never in it."""
+    return person.page.locator("#side-view-content #profile-panel")
+
+
+def close_side_panel(person: Person) -> None:
+    from playwright.sync_api import expect
+
+    if person.page.viewport_size == PHONE:  # a sheet over the chat, with its own Close button
+        person.page.get_by_role("dialog").get_by_role("button", name="Close").click()
+    else:  # a column beside the chat, closed by the arrow in its title
+        person.page.locator("#side-view-title button").click()
+    expect(person.page.locator("#profile-panel")).to_have_count(0)
+
+
+def type_profile_and_press_enter_once(person: Person) -> None:
+    person.page.locator("#chat-input").click()
+    person.page.keyboard.type("/profile")
+    person.page.keyboard.press("Enter")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_profile_opens_beside_the_chat_never_as_a_message(browser, app, fake, viewport):
+    """Before: the panel was posted as a chat message (with thumbs), stayed in the conversation, and
+    `/profile` needed Enter twice."""
+    from playwright.sync_api import expect
+
+    where = label(viewport)
+    name = f"iris-{where}"
+    person = Person(browser, app, name, viewport=viewport)
+    person.sign_in()
+    page = person.page
+    user_steps = page.locator('.step[data-step-type="user_message"]')
+    points = Points()
+
+    # From the first screen, one Enter after "/profile".
+    expect(page.locator("#chat-submit")).to_be_attached(timeout=15_000)
+    page.wait_for_timeout(1_000)  # the socket is up (the first-message-drop note in browser-testing.md)
+    type_profile_and_press_enter_once(person)
+    panel = side_panel(person)
+    expect(panel).to_contain_text("Nothing is held about you yet", timeout=15_000)
+    with points.check("one Enter opens it and leaves the composer empty"):
+        expect(page.locator("#chat-input")).to_have_value("")
+    with points.check("it is not a chat message"):
+        expect(page.locator(".step #profile-panel")).to_have_count(0)
+        expect(user_steps).to_have_count(0)
+    with points.check("it fits the screen, and takes all of a phone's width"):
+        page.wait_for_timeout(800)  # it slides in from the right edge
+        box, width = panel.bounding_box(), viewport["width"]
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        if viewport == PHONE:
+            sheet = page.get_by_role("dialog").bounding_box()
+            assert sheet is not None and sheet["width"] >= width - 1, sheet
+    person.shot(f"panels-{where}-06-profile-beside-the-chat")
+    close_side_panel(person)
+
+    # The composer's button and the first screen's starter open it too, without a message.
+    page.locator("#command-Profile").click()
+    expect(side_panel(person)).to_be_visible(timeout=15_000)
+    with points.check("the Profile button opens it without a message or a selected command"):
+        expect(user_steps).to_have_count(0)
+        expect(page.locator("#command-Profile")).not_to_have_class(re.compile("text-command"))
+    close_side_panel(person)
+    page.locator("#starters").get_by_text("Show what you have learned about me").click()
+    expect(side_panel(person)).to_be_visible(timeout=15_000)
+    with points.check("the starter opens it without a message"):
+        expect(user_steps).to_have_count(0)
+    close_side_panel(person)
+    page.locator("#chat-input").click()
+    page.keyboard.type("/pro")
+    page.keyboard.press("Enter")  # Chainlit's "/" menu picks the command
+    expect(side_panel(person)).to_be_visible(timeout=15_000)
+    with points.check("the command picked from the / menu opens it at once, and is not left selected"):
+        expect(page.locator("#command-Profile")).not_to_have_class(re.compile("text-command"))
+        expect(page.locator("#chat-input")).to_have_value("")
+        expect(user_steps).to_have_count(0)
+
+    # Opened again, it shows what changed since: on a desktop while it is still open; a phone's sheet
+    # covers the composer, so there it is closed and opened again.
+    added = page.request.post(app.base_url + "/api/me/profile/entries",
+                              data={"facet": "preference", "text": "Is learning Welsh."})
+    assert added.ok, added.text()
+    if viewport == PHONE:
+        close_side_panel(person)
+    page.locator("#command-Profile").click()
+    with points.check("opening it again refreshes it"):
+        expect(side_panel(person)).to_contain_text("Is learning Welsh.")
+    close_side_panel(person)
+
+    # Its chat is the one on screen: a real message makes a thread, and its panel offers to forget it.
+    reply_and_wait(person, fake, "My sister and I are restoring an old narrowboat this summer.", "A narrowboat!")
+    type_profile_and_press_enter_once(person)
+    expect(side_panel(person).locator("#remember-toggle")).to_be_visible(timeout=15_000)
+    with points.check("a new chat closes the panel"):
+        if viewport == PHONE:
+            close_side_panel(person)  # the sheet covers the header's New chat button
+        new_chat(person)
+        expect(page.locator("#profile-panel")).to_have_count(0)
+    type_profile_and_press_enter_once(person)
+    expect(side_panel(person)).to_contain_text("Is learning Welsh.", timeout=15_000)
+    with points.check("in a chat with no message yet there is nothing to forget"):
+        page.wait_for_timeout(1_000)
+        expect(side_panel(person).locator("#remember-toggle")).to_have_count(0)
+    close_side_panel(person)
+    person.page.reload()  # the sidebar's list is not refreshed right after "New chat" (browser-testing.md)
+    links = sidebar_links(person)
+    links.first.click(position={"x": 24, "y": 12})  # its title, not the options button at its end
+    if viewport == PHONE:
+        page.keyboard.press("Escape")
+    expect(user_steps.filter(has_text="narrowboat")).to_be_visible(timeout=15_000)
+    type_profile_and_press_enter_once(person)
+    toggle = side_panel(person).locator("#remember-toggle")
+    toggle.click()
+    expect(side_panel(person).locator("#profile-notice")).to_contain_text("will not be remembered")
+    person.shot(f"panels-{where}-07-profile-in-a-reopened-chat")
+
+    # Nothing of all this is stored as a message, a step or a thread of its own.
+    rows = app_rows(app, "SELECT m.content FROM message m JOIN user u ON u.id = m.user_id "
+                         f"WHERE u.identifier = '{name}'")
+    with points.check("only the conversation is stored"):
+        assert sorted(r[0] for r in rows) == ["A narrowboat!", "My sister and I are restoring an old narrowboat this summer."]
+        steps = app_rows(app, "SELECT s.output FROM step s JOIN thread t ON t.id = s.thread_id JOIN user u ON "
+                              f"u.id = t.user_id WHERE u.identifier = '{name}'")
+        assert not [s for s in steps if "profile" in (s[0] or "").casefold()], steps
+        threads = app_rows(app, "SELECT t.remember FROM thread t JOIN user u ON u.id = t.user_id "
+                                f"WHERE u.identifier = '{name}'")
+        assert threads == [(0,)], threads  # one chat, and the panel's toggle reached it
     person.close()
     points.all_hold()
