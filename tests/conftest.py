@@ -39,17 +39,23 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-E2E = Path(__file__).parent / "e2e"
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when the suite runs in one process
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """How README's test command (`pytest -n 2`) shares the tests between its two workers.
 
+    A test module stays on one worker with its module fixtures, and the browser modules share one
+    worker, so that one Chromium at a time competes for the cores (two at once made them miss their
+    timeouts). Collected first, the browser group starts first; the other worker takes the rest module
+    by module. (xdist's own `--dist loadgroup` cannot do this under pytest 9, whose test ids no longer
+    carry the group suffix it relies on.)"""
+    from xdist.scheduler import LoadScopeScheduling
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Work units for the workers (`-n 2 --dist loadgroup`, README's test command): a test module stays on
-    one worker with its module fixtures, and the browser modules share one worker, so that one Chromium
-    at a time competes for the cores (two at once made them miss their timeouts). Collected first, the
-    browser group starts first, and the other worker takes the rest module by module."""
-    for item in items:
-        group = "browser" if E2E in item.path.parents else item.path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+    class BrowsersTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "browser" if module.startswith("tests/e2e/") else module
+
+    return BrowsersTogether(config, log)
 
 
 @pytest.fixture(autouse=True)
