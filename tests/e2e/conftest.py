@@ -1,4 +1,9 @@
-"""The browser tests' shared parts: Debian's Chromium, a fake model per module, the app on it."""
+"""The browser tests' shared parts: Debian's Chromium, the fake model, the app on it and the app offline.
+
+They last the whole session: the browser modules run one after another on one worker (tests/conftest.py),
+and starting an app costs about 8 s of both cores. Tests use names of their own (`tests.appserver.fresh`
+where a name recurs), count on no empty database, and make the operators they need (`people.add_operator`):
+the first account, which sign-up would make operator, is taken when an app starts."""
 
 from __future__ import annotations
 
@@ -10,11 +15,11 @@ import pytest
 
 from tests.appserver import AppServer
 from tests.conftest import unavailable
-from tests.e2e.people import ARGS, ARTIFACTS, CHROMIUM
+from tests.e2e.people import ARGS, ARTIFACTS, CHROMIUM, add_operator
 from tests.fakellm import FakeLLM, comply
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
@@ -32,7 +37,7 @@ def browser():
         launched.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fake():
     llm = FakeLLM()
     llm.respond("safety", comply)
@@ -56,23 +61,28 @@ def script_used_up(request):
         assert not left, f"scripted replies never used, per purpose: {left}"
 
 
-@pytest.fixture(scope="module")
-def app(fake):
-    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-"))
-    server = AppServer(workdir, llm_base_url=fake.base_url).start()
+def _started(server: AppServer) -> AppServer:
+    server.start()
     # The embedding model loads in the background (several seconds of both cores): let it finish so
     # the browser tests are not timed against it and recall has its dense side.
     server.wait_for_log("embedding model")
+    add_operator(server, "first-operator")
+    return server
+
+
+@pytest.fixture(scope="session")
+def app(fake):
+    workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-"))
+    server = _started(AppServer(workdir, llm_base_url=fake.base_url))
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def offline_app():
     workdir = Path(tempfile.mkdtemp(prefix="hyperalign-e2e-offline-"))
-    server = AppServer(workdir).start()
-    server.wait_for_log("embedding model")
+    server = _started(AppServer(workdir))
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)

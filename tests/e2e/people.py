@@ -62,6 +62,21 @@ class Person:
         self.context.close()
 
 
+def add_operator(server: AppServer, name: str, password: str = "a-good-password") -> str:
+    """An operator account written into the running app's database: the browser modules share one app,
+    so no test can count on being its first account (the one sign-up makes operator)."""
+    from memory import store
+    from memory.db import make_engine, write
+    from memory.models import Role
+
+    engine = make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+    try:
+        write(engine, lambda s: store.create_user(s, identifier=name, password=password, role=Role.OPERATOR))
+    finally:
+        engine.dispose()
+    return name
+
+
 def app_rows(server: AppServer, sql: str) -> list[tuple]:
     """Rows of the running app's own SQLite database (what it stored, read beside it)."""
     from sqlalchemy import text

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from assistant.llm import OFFLINE_NOTICE
-from tests.appserver import AppServer
-from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person
+from tests.appserver import AppServer, fresh
+from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person, add_operator
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,8 +135,8 @@ def test_the_first_screen_has_the_buttons_and_starters_that_show_what_is_differe
     were bare icons."""
     from playwright.sync_api import expect
 
-    operator = Person(browser, app, "opal", viewport=VIEWPORTS[screen])
-    operator.sign_in()  # the first account of this module's app: the operator
+    operator = Person(browser, app, add_operator(app, fresh("opal")), viewport=VIEWPORTS[screen])
+    operator.sign_in()
     for button in ("#command-Profile", "#command-Console"):
         expect(operator.page.locator(button)).to_be_visible()
     expect(operator.page.locator("#command-Profile")).to_have_text("Profile")  # its name, on a phone too

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from contextlib import contextmanager
 
@@ -18,8 +17,7 @@ import pytest
 
 from assistant.safety.spec import load_spec
 from memory.text import TITLE_CHARS
-from tests.appserver import HYPERALIGN
-from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person, app_rows
+from tests.e2e.people import DESKTOP, LAST_REPLY, PHONE, Person, add_operator, app_rows
 from tests.fakellm import verdict
 
 pytestmark = pytest.mark.e2e
@@ -30,12 +28,8 @@ GARDEN_TITLE = "My allotment grows purple carrots and I cycle…"
 
 @pytest.fixture(scope="module")
 def operator(app):
-    """The module's operator, made first: the first account to sign up would otherwise be one."""
-    done = subprocess.run([str(HYPERALIGN), "users", "add", "olga", "--operator", "--password-stdin"],
-                          input="a-good-password\n", capture_output=True, text=True, timeout=60, env=app.env,
-                          cwd=app.workdir)
-    assert done.returncode == 0, done.stderr
-    return "olga"
+    """The module's operator, who sees the deliberation's ids where users see words."""
+    return add_operator(app, "olga")
 
 
 class Points:
