@@ -1,6 +1,7 @@
 """The browser tests' shared parts: Debian's Chromium, the fake model, the app on it and the app offline.
 
-They last the whole session: the browser modules run one after another on one worker (tests/conftest.py),
+The model and the apps last the whole session: the browser modules run one after another on one worker
+(tests/conftest.py),
 and starting an app costs about 8 s of both cores. Tests use names of their own (`tests.appserver.fresh`
 where a name recurs), count on no empty database, and make the operators they need (`people.add_operator`):
 the first account, which sign-up would make operator, is taken when an app starts."""
@@ -19,7 +20,9 @@ from tests.e2e.people import ARGS, ARTIFACTS, CHROMIUM, add_operator
 from tests.fakellm import FakeLLM, comply
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is running, the main thread counts as
+# inside an event loop, and the worker goes on to other modules' async tests after the browser ones.
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
