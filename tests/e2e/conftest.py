@@ -1,10 +1,9 @@
 """The browser tests' shared parts: Debian's Chromium, the fake model, the app on it and the app offline.
 
 The model and the apps last the whole session: the browser modules run one after another on one worker
-(tests/conftest.py),
-and starting an app costs about 8 s of both cores. Tests use names of their own (`tests.appserver.fresh`
-where a name recurs), count on no empty database, and make the operators they need (`people.add_operator`):
-the first account, which sign-up would make operator, is taken when an app starts."""
+(tests/conftest.py), and starting an app costs about 8 s of both cores. Tests use names of their own
+(`tests.appserver.fresh` where a name recurs), count on no empty database, and make the operators they
+need (`people.add_operator`): the first account, which sign-up would make operator, is taken at start."""
 
 from __future__ import annotations
 
