@@ -133,22 +133,41 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         drop_database(admin, url)
 
 
-@pytest.fixture(scope="session", params=DATABASES)
+def _shared_app_on(kind: str, admin_url: str | None) -> Iterator[tuple]:
+    from memory import store
+    from memory.db import write
+    from tests.appserver import served_on
+
+    with served_on(kind, admin_url, "hyperalign-shared-") as (server, engine):
+        write(engine, lambda s: store.create_user(s, identifier="first-operator", password="password1"))
+        yield server, engine
+
+
+# One session fixture per database rather than one with the database as its parameter: pytest stops a
+# parametrized fixture's app whenever the parameter changes, and a worker running module after module
+# alternates SQLite and PostgreSQL, so every module paid two app starts.
+@pytest.fixture(scope="session")
+def shared_sqlite_app() -> Iterator[tuple]:
+    yield from _shared_app_on("sqlite", None)
+
+
+@pytest.fixture(scope="session")
+def shared_postgres_app(postgres_admin_url: str | None) -> Iterator[tuple]:
+    if postgres_admin_url is None:
+        unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
+    yield from _shared_app_on("postgres", postgres_admin_url)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
 def shared_app(request: pytest.FixtureRequest):
     """The running app on one database of each kind, shared by the HTTP test modules: (server, engine).
 
     Starting the app costs seconds, so every module that needs no special setting uses this one.
     Tests on it use fresh user names (`tests.appserver.fresh`) and never count on an empty database.
-    The first account, which sign-up makes the operator, is taken here, so no test becomes operator
+    The first account, which sign-up makes the operator, is taken at start, so no test becomes operator
     by running first; a test that needs one makes it (`tests.appserver.signed_in_operator`).
     """
-    from memory import store
-    from memory.db import write
-    from tests.appserver import served_on
-
-    with served_on(request.param, admin_url_for(request), "hyperalign-shared-") as (server, engine):
-        write(engine, lambda s: store.create_user(s, identifier="first-operator", password="password1"))
-        yield server, engine
+    return request.getfixturevalue(f"shared_{request.param}_app")
 
 
 @pytest.fixture
