@@ -107,16 +107,6 @@ def postgres_admin_url() -> Iterator[str | None]:
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def admin_url_for(request: pytest.FixtureRequest) -> str | None:
-    """The PostgreSQL admin URL when the test runs on PostgreSQL (failing in CI when there is none)."""
-    if request.param != "postgres":
-        return None
-    admin = request.getfixturevalue("postgres_admin_url")
-    if admin is None:
-        unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-    return admin
-
-
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each kind."""

@@ -62,14 +62,21 @@ class Person:
         self.context.close()
 
 
+def app_engine(server: AppServer):
+    """An engine onto the running app's own SQLite database, to read or seed it beside the app."""
+    from memory.db import make_engine
+
+    return make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+
+
 def add_operator(server: AppServer, name: str, password: str = "a-good-password") -> str:
     """An operator account written into the running app's database: the browser modules share one app,
     so no test can count on being its first account (the one sign-up makes operator)."""
     from memory import store
-    from memory.db import make_engine, write
+    from memory.db import write
     from memory.models import Role
 
-    engine = make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+    engine = app_engine(server)
     try:
         write(engine, lambda s: store.create_user(s, identifier=name, password=password, role=Role.OPERATOR))
     finally:
@@ -81,9 +88,7 @@ def app_rows(server: AppServer, sql: str) -> list[tuple]:
     """Rows of the running app's own SQLite database (what it stored, read beside it)."""
     from sqlalchemy import text
 
-    from memory.db import make_engine
-
-    engine = make_engine(f"sqlite:///{server.workdir / 'data' / 'hyperalign.db'}")
+    engine = app_engine(server)
     try:
         with engine.connect() as conn:
             return [tuple(row) for row in conn.execute(text(sql))]
