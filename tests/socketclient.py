@@ -69,14 +69,24 @@ class ChatTab:
     async def say(self, text: str, timeout: float = 30) -> list[tuple[str, object]]:
         """Send a message as the browser does and return the events until its turn ended (the server
         started a task since, and none is left running)."""
-        first, message_id = len(self.events), str(uuid.uuid4())
-        await self.client.emit("client_message", {"message": {
-            "id": message_id, "threadId": self.thread_id, "type": "user_message", "name": "User",
-            "output": text, "createdAt": datetime.now(UTC).isoformat()}, "fileReferences": None})
-        await asyncio.wait_for(self._turn_ended(message_id), timeout)
+        first = len(self.events)
+        message_id = await self.send(text)
+        await asyncio.wait_for(self.turn_ended(message_id), timeout)
         return self.events[first:]
 
-    async def _turn_ended(self, message_id: str) -> None:
+    async def send(self, text: str, *, command: str | None = None) -> str:
+        """Send a message as the browser does (with the command its composer has picked, if any), and
+        return its id without waiting for anything."""
+        message_id = str(uuid.uuid4())
+        message = {"id": message_id, "threadId": self.thread_id, "type": "user_message", "name": "User",
+                   "output": text, "createdAt": datetime.now(UTC).isoformat()}
+        if command:
+            message["command"] = command
+        await self.client.emit("client_message", {"message": message, "fileReferences": None})
+        return message_id
+
+    async def turn_ended(self, message_id: str) -> None:
+        """Until the turn of this message has ended (see `say`)."""
         while message_id not in self._answered or self._running:
             self._task_changed.clear()
             await self._task_changed.wait()

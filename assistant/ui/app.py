@@ -36,7 +36,8 @@ from assistant.ui.page import serve_local_pages
 from assistant.ui.routes import install_routes, invalid_request
 from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
-from memory.db import write
+from memory import store
+from memory.db import read, write
 from memory.models import Role
 from memory.retrieve import Recalled
 from memory.store import NotOwner
@@ -70,7 +71,7 @@ _background: set[asyncio.Task] = set()
 async def startup() -> None:
     app = runtime.app()
     guard = Guard(app.engine)
-    install_guard(fastapi_app, guard)
+    install_guard(fastapi_app, guard, window_message=asks_for_the_panel)
     install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec))
@@ -195,16 +196,22 @@ async def _open_profile_panel() -> None:
                                                                               panel.to_dict()))
 
 
+def asks_for_the_panel(message: object) -> bool:
+    return message == OPEN_PROFILE
+
+
 @cl.on_window_message
 async def on_window_message(message: object) -> None:
     # The Profile button, "/profile" + Enter and the profile starter arrive here, not as chat messages.
-    if message == OPEN_PROFILE and isinstance(cl.user_session.get("user"), PersistedUser):
+    # (The guard drops every other window message before it costs anything: install_guard above.)
+    if asks_for_the_panel(message) and isinstance(cl.user_session.get("user"), PersistedUser):
         await _open_profile_panel()
 
 
 def _starters(offline: bool) -> list[cl.Starter]:
     """What the empty chat offers: what this assistant does differently from a plain chatbot."""
-    profile = cl.Starter(label="Show what you have learned about me", message="Show me my profile",
+    # "/profile", as typed: should the page script miss the click, the server still reads it as the command.
+    profile = cl.Starter(label="Show what you have learned about me", message="/profile",
                          command="Profile", icon="/public/starters/profile.svg")
     if offline:  # says "offline" before the first reply does; recall has nothing to show without a model
         return [cl.Starter(label=OFFLINE_STARTER, message="What can you do in offline mode?", icon="/public/offline.svg"),
@@ -243,18 +250,26 @@ async def _show_deliberation(deliberation: Deliberation) -> None:
         step.output = deliberation_markdown(deliberation, runtime.app().spec, operator=operator)
 
 
+async def _a_command_starts_no_conversation() -> None:
+    """Chainlit counts any message as the chat's first interaction, and would keep an empty thread for
+    it when the tab closes; a command is no conversation, so a chat that holds nothing yet stays new
+    (and the next real message names it, as a first message does)."""
+    session = cl.context.session
+    engine = runtime.app().engine
+    if not await asyncio.to_thread(read, engine, lambda s: store.get_thread(s, thread_id=session.thread_id)):
+        session.has_first_interaction = False
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     user = cl.user_session.get("user")
     if not isinstance(user, PersistedUser):
         await cl.ErrorMessage(content="Your account was not found. Please sign out and sign in again.").send()
         return
-    command = message.command or command_of(message.content)
-    if command == "Profile":  # only when the page script did not catch it first (it always should)
-        await _open_profile_panel()
-        return
-    if command == "Console":
-        await _show_console_link(user)
+    command = command_of(message.content, message.command)
+    if command is not None:  # Profile arrives here only when the page script did not catch it (it should)
+        await _a_command_starts_no_conversation()
+        await (_open_profile_panel() if command == "Profile" else _show_console_link(user))
         return
     app = runtime.app()
     # The author name picks the avatar (public/avatars/hyperalign_offline.svg in offline mode).

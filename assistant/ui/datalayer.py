@@ -35,11 +35,22 @@ from memory.text import clean_text, is_blank
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-COMMANDS = {"/profile": "Profile", "/console": "Console"}  # typed, or pressed as the composer's buttons
+# Typed, pressed as the composer's buttons, or sent by the profile starter (assistant/ui/app.py).
+COMMANDS = {"/profile": "Profile", "/console": "Console"}
 
 
-def command_of(text: str) -> str | None:
-    return COMMANDS.get(text.strip().casefold())
+def command_of(text: str, picked: str | None = None) -> str | None:
+    """The command a message asks for: one typed ("/profile"), or one picked with a composer button
+    and nothing else said. A command left picked while the person typed words of their own does not
+    swallow them: that is a message, answered and kept like any other."""
+    if typed := COMMANDS.get(text.strip().casefold()):
+        return typed
+    return picked if picked in COMMANDS.values() and is_blank(text) else None
+
+
+def not_said(text: str) -> bool:
+    """Text that says nothing to the assistant: blank, or a command."""
+    return is_blank(text) or command_of(text) is not None
 
 
 _MESSAGE_TYPES = {"user_message": Author.USER, "assistant_message": Author.ASSISTANT}
@@ -194,9 +205,11 @@ class OurDataLayer(BaseDataLayer):
         first_message, name = (name, None) if name is not None and user_id else (None, name)
 
         def save(session: Session) -> None:
+            if first_message is not None and not_said(first_message) and not store.get_thread(session, thread_id=thread_id):
+                return  # a chat opened only to ask for the profile is no conversation: no thread for it
             thread = store.upsert_thread(session, thread_id=thread_id, user_id=owner, name=name, metadata=metadata,
                                          tags=tags)
-            if thread is not None and first_message is not None and not command_of(first_message):
+            if thread is not None and first_message is not None and not not_said(first_message):
                 store.title_from_message(session, thread=thread, text=first_message)
 
         await self._write(save)
@@ -352,7 +365,7 @@ def _display_only(step_dict: dict) -> bool:
     # A command ("/profile") is a request to the app, not something the user said to the assistant:
     # shown in the thread, never a message, so never recalled, learned from or counted in the style card.
     return bool(step_dict.get("isError") or (step_dict.get("metadata") or {}).get(DISPLAY_ONLY)
-                or step_dict.get("command") or command_of(step_dict.get("output") or ""))
+                or command_of(step_dict.get("output") or "", step_dict.get("command")))
 
 
 def _parse_time(value: str | None) -> datetime | None:

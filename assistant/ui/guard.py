@@ -13,6 +13,9 @@ and a token survived sign-out. Here, in one place:
   a session that fails is ended (its turns cancelled, its socket closed, never restorable);
 - a client's message is always the user's (Chainlit takes the author type from the client), and
   the events this app does not offer are refused (`UNOFFERED`);
+- a session's events are metered (`EventBudget`): a person's pace never meets the limit, a script's
+  flood is dropped before it costs a database read each, and a window message that is not one the
+  app asks for is dropped before anything else;
 - revoking (forget-me, sign-out, a role change) ends the account's sessions in this process at
   once, and `sweep` (run every `SWEEP_S` seconds by the app) ends them in every other process, since
   each process re-reads the accounts of its live sessions.
@@ -39,6 +42,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from assistant.ui.datalayer import iso, persisted_user
+from assistant.ui.meter import EventBudget
 from memory.db import read
 from memory.models import User, stored_id
 
@@ -103,8 +107,9 @@ def _session_valid(session: WebsocketSession, accounts: dict[int, User]) -> bool
 
 
 class Guard:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, budget: EventBudget | None = None) -> None:
         self._engine = engine
+        self._budget = budget or EventBudget()
 
     async def account(self, token: str | None) -> User | None:
         return await asyncio.to_thread(account_for_token, self._engine, token)
@@ -164,6 +169,8 @@ class Guard:
     def guard_event(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def for_a_live_account(sid: str, *args: Any) -> Any:
             session = WebsocketSession.get(sid)
+            if session is not None and not self._budget.allow(session.id):
+                return None
             if session is not None and not await self.still_valid(session):
                 await end_session(session)
                 return None
@@ -184,6 +191,7 @@ class Guard:
         for session in ended:
             await end_session(session)
         _forget_cleared_sessions()
+        self._budget.keep_only(ws_sessions_id)
         return len(ended)
 
 
@@ -222,8 +230,10 @@ def _forget_cleared_sessions() -> None:
             held.pop(session_id, None)
 
 
-def install_guard(fastapi_app: FastAPI, guard: Guard) -> None:
-    """Put the guard in front of Chainlit's routes and socket events. Call once, at startup."""
+def install_guard(fastapi_app: FastAPI, guard: Guard, *, window_message: Callable[[Any], bool]) -> None:
+    """Put the guard in front of Chainlit's routes and socket events. Call once, at startup.
+
+    `window_message` says which window messages the app asks for; any other is dropped unread."""
     from chainlit.server import sio
 
     fastapi_app.dependency_overrides[get_current_user] = guard.current_user
@@ -236,8 +246,17 @@ def install_guard(fastapi_app: FastAPI, guard: Guard) -> None:
             handlers[event] = guard.guard_connect(handler)
         elif event == "client_message":
             handlers[event] = guard.guard_event(guard.guard_message(handler))
+        elif event == "window_message":
+            handlers[event] = _only(window_message, guard.guard_event(handler))
         elif event != "disconnect":
             handlers[event] = guard.guard_event(handler)
+
+
+def _only(wanted: Callable[[Any], bool], handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def if_wanted(sid: str, data: Any = None, *args: Any) -> Any:
+        return await handler(sid, data, *args) if wanted(data) else None
+
+    return if_wanted
 
 
 def _refused(event: str) -> Callable[..., Awaitable[None]]:

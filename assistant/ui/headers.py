@@ -14,6 +14,9 @@ what it tells other sites.
     can frame the chat or the console and trick a click (clickjacking).
   - `object-src 'none'`, `base-uri 'self'`, `form-action 'self'`: no plugins, no rebased relative
     URLs, forms post only here. Scripts are not restricted: Chainlit's page has inline scripts.
+- `Cross-Origin-Opener-Policy: same-origin`: a page this app opens (a link in a reply) or that opened
+  it gets no handle on its window, so it cannot post messages to the chat (the profile panel is asked
+  for by a window message) or send it elsewhere. Sign-in is by password, with no pop-up to keep.
 - `X-Content-Type-Options: nosniff`: a file is what its type says (an uploaded text is never run).
 - `Referrer-Policy: same-origin`: a link followed out of a conversation does not tell the other
   site the conversation's URL.
@@ -33,6 +36,7 @@ POLICY = "; ".join([
 HEADERS = {
     b"content-security-policy": POLICY.encode(),
     b"x-frame-options": b"SAMEORIGIN",
+    b"cross-origin-opener-policy": b"same-origin",
     b"x-content-type-options": b"nosniff",
     b"referrer-policy": b"same-origin",
 }

@@ -7,7 +7,7 @@ import { Input } from "@/components/ui/input"
 // never as a message (assistant/ui/app.py, _open_profile_panel). All data comes from /api/me/... (scoped
 // to the signed-in user on the server), loaded fresh every time the panel is opened, so it is never
 // stale props. Its one prop, `threadId`, is the chat on screen (for "Don't remember this chat"); the
-// panel closes when another chat is opened.
+// panel closes when another chat is opened (Chainlit clears the side view with the chat).
 
 const FACETS = {
   communication: "How you communicate",
@@ -169,6 +169,9 @@ function Entry({ entry, onChange, onError }) {
   )
 }
 
+// The box shows only a clear yes or no from the server; anything else shows no box at all.
+const answered = (body) => (body && typeof body.remember === "boolean" ? body.remember : null)
+
 export default function ProfilePanel() {
   const [data, setData] = useState(null)
   const [error, setError] = useState("")
@@ -179,11 +182,12 @@ export default function ProfilePanel() {
   const [confirm, setConfirm] = useState("")
   const [showHistory, setShowHistory] = useState(false)
 
+  const thread = `/api/me/threads/${encodeURIComponent(props.threadId || "")}`
   const load = async () => setData(await call("GET", "/api/me/profile"))
   useEffect(() => {
     load().catch((e) => setError(e.message))
     if (props.threadId) {
-      call("GET", `/api/me/threads/${props.threadId}`).then((t) => setRemember(t.remember)).catch(() => setRemember(null))
+      call("GET", thread).then((t) => setRemember(answered(t))).catch(() => setRemember(null))
     }
   }, [])
 
@@ -205,11 +209,12 @@ export default function ProfilePanel() {
   // event is stale once awaited (React has put the box back by then), which once showed the opposite.
   const saveRemember = async (wanted) => {
     try {
-      const saved = await call("PUT", `/api/me/threads/${props.threadId}/remember`, { remember: wanted })
-      setRemember(saved.remember)
+      const saved = answered(await call("PUT", `${thread}/remember`, { remember: wanted }))
+      if (saved === null) throw new Error("The server's answer did not say whether this chat is remembered.")
+      setRemember(saved)
       setError("")
-      setNotice(saved.remember ? "This chat is remembered again."
-                               : "This chat will not be remembered: never recalled, never learned from.")
+      setNotice(saved ? "This chat is remembered again."
+                        : "This chat will not be remembered: never recalled, never learned from.")
     } catch (e) {
       setNotice("")
       setError(e.message)

@@ -285,7 +285,10 @@ async def test_a_thread_is_titled_briefly_by_its_first_message_and_never_by_a_co
     alice, _ = users
     signed_in(alice, "t1")
     await layer.update_thread("t1", name="/profile", user_id=str(alice.id))  # Chainlit's first interaction
-    assert (await layer.get_thread("t1"))["name"] is None
+    assert await layer.get_thread("t1") is None  # a command is no conversation: no thread for it
+    await layer.create_step(step("t1", "user_message", "hi"))
+    await layer.update_thread("t1", name="/profile", user_id=str(alice.id))  # a command later in a chat
+    assert (await layer.get_thread("t1"))["name"] is None  # names nothing
     long = "Can you help me plan a three week cycling trip through the Pyrenees next summer, with rest days?"
     signed_in(alice, "t2")
     await layer.update_thread("t2", name=long, user_id=str(alice.id))

@@ -46,6 +46,7 @@ def test_every_response_carries_the_security_headers(served, what):
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["cross-origin-opener-policy"] == "same-origin"  # no window handle for other sites
 
 
 EXTERNAL = re.compile(r"""(?:href|src|content)\s*=\s*["']?\s*(?:https?:)?//|@import|url\(\s*["']?\s*(?:https?:)?//|https?://""",

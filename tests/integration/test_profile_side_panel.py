@@ -66,3 +66,86 @@ async def test_a_window_message_opens_the_panel_for_the_sessions_chat_and_stores
                 session.exec(select(Element).where(Element.thread_id == thread_id)).all())
 
     assert read(engine, stored) == ([], [], [], [])
+
+
+async def settled(count, quiet: float = 1.5) -> int:
+    """The count once it has stopped changing for `quiet` seconds (everything sent has been answered)."""
+    last, since = count(), asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - since < quiet:
+        await asyncio.sleep(0.1)
+        if (now := count()) != last:
+            last, since = now, asyncio.get_running_loop().time()
+    return last
+
+
+async def signed_in_tab(server, name: str) -> ChatTab:
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        assert server.login(client, name, "password1").status_code == 200
+        token = client.cookies["access_token"]
+    return await ChatTab(server.base_url, token).open()
+
+
+async def test_a_flood_of_window_messages_is_metered_and_junk_costs_nothing(shared_app):
+    """Before: every window message cost a database read (the account check), however many a script sent."""
+    from assistant.ui.meter import EVENT_BURST
+
+    server, _ = shared_app
+    tab = await signed_in_tab(server, fresh("flo"))
+    try:
+        for _ in range(300):  # messages the app never asks for are dropped before they are counted
+            await tab.client.emit("window_message", {"hyperalign": "something else"})
+        await tab.client.emit("window_message", OPEN_PROFILE)
+        await eventually(lambda: sidebar_events(tab, "set_sidebar_elements"))
+
+        for _ in range(3 * EVENT_BURST):
+            await tab.client.emit("window_message", OPEN_PROFILE)
+        opened = await settled(lambda: len(sidebar_events(tab, "set_sidebar_elements")))
+        assert 1 + 2 * EVENT_BURST > opened > EVENT_BURST // 2, opened  # a burst passes, the flood does not
+        assert tab.client.connected  # metered, not thrown out
+        # A person's pace afterwards is served again.
+        await tab.client.emit("window_message", OPEN_PROFILE)
+        await eventually(lambda: len(sidebar_events(tab, "set_sidebar_elements")) > opened)
+    finally:
+        await tab.close()
+
+
+@pytest.mark.parametrize("text, command", [("/profile", None), ("/profile", "Profile"), ("", "Profile")])
+async def test_a_profile_request_that_reaches_the_chat_starts_no_conversation(shared_app, text, command):
+    """Before: "/profile" that slipped past the page script (no script, a slow page), typed or sent by the
+    profile starter, left an untitled thread behind, and the chat's real first message no longer named it."""
+    server, engine = shared_app
+    name = fresh("slp")
+    tab = await signed_in_tab(server, name)
+    try:
+        await tab.send(text, command=command)
+        await eventually(lambda: sidebar_events(tab, "set_sidebar_elements"))
+        await eventually(lambda: tab.task_ends() >= 2)
+        owner = read(engine, lambda s: store.get_user(s, identifier=name)).id
+        threads = lambda: read(engine, lambda s: s.exec(select(Thread).where(Thread.user_id == owner)).all())  # noqa: E731
+        assert threads() == []
+
+        await tab.say("Plan a week of vegetarian dinners for two")
+        (thread,) = await eventually(threads)
+        assert thread.name and thread.name.startswith("Plan a week of vegetarian dinners")
+    finally:
+        await tab.close()
+    await asyncio.sleep(0.5)  # the tab's close persists its session (Chainlit's disconnect): still one thread
+    assert len(threads()) == 1
+
+
+async def test_words_typed_with_the_profile_button_still_picked_are_answered(shared_app):
+    """Before: a Profile command left picked (its button is disabled while a reply streams, so it could
+    not be unpicked) swallowed the next message: the panel opened and the words were dropped."""
+    server, engine = shared_app
+    name = fresh("pik")
+    tab = await signed_in_tab(server, name)
+    try:
+        message_id = await tab.send("What should I pack for a rainy week in Kyoto?", command="Profile")
+        await asyncio.wait_for(tab.turn_ended(message_id), 30)
+        assert not sidebar_events(tab, "set_sidebar_elements")
+        owner = read(engine, lambda s: store.get_user(s, identifier=name)).id
+        said = await eventually(lambda: read(engine, lambda s: s.exec(
+            select(Message).where(Message.user_id == owner)).all()))
+        assert any(m.content.startswith("What should I pack") for m in said)
+    finally:
+        await tab.close()
