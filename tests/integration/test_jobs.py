@@ -16,6 +16,7 @@ from memory.db import make_engine, migrate, read, write
 from memory.embed import Embedder
 from memory.models import Author, HypothesisJob, utcnow
 from tests.fakellm import Reply
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +95,8 @@ async def test_a_user_edit_made_while_the_job_runs_wins(engine, ada, fake_llm, c
         "confidence": 0.9, "entry": 1, "stated": False}]}), delay=0.5))
     job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="command"))
     running = asyncio.create_task(run_job(engine, job_id=job.id, complete=complete, worker="test"))
-    await asyncio.sleep(0.2)  # the model is "thinking"; the user edits the entry meanwhile
+    await eventually(lambda: len(fake_llm.requests_for("hypotheses")) == 2)  # the model is "thinking" now;
+    # the user edits the entry meanwhile
 
     def edit(session):
         row = session.get(store.ProfileEntry, entry.id)
@@ -214,7 +216,9 @@ async def test_a_run_whose_lease_was_taken_over_writes_nothing(engine, ada, fake
     job = write(engine, lambda s: enqueue(s, user_id=ada.id, trigger="messages"))
     stalled = asyncio.create_task(run_job(engine, job_id=job.id, complete=complete, worker="stalled",
                                           lease=timedelta(seconds=30)))
-    await asyncio.sleep(0.3)  # waiting for the model; its process stalls and the lease lapses
+    # Before: a fixed 0.3 s here, and on a loaded machine the heir sometimes claimed first and got the
+    # stalled run's reply. Now: once the stalled run waits for the model, its process stalls and its lease lapses.
+    await eventually(lambda: fake_llm.requests_for("hypotheses"))
     with engine.begin() as conn:
         conn.execute(sql_update(HypothesisJob).values(lease_until=utcnow() - timedelta(seconds=1)))
     heir = await run_job(engine, job_id=job.id, complete=complete, worker="heir")
