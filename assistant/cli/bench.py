@@ -12,10 +12,19 @@ from assistant.config import Settings
 
 def add_commands(commands) -> None:
     bench_cmd = commands.add_parser("bench", help="benchmarks that print figures").add_subparsers(title="benchmarks")
-    bench_recall = bench_cmd.add_parser("recall", help="turn-level evidence recall on LoCoMo-format data")
-    bench_recall.add_argument("--locomo", required=True, type=Path, help="a JSON file in LoCoMo's format")
+    bench_recall = bench_cmd.add_parser("recall", help="turn-level evidence recall on LoCoMo-format data, set by set")
+    bench_recall.add_argument("files", nargs="*", type=Path, metavar="FILE", help="JSON files in LoCoMo's format")
+    bench_recall.add_argument("--locomo", action="append", default=[], type=Path, metavar="FILE",
+                              help="a JSON file in LoCoMo's format (the same as naming it; may repeat)")
+    bench_recall.add_argument("--preferences", type=int, metavar="SEED",
+                              help="also a generated set of preferences stated once (make-recall-set, this seed)")
     bench_recall.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_recall.set_defaults(run=bench_recall_command)
+    make_set = bench_cmd.add_parser("make-recall-set", help="write a LoCoMo-format set of preferences stated once")
+    make_set.add_argument("out", type=Path, metavar="FILE", help="where to write it (JSON)")
+    make_set.add_argument("--people", type=int, default=20, help="conversations, one person each (default 20)")
+    make_set.add_argument("--seed", type=int, default=1, help="the same seed writes the same set (default 1)")
+    make_set.set_defaults(run=make_recall_set_command)
     bench_turn = bench_cmd.add_parser("turn", help="memory overhead of one chat turn (everything but the model)")
     bench_turn.add_argument("--json", action="store_true", help="print JSON instead of lines")
     bench_turn.add_argument("--sizes", default="1000,10000,100000", help="messages of the measured user, comma-separated")
@@ -35,12 +44,35 @@ def add_commands(commands) -> None:
 def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from assistant.measure.recall import render_recall_table, run_recall_bench
+    from assistant.measure.prefset import make_recall_set
+    from assistant.measure.recall import render_recall_tables, run_recall_bench
 
-    if not args.locomo.is_file():
-        raise CommandError(f"{args.locomo} is not a file")
-    result = run_recall_bench(args.locomo, say=lambda line: print(line, file=sys.stderr, flush=True))
-    print(json.dumps(result, indent=2) if args.json else render_recall_table(result))
+    files = [*args.files, *args.locomo]
+    if not files and args.preferences is None:
+        raise CommandError("name at least one LoCoMo-format file, or --preferences SEED for a generated set")
+    for path in files:
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file")
+    sets = {path.name: json.loads(path.read_text()) for path in files}
+    if args.preferences is not None:
+        sets[f"preferences (seed {args.preferences})"] = make_recall_set(seed=args.preferences)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    results = {name: run_recall_bench(data, say=say) for name, data in sets.items()}
+    print(json.dumps(results, indent=2) if args.json else render_recall_tables(results))
+    return 0
+
+
+def make_recall_set_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.measure.prefset import make_recall_set
+
+    if args.people < 1:
+        raise CommandError("--people must be at least 1")
+    data = make_recall_set(people=args.people, seed=args.seed)
+    args.out.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    questions = sum(len(person["qa"]) for person in data)
+    print(f"wrote {args.out}: {len(data)} conversations, {questions} questions (seed {args.seed})")
     return 0
 
 

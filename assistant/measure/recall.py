@@ -1,6 +1,6 @@
 """`hyperalign bench recall`: recall quality on LoCoMo-format data.
 
-`hyperalign bench recall --locomo PATH` indexes each conversation as one user's history (all turns,
+`hyperalign bench recall FILE...` indexes each conversation as one user's history (all turns,
 both speakers, one thread per sitting), asks every question, and scores turn-level evidence recall:
 for one question, the share of its gold evidence turns found in the top k; averaged over questions.
 Evidence ids are normalised as LoCoMo's SOURCE.md describes (several ids in one string, "D:11:26",
@@ -10,7 +10,6 @@ Evidence ids are normalised as LoCoMo's SOURCE.md describes (several ids in one 
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import tempfile
@@ -19,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 from assistant.measure.stats import percentile
 
@@ -152,7 +150,19 @@ def render_recall_table(result: dict) -> str:
 
 # --- I/O: running the benchmark ---------------------------------------------------------------
 
-def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
+def render_recall_tables(results: dict[str, dict]) -> str:
+    """The sets side by side (overall, each mode at 5, 10 and 25, and recall's own latency), then each in full."""
+    lines = [f"{'set':<32} " + "  ".join(f"{m[:3] + ' R@' + str(k):>10}" for m in MODES for k in KS[1:])
+             + f"  {'recall p95':>10}"]
+    for name, result in results.items():
+        cells = "  ".join(f"{result[m]['overall'][f'R@{k}']:>10.3f}" for m in MODES for k in KS[1:])
+        lines.append(f"{name[:32]:<32} {cells}  {result['latency_ms']['recall only']['p95']:>7.2f} ms")
+    for name, result in results.items():
+        lines += ["", f"{name}: {result['conversations']} conversations", render_recall_table(result)]
+    return "\n".join(lines)
+
+
+def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) -> dict:
     from memory import store
     from memory.db import make_engine, migrate, read, write
     from memory.embed import Embedder
@@ -161,7 +171,7 @@ def run_recall_bench(path: Path, *, say: Callable[[str], None] = print) -> dict:
     from memory.retrieve import RecallQuery, dense_ranking, lexical_ranking, recall
     from memory.vectors import embed_pending
 
-    conversations = parse_locomo(json.loads(Path(path).read_text()))
+    conversations = parse_locomo(data)
     embedder = Embedder()
     embedder.load()
     scores, unscored = Scores(), sum(c.unscored for c in conversations)

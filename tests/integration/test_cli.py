@@ -87,16 +87,22 @@ def test_bench_recall_prints_its_table_on_locomo_format_data(tmp_path):
 
     path = tmp_path / "tiny-locomo.json"
     path.write_text(json.dumps(sample()))
-    result = run("bench", "recall", "--locomo", str(path), "--json")
+    made = run("bench", "make-recall-set", str(tmp_path / "prefs.json"), "--people", "1", "--seed", "3")
+    assert made.returncode == 0 and "1 conversations" in made.stdout, made.stderr
+    result = run("bench", "recall", "--locomo", str(path), str(tmp_path / "prefs.json"), "--json")
     assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout)
+    both = json.loads(result.stdout)
+    assert set(both) == {"tiny-locomo.json", "prefs.json"}  # side by side, each under its file's name
+    figures = both["tiny-locomo.json"]
     assert set(figures) >= {"lexical", "dense", "hybrid", "latency_ms", "unscored_questions"}
     assert figures["hybrid"]["single-hop"]["R@1"] == 1.0  # "What instrument?" -> the cello turn
     assert figures["hybrid"]["overall"]["n"] == 2 and figures["unscored_questions"] == 1
-    table = run("bench", "recall", "--locomo", str(path)).stdout
-    assert "overall" in table and "hybrid R@5" in table and "p95" in table
+    assert both["prefs.json"]["hybrid"]["overall"]["n"] >= 10
+    table = run("bench", "recall", str(path)).stdout
+    assert "overall" in table and "hybrid R@5" in table and "p95" in table and "tiny-locomo.json" in table
     missing = run("bench", "recall", "--locomo", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "is not a file" in missing.stderr
+    assert run("bench", "recall").returncode == 2  # nothing to measure is said, not run
 
 
 def test_reindex_embeds_what_lacks_a_vector_with_a_progress_bar():
