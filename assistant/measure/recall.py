@@ -189,8 +189,9 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
                 started = time.perf_counter()
                 vector = embedder.encode_one(question.text)
                 embedded = time.perf_counter()
-                query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS),
-                                    candidates=100, min_similarity=0.0)
+                # The app's own query (its candidates per side and its cosine floor), so that "hybrid"
+                # is what a turn recalls; only k is raised, to score recall@25.
+                query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS))
                 hybrid = read(engine, partial(recall, indexes=indexes, query=query))
                 finished = time.perf_counter()
                 scores.latency_ms["query (embed + recall)"].append((finished - started) * 1000)

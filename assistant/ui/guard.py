@@ -184,6 +184,8 @@ class Guard:
         """End every live session of this process whose account is gone or whose token was revoked."""
         sessions = [s for s in list(ws_sessions_id.values()) if s.user is not None or s.token]
         if not sessions:
+            _forget_cleared_sessions()
+            self._budget.keep_only(ws_sessions_id)
             return 0
         ids = {i for s in sessions if (i := claimed_id(token_claims(s.token))) is not None}
         accounts = await asyncio.to_thread(read, self._engine, lambda db: _accounts(db, ids)) if ids else {}

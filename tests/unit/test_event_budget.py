@@ -28,5 +28,7 @@ def test_ended_sessions_are_forgotten():
     clock = Clock()
     budget = EventBudget(burst=1, per_s=0.001, clock=clock)
     assert budget.allow("gone") and not budget.allow("gone")
+    assert budget.allow("kept") and not budget.allow("kept")
     budget.keep_only(["kept"])
     assert budget.allow("gone")  # a fresh bucket: the old one was dropped with its session
+    assert not budget.allow("kept")  # a live session's bucket keeps its state
