@@ -13,9 +13,9 @@ and a token survived sign-out. Here, in one place:
   a session that fails is ended (its turns cancelled, its socket closed, never restorable);
 - a client's message is always the user's (Chainlit takes the author type from the client), and
   the events this app does not offer are refused (`UNOFFERED`);
-- a session's events are metered (`EventBudget`): a person's pace never meets the limit, a script's
-  flood is dropped before it costs a database read each, and a window message that is not one the
-  app asks for is dropped before anything else;
+- an account's socket events, connections included, are metered over all its tabs (`EventBudget`): a
+  person's pace never meets the limit, a script's flood is dropped before it costs a database read
+  each, and a window message that is not one the app asks for is dropped before anything else;
 - revoking (forget-me, sign-out, a role change) ends the account's sessions in this process at
   once, and `sweep` (run every `SWEEP_S` seconds by the app) ends them in every other process, since
   each process re-reads the accounts of its live sessions.
@@ -125,7 +125,13 @@ class Guard:
     # --- the socket ----------------------------------------------------------------------------
 
     async def socket_user(self, token: str | None = None) -> PersistedUser | None:
-        """Stands in for Chainlit's `get_current_user(token=...)` in its socket module, same signature."""
+        """Stands in for Chainlit's `get_current_user(token=...)` in its socket module, same signature.
+
+        A connection is an event of its account too: opening socket after socket is metered like any
+        other event, or each new socket would bring a fresh burst."""
+        user_id = claimed_id(token_claims(token))
+        if user_id is not None and not self._budget.allow(_account_key(user_id)):
+            return None  # Chainlit refuses the connection
         account = await self.account(token)
         return persisted_user(account) if account else None
 
@@ -169,7 +175,7 @@ class Guard:
     def guard_event(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def for_a_live_account(sid: str, *args: Any) -> Any:
             session = WebsocketSession.get(sid)
-            if session is not None and not self._budget.allow(session.id):
+            if session is not None and not self._budget.allow(_meter_key(session)):
                 return None
             if session is not None and not await self.still_valid(session):
                 await end_session(session)
@@ -185,7 +191,7 @@ class Guard:
         sessions = [s for s in list(ws_sessions_id.values()) if s.user is not None or s.token]
         if not sessions:
             _forget_cleared_sessions()
-            self._budget.keep_only(ws_sessions_id)
+            self._budget.keep_only(())
             return 0
         ids = {i for s in sessions if (i := claimed_id(token_claims(s.token))) is not None}
         accounts = await asyncio.to_thread(read, self._engine, lambda db: _accounts(db, ids)) if ids else {}
@@ -193,8 +199,18 @@ class Guard:
         for session in ended:
             await end_session(session)
         _forget_cleared_sessions()
-        self._budget.keep_only(ws_sessions_id)
+        self._budget.keep_only(_meter_key(s) for s in list(ws_sessions_id.values()))
         return len(ended)
+
+
+def _account_key(user_id: int) -> str:
+    return f"account:{user_id}"
+
+
+def _meter_key(session: WebsocketSession) -> str:
+    """Events are metered per account, over all its tabs and sockets (a session without one: alone)."""
+    user = session.user
+    return _account_key(int(user.id)) if isinstance(user, PersistedUser) else f"session:{session.id}"
 
 
 async def end_sessions_of(user_id: int) -> int:

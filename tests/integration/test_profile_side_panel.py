@@ -78,11 +78,14 @@ async def settled(count, quiet: float = 1.5) -> int:
     return last
 
 
-async def signed_in_tab(server, name: str) -> ChatTab:
+def token_for(server, name: str) -> str:
     with httpx.Client(base_url=server.base_url, timeout=10) as client:
         assert server.login(client, name, "password1").status_code == 200
-        token = client.cookies["access_token"]
-    return await ChatTab(server.base_url, token).open()
+        return client.cookies["access_token"]
+
+
+async def signed_in_tab(server, name: str) -> ChatTab:
+    return await ChatTab(server.base_url, token_for(server, name)).open()
 
 
 async def test_a_flood_of_window_messages_is_metered_and_junk_costs_nothing(shared_app):
@@ -109,6 +112,35 @@ async def test_a_flood_of_window_messages_is_metered_and_junk_costs_nothing(shar
         assert await settled(lambda: len(sidebar_events(tab, "set_sidebar_elements"))) == opened + 1
     finally:
         await tab.close()
+
+
+async def test_the_meter_counts_an_account_over_all_its_sockets(shared_app):
+    """Before: each socket had its own budget, so a client that opened socket after socket got a fresh
+    burst each time; now an account's tabs share one, connections included."""
+    from assistant.ui.meter import EVENT_BURST
+
+    server, _ = shared_app
+    token = token_for(server, fresh("tab"))
+    tabs = [await ChatTab(server.base_url, token).open() for _ in range(3)]
+    try:
+        for tab in tabs:
+            for _ in range(EVENT_BURST):
+                await tab.client.emit("window_message", OPEN_PROFILE)
+        opened = await settled(lambda: sum(len(sidebar_events(tab, "set_sidebar_elements")) for tab in tabs))
+        assert opened < 2 * EVENT_BURST, opened  # one account's budget, not three bursts (90)
+        refused = ChatTab(server.base_url, token)
+        for _ in range(EVENT_BURST):  # socket after socket, faster than the meter refills
+            try:
+                await refused.open(timeout=5)
+            except Exception:
+                break
+            await refused.close()
+            refused = ChatTab(server.base_url, token)
+        else:
+            raise AssertionError("every connection was accepted")
+    finally:
+        for tab in tabs:
+            await tab.close()
 
 
 @pytest.mark.parametrize("text, command", [("/profile", None), ("/profile", "Profile"), ("", "Profile")])
