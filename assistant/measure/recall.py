@@ -23,6 +23,7 @@ from assistant.measure.stats import percentile
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 KS = (1, 5, 10, 25)
+SHARE_KS = (5, 10)
 MODES = ("lexical", "dense", "hybrid")
 
 
@@ -110,14 +111,20 @@ class Scores:
     values: dict[str, dict[str, dict[int, list[float]]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Per mode and k: the share of the top k that are the second speaker's turns (the app's replies).
+    replies: dict[str, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
 
-    def add(self, mode: str, category: int, ranked: Sequence[str], evidence: frozenset[str]) -> None:
+    def add(self, mode: str, category: int, ranked: Sequence[str], evidence: frozenset[str],
+            replies: frozenset[str] = frozenset()) -> None:
         groups = [CATEGORIES.get(category, str(category))]
         if category != 5:
             groups.append("overall")
         for group in groups:
             for k in KS:
                 self.values[mode][group][k].append(recall_at(ranked, evidence, k))
+        for k in SHARE_KS:
+            if ranked[:k]:
+                self.replies[mode][k].append(sum(dia in replies for dia in ranked[:k]) / len(ranked[:k]))
 
     def table(self) -> dict:
         result = {}
@@ -126,6 +133,8 @@ class Scores:
                 group: {"n": len(per_k[KS[0]]), **{f"R@{k}": round(statistics.fmean(v), 4) for k, v in per_k.items()}}
                 for group, per_k in groups.items()
             }
+        result["reply_share"] = {mode: {f"@{k}": round(statistics.fmean(v), 4) for k, v in per_k.items()}
+                                 for mode, per_k in self.replies.items()}
         result["latency_ms"] = {
             name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2), "n": len(v)}
             for name, v in self.latency_ms.items()
@@ -143,6 +152,10 @@ def render_recall_table(result: dict) -> str:
         cells = "  ".join(f"{result[m][group][f'R@{k}']:>13.3f}" for k in KS for m in MODES)
         lines.append(f"{group:<13} {row['n']:>5}  {cells}")
     lines.append("(overall excludes adversarial, category 5)")
+    if shares := result.get("reply_share"):
+        lines.append("the second speaker's turns (the app's replies) among the top " + " / ".join(map(str, SHARE_KS)) + ": "
+                     + ", ".join(f"{m} " + " / ".join(f"{shares[m][f'@{k}']:.0%}" for k in SHARE_KS)
+                                 for m in MODES if m in shares))
     for name, stats in result["latency_ms"].items():
         lines.append(f"latency {name:<22} p50 {stats['p50']:>7.2f} ms   p95 {stats['p95']:>7.2f} ms   (n={stats['n']})")
     return "\n".join(lines)
@@ -181,6 +194,7 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
         indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
         for number, conv in enumerate(conversations, start=1):
             user_id, dia_of = write(engine, partial(_store_conversation, store=store, Author=Author, conv=conv))
+            replies = frozenset(t.dia_id for t in conv.turns if t.speaker != conv.speakers[0])  # stored as the app's
             started = time.perf_counter()
             embed_pending(engine, embedder, user_id=user_id, batch=64)
             say(f"[{number}/{len(conversations)}] {conv.sample_id}: {len(conv.turns)} turns embedded in "
@@ -202,7 +216,7 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
                     "lexical": [dia_of[m] for m, _ in read(engine, partial(lexical_ranking, query=query))],
                 }
                 for mode, ranked in rankings.items():
-                    scores.add(mode, question.category, ranked, question.evidence)
+                    scores.add(mode, question.category, ranked, question.evidence, replies)
         engine.dispose()
     result = scores.table()
     result["unscored_questions"] = unscored

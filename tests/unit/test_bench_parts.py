@@ -50,3 +50,11 @@ def test_recall_at_k_and_adversarial_kept_apart():
     table = scores.table()["hybrid"]
     assert table["overall"]["n"] == 1 and table["overall"]["R@1"] == 1.0
     assert table["adversarial"]["R@1"] == 0.0
+
+
+def test_the_share_of_replies_among_the_top_k_is_reported_per_mode():
+    scores = Scores()
+    ranked = ["D1:2", "D1:1", "D2:1", "D1:2", "D9:9"]
+    scores.add("hybrid", 4, ranked, frozenset({"D1:1"}), replies=frozenset({"D1:2"}))
+    scores.add("hybrid", 4, ["D1:1"], frozenset({"D1:1"}), replies=frozenset({"D1:2"}))
+    assert scores.table()["reply_share"]["hybrid"] == {"@5": 0.2, "@10": 0.2}  # (2/5 + 0/1) / 2
