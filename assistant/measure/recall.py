@@ -161,8 +161,6 @@ def render_recall_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-# --- I/O: running the benchmark ---------------------------------------------------------------
-
 def render_recall_tables(results: dict[str, dict]) -> str:
     """The sets side by side (overall, each mode at 5, 10 and 25, and recall's own latency), then each in full."""
     lines = [f"{'set':<32} " + "  ".join(f"{m[:3] + ' R@' + str(k):>10}" for m in MODES for k in KS[1:])
@@ -174,6 +172,8 @@ def render_recall_tables(results: dict[str, dict]) -> str:
         lines += ["", f"{name}: {result['conversations']} conversations", render_recall_table(result)]
     return "\n".join(lines)
 
+
+# --- I/O: running the benchmark ---------------------------------------------------------------
 
 def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) -> dict:
     from memory import store

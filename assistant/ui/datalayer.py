@@ -48,7 +48,7 @@ def command_of(text: str, picked: str | None = None) -> str | None:
     return picked if picked in COMMANDS.values() and is_blank(text) else None
 
 
-def not_said(text: str) -> bool:
+def says_nothing(text: str) -> bool:
     """Text that says nothing to the assistant: blank, or a command."""
     return is_blank(text) or command_of(text) is not None
 
@@ -205,11 +205,11 @@ class OurDataLayer(BaseDataLayer):
         first_message, name = (name, None) if name is not None and user_id else (None, name)
 
         def save(session: Session) -> None:
-            if first_message is not None and not_said(first_message) and not store.get_thread(session, thread_id=thread_id):
+            if first_message is not None and says_nothing(first_message) and not store.get_thread(session, thread_id=thread_id):
                 return  # a chat opened only to ask for the profile is no conversation: no thread for it
             thread = store.upsert_thread(session, thread_id=thread_id, user_id=owner, name=name, metadata=metadata,
                                          tags=tags)
-            if thread is not None and first_message is not None and not not_said(first_message):
+            if thread is not None and first_message is not None and not says_nothing(first_message):
                 store.title_from_message(session, thread=thread, text=first_message)
 
         await self._write(save)
