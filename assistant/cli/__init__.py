@@ -10,7 +10,7 @@ Commands (each is documented in README; a test checks):
   hyperalign profile export NAME [--out FILE]
   hyperalign forget NAME [--yes]
   hyperalign reindex [--user NAME]
-  hyperalign bench recall [FILE...] [--locomo FILE] [--preferences SEED] [--json]
+  hyperalign bench recall [FILE...] [--locomo FILE] [--preferences SEED] [--floor COSINE] [--json]
   hyperalign bench make-recall-set FILE [--people N] [--seed N]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
   hyperalign bench inference [--messages N] [--json]

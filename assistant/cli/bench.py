@@ -18,6 +18,8 @@ def add_commands(commands) -> None:
                               help="a JSON file in LoCoMo's format (the same as naming it; may repeat)")
     bench_recall.add_argument("--preferences", type=int, metavar="SEED",
                               help="also a generated set of preferences stated once (make-recall-set, this seed)")
+    bench_recall.add_argument("--floor", type=float, metavar="COSINE",
+                              help="measure with this cosine floor instead of the app's")
     bench_recall.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_recall.set_defaults(run=bench_recall_command)
     make_set = bench_cmd.add_parser("make-recall-set", help="write a LoCoMo-format set of preferences stated once")
@@ -57,7 +59,7 @@ def bench_recall_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.preferences is not None:
         sets[f"preferences (seed {args.preferences})"] = make_recall_set(seed=args.preferences)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    results = {name: run_recall_bench(data, say=say) for name, data in sets.items()}
+    results = {name: run_recall_bench(data, floor=args.floor, say=say) for name, data in sets.items()}
     print(json.dumps(results, indent=2) if args.json else render_recall_tables(results))
     return 0
 

@@ -6,6 +6,10 @@ for one question, the share of its gold evidence turns found in the top k; avera
 Evidence ids are normalised as LoCoMo's SOURCE.md describes (several ids in one string, "D:11:26",
 "D30:05"); ids that name no turn are dropped, and a question left without evidence is not scored
 (counted in `unscored`). Category 5 (adversarial) is reported apart from the overall figure.
+
+Noise, what the cosine floor is for: each person is also asked up to FOREIGN_QUESTIONS of the next
+person's questions, about a life that is not theirs, and the bench counts what the app's recall
+(its k, RECALL_K) brings back for them. Ideally nothing, since none of it can be evidence.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from assistant.measure.stats import percentile
 
@@ -25,6 +30,8 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 
 KS = (1, 5, 10, 25)
 SHARE_KS = (5, 10)
 MODES = ("lexical", "dense", "hybrid")
+RECALL_K = 6  # the app's default `recall_results`
+FOREIGN_QUESTIONS = 50
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,8 @@ class Scores:
     latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     # Per mode and k: the share of the top k that are the second speaker's turns (the app's replies).
     replies: dict[str, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    foreign: list[int] = field(default_factory=list)  # items recalled for each question about somebody else
+
 
     def add(self, mode: str, category: int, ranked: Sequence[str], evidence: frozenset[str],
             replies: frozenset[str] = frozenset()) -> None:
@@ -127,7 +136,7 @@ class Scores:
                 self.replies[mode][k].append(sum(dia in replies for dia in ranked[:k]) / len(ranked[:k]))
 
     def table(self) -> dict:
-        result = {}
+        result: dict[str, Any] = {}
         for mode, groups in self.values.items():
             result[mode] = {
                 group: {"n": len(per_k[KS[0]]), **{f"R@{k}": round(statistics.fmean(v), 4) for k, v in per_k.items()}}
@@ -135,6 +144,10 @@ class Scores:
             }
         result["reply_share"] = {mode: {f"@{k}": round(statistics.fmean(v), 4) for k, v in per_k.items()}
                                  for mode, per_k in self.replies.items()}
+        if self.foreign:
+            result["foreign"] = {"questions": len(self.foreign), "k": RECALL_K,
+                                 "mean_recalled": round(statistics.fmean(self.foreign), 3),
+                                 "share_recalling_nothing": round(sum(n == 0 for n in self.foreign) / len(self.foreign), 4)}
         result["latency_ms"] = {
             name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2), "n": len(v)}
             for name, v in self.latency_ms.items()
@@ -156,6 +169,9 @@ def render_recall_table(result: dict) -> str:
         lines.append("the second speaker's turns (the app's replies) among the top " + " / ".join(map(str, SHARE_KS)) + ": "
                      + ", ".join(f"{m} " + " / ".join(f"{shares[m][f'@{k}']:.0%}" for k in SHARE_KS)
                                  for m in MODES if m in shares))
+    if foreign := result.get("foreign"):
+        lines.append(f"questions about somebody else ({foreign['questions']}): {foreign['mean_recalled']:.2f} of "
+                     f"{foreign['k']} recalled on average, none for {foreign['share_recalling_nothing']:.0%}")
     for name, stats in result["latency_ms"].items():
         lines.append(f"latency {name:<22} p50 {stats['p50']:>7.2f} ms   p95 {stats['p95']:>7.2f} ms   (n={stats['n']})")
     return "\n".join(lines)
@@ -175,7 +191,8 @@ def render_recall_tables(results: dict[str, dict]) -> str:
 
 # --- I/O: running the benchmark ---------------------------------------------------------------
 
-def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) -> dict:
+def run_recall_bench(data: list[dict], *, floor: float | None = None, say: Callable[[str], None] = print) -> dict:
+    """`floor`: a cosine floor to measure instead of the app's."""
     from memory import store
     from memory.db import make_engine, migrate, read, write
     from memory.embed import Embedder
@@ -188,6 +205,7 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
     embedder = Embedder()
     embedder.load()
     scores, unscored = Scores(), sum(c.unscored for c in conversations)
+    floor = RecallQuery.min_similarity if floor is None else floor
     with tempfile.TemporaryDirectory(prefix="hyperalign-bench-") as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
         migrate(engine)
@@ -205,7 +223,7 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
                 embedded = time.perf_counter()
                 # The app's own query (its candidates per side and its cosine floor), so that "hybrid"
                 # is what a turn recalls; only k is raised, to score recall@25.
-                query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS))
+                query = RecallQuery(user_id=user_id, text=question.text, vector=vector, k=max(KS), min_similarity=floor)
                 hybrid = read(engine, partial(recall, indexes=indexes, query=query))
                 finished = time.perf_counter()
                 scores.latency_ms["query (embed + recall)"].append((finished - started) * 1000)
@@ -217,6 +235,11 @@ def run_recall_bench(data: list[dict], *, say: Callable[[str], None] = print) ->
                 }
                 for mode, ranked in rankings.items():
                     scores.add(mode, question.category, ranked, question.evidence, replies)
+            stranger = conversations[number % len(conversations)]
+            for question in stranger.questions[:FOREIGN_QUESTIONS] if stranger is not conv else []:
+                query = RecallQuery(user_id=user_id, text=question.text, vector=embedder.encode_one(question.text),
+                                    k=RECALL_K, min_similarity=floor)
+                scores.foreign.append(len(read(engine, partial(recall, indexes=indexes, query=query))))
         engine.dispose()
     result = scores.table()
     result["unscored_questions"] = unscored

@@ -20,14 +20,16 @@ def run_turn_bench(*, sizes: Sequence[int] = (1_000, 10_000, 100_000), others: i
     import asyncio
 
     from assistant.turn import TurnLimits, TurnRequest, Turns
-    from memory.db import make_engine, migrate, write
+    from memory.db import make_engine, migrate, read, write
     from memory.embed import Embedder
     from memory.index import UserIndexes
+    from memory.retrieve import RecallQuery, recall
 
     rng = random.Random(2026)
     embedder = Embedder()
     embedder.load()
     queries = [sentence(rng) for _ in range(turns)]
+    vectors = [embedder.encode_one(query) for query in queries]
     embed_only = []
     for query in queries:
         started = time.perf_counter()
@@ -50,7 +52,8 @@ def run_turn_bench(*, sizes: Sequence[int] = (1_000, 10_000, 100_000), others: i
         say(f"{others} other users with {others_messages} messages each in {time.perf_counter() - started:.1f} s")
         files = Path(folder) / "indexes"
         indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: dimension, folder=files)
-        service = Turns(engine=engine, gateway=InstantModel(), embedder=embedder, indexes=indexes, limits=TurnLimits())
+        limits = TurnLimits()
+        service = Turns(engine=engine, gateway=InstantModel(), embedder=embedder, indexes=indexes, limits=limits)
         for size in sizes:
             user = write(engine, partial(account, name=f"user{size}"))
             started = time.perf_counter()
@@ -65,12 +68,28 @@ def run_turn_bench(*, sizes: Sequence[int] = (1_000, 10_000, 100_000), others: i
             restarted.refresh(user.id)  # a restarted process: read from the index file
             file_ms = (time.perf_counter() - started) * 1000
             timings = asyncio.run(_time_turns(service, user.id, queries, TurnRequest))
+            # Recall alone, as a turn asks it. The synthetic vectors are random, so few pass the
+            # cosine floor; "every candidate" lifts the floor so that fusion and its checks see
+            # 50 candidates from each side, the most a query can bring.
+            recall_ms: dict[str, list[float]] = {"app": [], "every candidate": []}
+            for floor_name, cosine_floor in (("app", RecallQuery.min_similarity), ("every candidate", -1.0)):
+                for query, vector in zip(queries, vectors, strict=True):
+                    asked = RecallQuery(user_id=user.id, text=query, vector=vector, k=limits.recall_results,
+                                        min_similarity=cosine_floor)
+                    started = time.perf_counter()
+                    read(engine, partial(recall, indexes=indexes, query=asked))
+                    recall_ms[floor_name].append((time.perf_counter() - started) * 1000)
             row = {"turn_p50_ms": round(percentile(timings, 50), 2), "turn_p95_ms": round(percentile(timings, 95), 2),
+                   "recall_p50_ms": round(percentile(recall_ms["app"], 50), 2),
+                   "recall_p95_ms": round(percentile(recall_ms["app"], 95), 2),
+                   "recall_every_candidate_p95_ms": round(percentile(recall_ms["every candidate"], 95), 2),
                    "cold_index_load_ms": round(cold_ms, 2), "cold_index_load_from_file_ms": round(file_ms, 2)}
             row["p50_vs_embed_only"] = round(row["turn_p50_ms"] / floor["p50"], 2)
             sizes_done[str(size)] = row
             say(f"{size:>7,} messages: turn p50 {row['turn_p50_ms']} ms, p95 {row['turn_p95_ms']} ms "
-                f"({row['p50_vs_embed_only']} x embed-only), cold index load {row['cold_index_load_ms']} ms from SQL, "
+                f"({row['p50_vs_embed_only']} x embed-only), recall alone p50 {row['recall_p50_ms']} ms, "
+                f"p95 {row['recall_p95_ms']} ms ({row['recall_every_candidate_p95_ms']} ms with every candidate), "
+                f"cold index load {row['cold_index_load_ms']} ms from SQL, "
                 f"{row['cold_index_load_from_file_ms']} ms from its file")
         engine.dispose()
     return result

@@ -1,6 +1,7 @@
 """Hybrid recall with the real model, real FAISS, on SQLite and PostgreSQL."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -228,3 +229,109 @@ def test_one_users_index_work_never_waits_for_anothers(engine, embedder, indexes
         worker.start()
         assert done.wait(10), "another user's search waited for this one"
     worker.join()
+
+
+def test_a_trip_from_an_earlier_chat_is_recalled_when_asked_about_in_other_words(engine, indexes, embedder):
+    """The "Kyoto" case: the question shares no word with the memory it needs, and single everyday
+    words of it ("holiday", "loved") fill many unrelated messages. One shared word is no evidence."""
+    mia = user(engine, "mia")
+    say(engine, mia, "spring", "We finally did it: ten days in Kyoto in April, temples at dawn and tiny ramen bars.")
+    say(engine, mia, "spring", "Ten days in Kyoto sounds wonderful!", author=Author.ASSISTANT)
+    for i, line in enumerate([
+        "The office holiday party is next Thursday and I still have no costume.",
+        "I need to book my holiday days before the end of the month.",
+        "My kids loved the film we saw on Saturday.",
+        "Can you remind me to water the plants on Sunday?",
+        "The holiday rota at work is a mess again.",
+        "My neighbour loved the lemon cake recipe you gave me.",
+        "Remind me to call the bank about the mortgage.",
+        "Our school holiday starts in July this year.",
+        "I loved how quiet the library was this morning.",
+        "Is a holiday bonus taxed differently from my salary?",
+    ]):
+        say(engine, mia, f"later{i}", line)
+    embed_pending(engine, embedder)
+    found = ask(engine, indexes, embedder, mia, "Remind me what I loved about my holiday in Japan?", k=3)
+    assert "Kyoto" in found[0].content
+    # A question whose words the memory does share is still answered from the lexical side.
+    found = ask(engine, indexes, embedder, mia, "ramen bars in Kyoto", k=3)
+    assert "ramen" in found[0].content
+
+
+def test_lexical_support_counts_the_terms_each_hit_contains_alike_on_both_backends(engine, indexes, embedder):
+    from memory.retrieve import lexical_support
+
+    zoe, other = user(engine, "zoe"), user(engine, "other")
+    both = say(engine, zoe, "a", "Booking flights to Kyoto for the cherry blossoms.").id
+    one = say(engine, zoe, "a", "The cherry pie was burnt.").id  # its context ("flights", "Kyoto") counts
+    say(engine, zoe, "b", "Nothing to see here.")
+    stranger = say(engine, other, "c", "Flights to Kyoto, cherry blossoms, all of it.").id
+    none = say(engine, zoe, "b", "Still nothing.").id
+    query = RecallQuery(user_id=zoe.id, text="Any cherry blossom flights?", vector=None)
+    counts = read(engine, lambda s: lexical_support(s, query, [both, one, none, stranger]))
+    assert counts == [3, 3, 0, 0]  # stemmed alike (blossom/blossoms, flights); another user's row counts nothing
+    assert read(engine, lambda s: lexical_support(s, replace(query, text="the of"), [both])) == [0]
+    assert read(engine, lambda s: lexical_support(s, query, [])) == []
+
+
+PARITY_HISTORY = [
+    (Author.USER, "I'm vegan, so no meat, fish, eggs or dairy for me."),
+    (Author.ASSISTANT, "Noted: vegan, no animal products."),
+    (Author.USER, "We spent ten days in Kyoto in April; the temples at dawn were the best part."),
+    (Author.USER, "My sister Clara teaches piano in Lisbon."),
+    (Author.ASSISTANT, "Lisbon sounds lovely for a pianist."),
+    (Author.USER, "The office holiday party is on Thursday."),
+    (Author.USER, "I avoid long flights; anything over six hours wrecks my back."),
+    (Author.USER, "Friday I'm seeing the dentist at nine."),
+    (Author.USER, "I'm learning Portuguese for the next visit to Clara."),
+    (Author.USER, "Our cat Pixel knocked the plant off the shelf again."),
+    (Author.ASSISTANT, "Pixel sounds like a handful!"),
+    (Author.USER, "Any ideas for a birthday present for my dad? He likes gardening."),
+    (Author.USER, "I run 5k every Sunday morning by the river."),
+    (Author.USER, "Work has me on call every other weekend until March."),
+]
+PARITY_QUESTIONS = ["restaurant ideas for Friday night", "what was that trip to Japan like", "Clara piano Lisbon",
+                    "how long can I sit on a plane", "what should I get my father", "Pixel", "my weekend plans",
+                    "is dairy ok for me", "running by the river on Sunday"]
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_recall_the_same_fixture_alike(postgres_admin_url, tmp_path, embedder):
+    """Their lexical scores differ (BM25 against ts_rank_cd), so what is compared is what a reply
+    would be given: the same memories, best first."""
+    from memory.db import make_engine, migrate
+    from tests.pgserver import create_database, drop_database
+
+    if postgres_admin_url is None:
+        pytest.fail("PostgreSQL binaries not found (apt-get install postgresql)")
+    pg_url = create_database(postgres_admin_url)
+    recalled = {}
+    try:
+        for name, url in (("sqlite", f"sqlite:///{tmp_path / 'parity.db'}"), ("postgres", pg_url)):
+            engine = make_engine(url)
+            migrate(engine)
+            ann = user(engine, "ann")
+            for i, (author, line) in enumerate(PARITY_HISTORY):
+                say(engine, ann, f"t{i // 3}", line, author=author, step=f"s{i}")
+            embed_pending(engine, embedder)
+            indexes = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension)
+            recalled[name] = [[f.content for f in ask(engine, indexes, embedder, ann, q, k=3)] for q in PARITY_QUESTIONS]
+            engine.dispose()
+    finally:
+        drop_database(postgres_admin_url, pg_url)
+    for question, on_sqlite, on_postgres in zip(PARITY_QUESTIONS, recalled["sqlite"], recalled["postgres"], strict=True):
+        assert on_sqlite and on_sqlite[0] == on_postgres[0], question
+        assert set(on_sqlite) == set(on_postgres), question
+
+
+def test_a_reply_that_restates_a_message_never_goes_before_the_persons_own_words(engine, indexes, embedder):
+    leo = user(engine, "leo")
+    said = say(engine, leo, "food", "I'm lactose intolerant, dairy makes me properly ill.").id
+    echo = say(engine, leo, "food", "Noted: no milk, cheese, butter or cream for you.", author=Author.ASSISTANT).id
+    say(engine, leo, "other", "The party is at Sam's place on Saturday.")
+    say(engine, leo, "other", "Saturday at Sam's, got it.", author=Author.ASSISTANT)
+    embed_pending(engine, embedder)
+    found = [f.message_id for f in ask(engine, indexes, embedder, leo, "Which cheese should I bring along?", k=4)]
+    assert found.index(said) < found.index(echo)
+    # Even when the question's words are the reply's, the person's own words come first and the reply follows.
+    assert [f.message_id for f in ask(engine, indexes, embedder, leo, "milk cheese butter cream", k=2)] == [said, echo]

@@ -58,3 +58,16 @@ def test_the_share_of_replies_among_the_top_k_is_reported_per_mode():
     scores.add("hybrid", 4, ranked, frozenset({"D1:1"}), replies=frozenset({"D1:2"}))
     scores.add("hybrid", 4, ["D1:1"], frozenset({"D1:1"}), replies=frozenset({"D1:2"}))
     assert scores.table()["reply_share"]["hybrid"] == {"@5": 0.2, "@10": 0.2}  # (2/5 + 0/1) / 2
+
+
+def test_what_questions_about_somebody_else_recall_is_reported_as_noise():
+    from assistant.measure.recall import RECALL_K, render_recall_table
+
+    scores = Scores()
+    scores.add("hybrid", 4, ["D1:1"], frozenset({"D1:1"}))
+    assert "foreign" not in scores.table()  # one person alone: nobody else to ask about
+    scores.foreign += [RECALL_K, 0, 3, 0]
+    table = scores.table()
+    assert table["foreign"] == {"questions": 4, "k": RECALL_K, "mean_recalled": 2.25, "share_recalling_nothing": 0.5}
+    assert "questions about somebody else (4): 2.25 of 6 recalled on average, none for 50%" in render_recall_table(
+        {**table, "lexical": table["hybrid"], "dense": table["hybrid"]})

@@ -4,7 +4,8 @@ from assistant.prompt import RECALL_HEADER, Memory, build_reply_messages, fit_me
 from assistant.ui.views import recalled_markdown
 from memory.models import Author
 from memory.retrieve import (
-    MAX_QUERY_TERMS, Recalled, collapse_duplicates, fts5_match, query_terms, recency_weight, fuse, tsquery,
+    MAX_QUERY_TERMS, NARROW_MATCH_WEIGHT, Recalled, best_first, collapse_duplicates, fts5_match, fuse,
+    lexical_weight, query_terms, questions_first, recency_weight, tsquery,
 )
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -36,6 +37,29 @@ def test_fusion_scales_lexical_by_its_best_and_adds_cosine():
     assert fused == {1: 1.0, 3: 0.5 + 0.8, 4: 0.5, 5: 0.0}
     assert max(fused, key=fused.get) == 3  # found by both sides
     assert fuse([], []) == {} and fuse([(1, 0.3)], [], dense_weight=1.0) == {1: 0.3}
+
+
+def test_a_lexical_side_whose_hits_share_one_word_of_a_longer_question_does_not_outvote_the_dense_side():
+    assert lexical_weight(4, [2, 1, 0]) == 1.0 and lexical_weight(4, [1, 3]) == 1.0  # any of the first hits
+    assert lexical_weight(1, [1]) == 1.0  # all of a one-word question ("Kyoto?")
+    assert lexical_weight(4, [1, 1, 1]) == NARROW_MATCH_WEIGHT and lexical_weight(3, []) == NARROW_MATCH_WEIGHT
+    assert lexical_weight(0, [0]) == NARROW_MATCH_WEIGHT
+    # "ideas for Friday": the best lexical hit matched only "Friday"; the statement it needs is dense's
+    dense, lexical = [(7, 0.3), (1, 0.1)], [(1, 9.0), (2, 8.0)]
+    fused = fuse(dense, lexical, lexical_weight=lexical_weight(3, [1, 1]))
+    assert max(fused, key=fused.get) == 7 and fused[1] > fused[2]  # lexical still orders what it found
+    full = fuse(dense, lexical)
+    assert max(full, key=full.get) == 1  # at full weight it would have won
+
+
+def test_a_reply_lifts_the_question_it_answers_to_its_own_score_and_the_question_goes_first():
+    fused = {10: 0.9, 11: 0.95, 12: 0.2, 20: 0.5, 30: 0.4}
+    answers = {11: 10, 31: 30}  # 11 answers 10; 31 (not a candidate) answers 30
+    lifted = questions_first(fused, answers)
+    assert lifted == {10: 0.95, 11: 0.95, 12: 0.2, 20: 0.5, 30: 0.4}  # 30 is not lifted by a non-candidate
+    assert best_first(lifted, answers) == [10, 11, 20, 30, 12]
+    assert questions_first({11: 0.9}, {11: 10}) == {11: 0.9}  # a question that is no candidate is not brought in
+    assert best_first({1: 0.5, 2: 0.5, 3: 0.5}) == [3, 2, 1]  # otherwise the newest first, as before
 
 
 def test_recency_weight_halves_with_age_but_keeps_a_floor():
