@@ -35,10 +35,11 @@ DENSE_WEIGHT = 0.5
 # whose best hits share one word, hybrid recall@5 rose from 0.14 to 0.22 (README, "Recall").
 SUPPORT_HITS = 3
 NARROW_MATCH_WEIGHT = 0.05
-# A reply often restates the message it answers ("Noted: no dairy"), and then the reply, not the
-# person's own words, takes the slot. When both are candidates, the message the reply answers
-# counts at least as much as the reply and goes first. Measured against a cap on replies and against
-# replacing or always pairing them (README, "Recall").
+# A reply often restates the message it answers ("Noted: no dairy"), and the bundled model tends
+# to rank the terse restatement above the person's own words. So when a reply and the message it
+# answers are both candidates, the message takes the reply's score and goes first: the person's own
+# words are the better evidence about them. Measured against leaving replies alone, capping them at
+# half, replacing them, and lifting only near-equal questions (README, "Recall").
 CONTEXT_WEIGHT = 0.4  # BM25 weight of the previous message's words against the message's own (1.0)
 MAX_QUERY_TERMS = 48  # a 100,000-character query is cut to its first distinct terms
 
