@@ -24,6 +24,9 @@ class ConfigError(Exception):
     """The configuration is unusable; the message says which setting and why."""
 
 
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
 class Registration(StrEnum):
     OPEN = "open"  # a new username with a password creates the account
     CLOSED = "closed"  # accounts are created by an operator: `hyperalign users add`
@@ -67,9 +70,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CHAINLIT_AUTH_SECRET"),
         description="Signs login tokens; generated once and kept in the data directory when unset.",
     )
-    chat_model: str = Field(default="gpt-4o-mini", description="Model that writes replies.")
-    safety_model: str = Field(default="gpt-4o-mini", description="Model that deliberates over the safety spec.")
-    hypotheses_model: str = Field(default="gpt-4o-mini", description="Model that infers hypotheses about users.")
+    chat_model: str = Field(default=DEFAULT_OPENAI_MODEL, description="Model that writes replies.")
+    safety_model: str | None = Field(
+        default=None, description="Model that deliberates over the safety spec; unset: the chat model on a server of "
+        "your own (OPENAI_BASE_URL), gpt-4o-mini on OpenAI.",
+    )
+    hypotheses_model: str | None = Field(
+        default=None, description="Model that infers hypotheses about users; unset: as for the safety model.",
+    )
     request_timeout: float = Field(default=60.0, gt=0, description="Seconds before a model request is abandoned.")
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed model request (429, 5xx, timeouts).")
     registration: Registration = Field(
@@ -135,7 +143,8 @@ class Settings(BaseSettings):
     index_cache_users: int = Field(default=256, ge=1, description="Users whose vector index is kept in memory.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 
-    @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", "safety_spec", mode="before")
+    @field_validator("database_url", "openai_api_key", "openai_base_url", "auth_secret", "safety_spec",
+                     "safety_model", "hypotheses_model", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -164,6 +173,14 @@ class Settings(BaseSettings):
     def offline(self) -> bool:
         """No model configured: replies come from the built-in offline model."""
         return not (self.openai_api_key or self.openai_base_url)
+
+    def model_for(self, purpose: str) -> str:
+        """The model of a purpose (chat, safety, hypotheses). An unset one is the chat model on a server
+        of the person's own, which serves the models they pulled and seldom one named after OpenAI's."""
+        chosen = {"chat": self.chat_model, "safety": self.safety_model, "hypotheses": self.hypotheses_model}[purpose]
+        if chosen:
+            return chosen
+        return self.chat_model if self.openai_base_url else DEFAULT_OPENAI_MODEL
 
     @property
     def origins(self) -> tuple[str, ...]:

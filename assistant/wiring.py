@@ -73,11 +73,7 @@ def build_gateway(settings: Settings) -> Gateway:
     return OpenAIGateway(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
-        models={
-            Purpose.CHAT: settings.chat_model,
-            Purpose.SAFETY: settings.safety_model,
-            Purpose.HYPOTHESES: settings.hypotheses_model,
-        },
+        models={purpose: settings.model_for(purpose) for purpose in Purpose},
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )

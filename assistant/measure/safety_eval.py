@@ -303,7 +303,7 @@ def evaluate(settings: Settings, *, dataset: Path, fmt: str, profile_path: Path 
     require_chart_library()
     prompts = read_dataset(dataset, fmt)[:limit]
     profile = read_profile(profile_path) if profile_path else None
-    models = {"chat": settings.chat_model, "safety": settings.safety_model}
+    models = {"chat": settings.model_for("chat"), "safety": settings.model_for("safety")}
     identity = run_identity(dataset, fmt, profile_path, build_spec(settings).version, models)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "run.json"

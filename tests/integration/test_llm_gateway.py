@@ -143,3 +143,20 @@ async def test_a_stream_stopped_by_a_limit_or_filter_is_not_complete(fake_llm, g
     with pytest.raises(LLMError) as caught:
         await collect(gateways(fake_llm))
     assert type(caught.value).__name__ == error and caught.value.partial == "one two three"
+
+
+async def test_a_server_of_ones_own_given_only_a_chat_model_gets_it_for_every_purpose(fake_llm, monkeypatch):
+    """README's Ollama example sets only HYPERALIGN_CHAT_MODEL; asking that server for gpt-4o-mini fails."""
+    from assistant.config import load_settings
+    from assistant.wiring import build_gateway
+
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("HYPERALIGN_CHAT_MODEL", "qwen3:8b")
+    gw = build_gateway(load_settings())
+    try:
+        for purpose in Purpose:
+            fake_llm.script(str(purpose), "{}")
+            await gw.complete(MESSAGES, purpose=purpose)
+    finally:
+        await gw.close()
+    assert [r.body["model"] for r in fake_llm.requests] == ["qwen3:8b"] * len(Purpose)

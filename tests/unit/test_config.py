@@ -25,6 +25,22 @@ def test_own_settings_carry_the_prefix_and_standard_names_stay(monkeypatch):
     assert settings.resolved_database_url == "postgresql+psycopg://u:p@db/app"
 
 
+def test_an_unset_purpose_model_is_the_chat_model_on_a_server_of_ones_own(monkeypatch):
+    """README's Ollama example sets only the chat model: safety and hypotheses must not ask Ollama for gpt-4o-mini."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    on_openai = load_settings()
+    assert [on_openai.model_for(p) for p in ("chat", "safety", "hypotheses")] == ["gpt-4o-mini"] * 3
+    monkeypatch.setenv("HYPERALIGN_CHAT_MODEL", "gpt-4o")
+    assert load_settings().model_for("safety") == "gpt-4o-mini"  # on OpenAI the cheap default stays
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    monkeypatch.setenv("HYPERALIGN_CHAT_MODEL", "qwen3:8b")
+    monkeypatch.setenv("HYPERALIGN_HYPOTHESES_MODEL", "  ")  # blank counts as unset
+    own = load_settings()
+    assert [own.model_for(p) for p in ("chat", "safety", "hypotheses")] == ["qwen3:8b"] * 3
+    monkeypatch.setenv("HYPERALIGN_SAFETY_MODEL", "llama-guard3")
+    assert load_settings().model_for("safety") == "llama-guard3"  # a model set for a purpose is used as set
+
+
 def test_dotenv_in_the_working_directory_is_read(tmp_path):
     (tmp_path / ".env").write_text("HYPERALIGN_MAX_RETRIES=5\nOPENAI_API_KEY=sk-test\n")
     settings = load_settings()
