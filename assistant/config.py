@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         default=True, description="Show users the Deliberation step (decision, rules, rationale) above each "
         "reply; the decision is recorded either way.",
     )
+    show_reasoning: bool = Field(
+        default=False, description="Show a reasoning model's thinking, collapsed, in a Reasoning step above the "
+        "reply. It is never part of the reply, the stored message or what the profile learns from.",
+    )
     allowed_origins: str = Field(
         default="", description="Other origins (scheme://host[:port], comma-separated) allowed to use a signed-in "
         "session; the app's own origin always is. Behind a proxy, list the public origin if the proxy rewrites Host.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, cast
@@ -21,9 +21,12 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
+from assistant.reasoning import ThinkSplitter, estimate_tokens, strip_reasoning
+
 logger = logging.getLogger(__name__)
 
 Messages = Sequence[dict[str, str]]
+OnReasoning = Callable[[str], Awaitable[None]]
 
 
 class Purpose(StrEnum):
@@ -77,6 +80,13 @@ class ReplyTruncated(LLMError):
     user_message = "The reply was cut off by the model's token limit."
 
 
+class ReasoningOnly(LLMError):
+    user_message = (
+        "The model spent its whole answer thinking and wrote no reply. Please try again; if it keeps "
+        "happening, an administrator can give the model a larger token limit or a model that thinks less."
+    )
+
+
 @dataclass(frozen=True)
 class Completion:
     """A whole (non-streamed) answer and what it cost."""
@@ -87,13 +97,15 @@ class Completion:
     tokens_out: int
     ms: float
     response_format: str  # json_schema | json_object | text: what the server accepted
+    reasoning_tokens: int = 0  # of tokens_out, spent thinking (the server's count, else estimated)
 
 
 class Gateway(Protocol):
     label: str  # shown with every reply: which model wrote it
     offline: bool
 
-    def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]: ...
+    def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+               ) -> AsyncIterator[str]: ...
 
     async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion: ...
 
@@ -121,10 +133,22 @@ class OpenAIGateway:
         self._models = dict(models)
         self.label = self._models[Purpose.CHAT]
 
-    async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
-        """Yield the reply's text as it arrives; raise an LLMError carrying any partial text."""
+    async def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+                     ) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives; raise an LLMError carrying any partial text.
+
+        A reasoning model's thinking, inline or in its own field, is never yielded: it goes to
+        `on_reasoning` when one is given (assistant.reasoning)."""
         model = self._models[purpose]
         started, received, finish = time.perf_counter(), [], None
+        splitter, thought = ThinkSplitter(), 0
+
+        async def think(text: str) -> None:
+            nonlocal thought
+            thought += len(text)
+            if text and on_reasoning is not None:
+                await on_reasoning(text)
+
         try:
             response = await self._client.chat.completions.create(
                 model=model,
@@ -136,20 +160,31 @@ class OpenAIGateway:
                 if not chunk.choices:
                     continue  # e.g. the usage chunk
                 choice = chunk.choices[0]
-                if choice.delta and choice.delta.content:
-                    received.append(choice.delta.content)
-                    yield choice.delta.content
+                if choice.delta:
+                    await think(_reasoning_field(choice.delta))
+                    split = splitter.feed(choice.delta.content or "")
+                    await think(split.reasoning)
+                    if split.reply:
+                        received.append(split.reply)
+                        yield split.reply
                 finish = choice.finish_reason or finish
+            split = splitter.finish()
+            await think(split.reasoning)
+            if split.reply:
+                received.append(split.reply)
+                yield split.reply
         except LLMError:
             raise
         except Exception as exc:  # mapped, never swallowed: the caller gets a typed error
             raise _map_error(exc, partial="".join(received)) from exc
         finally:
             logger.info(
-                "llm purpose=%s model=%s chunks=%d chars=%d ms=%.0f",
-                purpose, model, len(received), sum(map(len, received)), (time.perf_counter() - started) * 1000,
+                "llm purpose=%s model=%s chunks=%d chars=%d reasoning_chars=%d ms=%.0f",
+                purpose, model, len(received), sum(map(len, received)), thought, (time.perf_counter() - started) * 1000,
             )
-        if not received and finish != "content_filter":  # a provider refusal is named as one, text or not
+        if not "".join(received).strip() and finish != "content_filter":  # a provider refusal is named as one
+            if thought:
+                raise ReasoningOnly(f"only thinking ({thought} characters), finish_reason={finish}")
             raise ModelBadResponse("the stream ended without any text")
         _check_finish(finish, partial="".join(received))
 
@@ -205,15 +240,30 @@ def _completion(response, model: str, response_format: str, started: float) -> C
     choice = response.choices[0]
     if choice.finish_reason == "content_filter":
         raise ModelRefused("finish_reason=content_filter")
-    text = (choice.message.content or "") if choice.message else ""
+    text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "")
+    thinking += _reasoning_field(choice.message) if choice.message else ""
     if not text.strip():
+        if thinking:
+            raise ReasoningOnly(f"only thinking ({len(thinking)} characters)")
         raise ModelBadResponse("the answer was empty")
     usage = response.usage
+    details = getattr(usage, "completion_tokens_details", None) if usage else None
     return Completion(
         text=text, model=model, tokens_in=usage.prompt_tokens if usage else 0,
         tokens_out=usage.completion_tokens if usage else 0, ms=(time.perf_counter() - started) * 1000,
         response_format=response_format,
+        reasoning_tokens=(getattr(details, "reasoning_tokens", None) or estimate_tokens(thinking)) if thinking else 0,
     )
+
+
+def _reasoning_field(part: object) -> str:
+    """Thinking a server sent apart from the answer: `reasoning_content` (vLLM, llama.cpp, DeepSeek)
+    or `reasoning` (Ollama, OpenRouter). The SDK keeps such extra fields as attributes."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(part, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def _map_error(exc: Exception, *, partial: str) -> LLMError:
@@ -272,7 +322,8 @@ class OfflineModel:
     offline = True
     label = OFFLINE_LABEL
 
-    async def stream(self, messages: Messages, *, purpose: Purpose) -> AsyncIterator[str]:
+    async def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+                     ) -> AsyncIterator[str]:
         for line in offline_reply(messages).splitlines(keepends=True):
             yield line
 

@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from assistant.background import TaskSet
 from assistant.config import Settings
-from assistant.llm import Gateway, LLMError, Purpose
+from assistant.llm import Gateway, LLMError, OnReasoning, Purpose, ReasoningOnly
 from assistant.prompt import (
     MAX_EXEMPLARS,
     Memory,
@@ -39,6 +39,7 @@ from assistant.prompt import (
     fit_memories,
     fit_profile,
 )
+from assistant.reasoning import strip_reasoning
 from assistant.safety.audit import add_record, needs_record
 from assistant.safety.deliberate import Deliberation
 from assistant.safety.gate import SafetyGate, answer_instructions, verdict_json
@@ -122,18 +123,20 @@ class Turns:
         self._background = TaskSet("memory work")
 
     async def run(self, request: TurnRequest, on_token: OnToken, on_recalled: OnRecalled | None = None,
-                  on_deliberated: OnDeliberated | None = None) -> TurnResult:
+                  on_deliberated: OnDeliberated | None = None, *, on_reasoning: OnReasoning | None = None,
+                  ) -> TurnResult:
+        """One turn. `on_reasoning` receives a reasoning model's thinking, which is never part of the reply."""
         text = clean_text(request.text)
         if not text.strip():
             return TurnResult("", False, "Your message was empty, so there was nothing to answer.")
         lock = self._locks.setdefault(request.thread_id, asyncio.Lock())
         # A message sent while the previous reply still streams waits for it instead of racing it.
         async with lock:
-            return await self._run_locked(request, text, on_token, on_recalled, on_deliberated)
+            return await self._run_locked(request, text, on_token, on_recalled, on_deliberated, on_reasoning)
 
     async def _run_locked(
         self, request: TurnRequest, text: str, on_token: OnToken, on_recalled: OnRecalled | None,
-        on_deliberated: OnDeliberated | None,
+        on_deliberated: OnDeliberated | None, on_reasoning: OnReasoning | None,
     ) -> TurnResult:
         started = time.perf_counter()
         too_long = len(text) > self._limits.max_message_chars
@@ -179,9 +182,18 @@ class Turns:
         )
         received: list[str] = []
         try:
-            async for token in self._gateway.stream(messages, purpose=Purpose.CHAT):
+            async for token in self._gateway.stream(messages, purpose=Purpose.CHAT, on_reasoning=on_reasoning):
                 received.append(token)
                 await on_token(token)
+            # A template that opened the thinking block itself leaves only its closing tag in the
+            # stream, known once it arrives: what came before it is thinking, never the reply.
+            reply, thinking = strip_reasoning("".join(received))
+            if thinking:
+                received = [reply]
+                if on_reasoning is not None:
+                    await on_reasoning(thinking)
+                if not reply.strip():
+                    raise ReasoningOnly(f"only thinking ({len(thinking)} characters) before a closing tag")
         except LLMError as exc:
             logger.warning("turn thread=%s failed: %s", request.thread_id, type(exc).__name__)
             await self._record(request, stored.message, vector, "".join(received), deliberation,

@@ -33,6 +33,10 @@ class Reply:
     done: bool = True  # send `data: [DONE]` at the end of a stream
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[str] | None = None  # how the text is split when streamed; default: by words
+    # Thinking sent apart from the answer, in this field (vLLM/llama.cpp: reasoning_content; Ollama:
+    # reasoning), streamed word by word before the answer.
+    reasoning: str = ""
+    reasoning_field: str = "reasoning_content"
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -185,6 +189,8 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             model = body.get("model", "fake-model")
             self._event(_chunk(model, {"role": "assistant", "content": ""}))
+            for word in reply.reasoning.split(" ") if reply.reasoning else []:
+                self._event(_chunk(model, {reply.reasoning_field: word + " ", "content": None}))
             for index, piece in enumerate(reply.pieces()):
                 if reply.break_after is not None and index >= reply.break_after:
                     # Vanish mid-stream: no final chunk, no [DONE], no chunked terminator.
@@ -222,7 +228,8 @@ def _completion(reply: Reply, body: dict) -> dict:
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fake-model"),
         "choices": [{"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
-                     "message": {"role": "assistant", "content": reply.text, "refusal": None}}],
+                     "message": {"role": "assistant", "content": reply.text, "refusal": None,
+                                 **({reply.reasoning_field: reply.reasoning} if reply.reasoning else {})}}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
 

@@ -19,7 +19,7 @@ class InstantModel:
 
     offline, label = False, "instant"
 
-    async def stream(self, messages, *, purpose):
+    async def stream(self, messages, *, purpose, on_reasoning=None):
         yield "Noted."
 
     async def complete(self, messages, *, purpose, json_schema=None):
@@ -37,7 +37,7 @@ class FixedLatencyModel:
     def __init__(self, latency_ms: float) -> None:
         self._delay = latency_ms / 1000
 
-    async def stream(self, messages, *, purpose):
+    async def stream(self, messages, *, purpose, on_reasoning=None):
         await asyncio.sleep(self._delay)
         for word in ("Here", " is", " the", " answer."):
             yield word
@@ -65,7 +65,7 @@ class ScriptedModel:
         self.profile_chars: list[int] = []  # size of the profile block in each chat prompt
         self._rng = rng
 
-    async def stream(self, messages, *, purpose):
+    async def stream(self, messages, *, purpose, on_reasoning=None):
         self._count(str(purpose), messages, "Noted.")
         yield "Noted."
 

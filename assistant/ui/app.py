@@ -243,6 +243,23 @@ async def _show_recalled(items: Sequence[Recalled]) -> None:
         step.output = recalled_markdown(items)
 
 
+class _ReasoningStep:
+    """A reasoning model's thinking, streamed into a collapsed step opened on its first words."""
+
+    def __init__(self) -> None:
+        self._step: cl.Step | None = None
+
+    async def stream(self, text: str) -> None:
+        if self._step is None:
+            self._step = cl.Step(name="Reasoning", type="llm", show_input=False, default_open=False)
+            await self._step.send()
+        await self._step.stream_token(text)
+
+    async def close(self) -> None:
+        if self._step is not None:
+            await self._step.update()
+
+
 async def _show_deliberation(deliberation: Deliberation) -> None:
     async with cl.Step(name="Deliberation", type="tool", show_input=False) as step:
         # Operators see the rule ids, spec version and timing they audit by; users see it in words.
@@ -279,9 +296,11 @@ async def on_message(message: cl.Message) -> None:
         user_id=int(user.id), thread_id=cl.context.session.thread_id,
         message_id=message.id, reply_id=reply.id, text=message.content,
     )
+    thinking = _ReasoningStep() if app.settings.show_reasoning else None
     try:
         shown = _show_deliberation if app.settings.show_deliberation else None
-        result = await app.turns.run(request, reply.stream_token, _show_recalled, shown)
+        result = await app.turns.run(request, reply.stream_token, _show_recalled, shown,
+                                     on_reasoning=thinking.stream if thinking else None)
     except NotOwner:
         await cl.ErrorMessage(content="This conversation belongs to another account.").send()
         return
@@ -289,7 +308,11 @@ async def on_message(message: cl.Message) -> None:
         logger.exception("turn failed in thread %s", request.thread_id)
         await cl.ErrorMessage(content="Something went wrong on the server while answering. Please try again.").send()
         return
+    finally:
+        if thinking is not None:
+            await thinking.close()
     if result.reply:
+        reply.content = result.reply  # what was streamed, less any thinking known only at its end
         await reply.send()
     if result.notice:
         await cl.ErrorMessage(content=result.notice, author="hyperalign").send()

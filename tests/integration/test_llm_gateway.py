@@ -160,3 +160,61 @@ async def test_a_server_of_ones_own_given_only_a_chat_model_gets_it_for_every_pu
     finally:
         await gw.close()
     assert [r.body["model"] for r in fake_llm.requests] == ["qwen3:8b"] * len(Purpose)
+
+
+async def test_inline_thinking_split_across_chunks_never_reaches_the_reply(fake_llm, gateways):
+    fake_llm.script("chat", Reply(chunks=["<thi", "nk>The user greets; ", "greet back.</th", "ink>\n\nHel", "lo!"]))
+    thought = []
+
+    async def on_reasoning(text):
+        thought.append(text)
+
+    gw = gateways(fake_llm)
+    tokens = [t async for t in gw.stream(MESSAGES, purpose=Purpose.CHAT, on_reasoning=on_reasoning)]
+    assert "".join(tokens) == "Hello!" and "".join(thought) == "The user greets; greet back."
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_thinking_in_its_own_field_goes_to_its_own_callback(fake_llm, gateways, field):
+    fake_llm.script("chat", Reply(text="Four.", reasoning="two plus two", reasoning_field=field))
+    thought = []
+
+    async def on_reasoning(text):
+        thought.append(text)
+
+    gw = gateways(fake_llm)
+    assert [t async for t in gw.stream(MESSAGES, purpose=Purpose.CHAT, on_reasoning=on_reasoning)] == ["Four."]
+    assert "".join(thought).split() == ["two", "plus", "two"]
+    fake_llm.script("chat", Reply(text="Four.", reasoning="x", reasoning_field=field))
+    assert await collect(gw) == ["Four."]  # without a callback the thinking is simply dropped
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(chunks=["<think>I will think", " forever"], finish_reason="length"),
+    Reply(chunks=["<think>done thinking</think>", "  "]),
+    Reply(text="", reasoning="only the field"),
+])
+async def test_an_answer_that_is_only_thinking_is_said_to_be_so(fake_llm, gateways, reply):
+    from assistant.llm import ReasoningOnly
+
+    fake_llm.script("chat", reply)
+    with pytest.raises(ReasoningOnly) as caught:
+        await collect(gateways(fake_llm))
+    assert caught.value.partial == "" and "thinking" in caught.value.user_message
+
+
+async def test_a_whole_answer_loses_its_thinking_before_anyone_parses_it(fake_llm, gateways):
+    import json
+
+    from assistant.llm import ReasoningOnly
+
+    gw = gateways(fake_llm)
+    fake_llm.script("safety", '<think>Is this allowed? Yes.</think>\n{"decision": "comply"}')
+    done = await gw.complete(MESSAGES, purpose=Purpose.SAFETY, json_schema={"name": "v", "schema": {}, "strict": True})
+    assert json.loads(done.text) == {"decision": "comply"} and done.reasoning_tokens == len("Is this allowed? Yes.") // 4 + 1
+    fake_llm.script("safety", Reply(text='{"decision": "comply"}', reasoning="weighing it up"))
+    done = await gw.complete(MESSAGES, purpose=Purpose.SAFETY)
+    assert done.text == '{"decision": "comply"}' and done.reasoning_tokens > 0
+    fake_llm.script("hypotheses", "<think>never finished")
+    with pytest.raises(ReasoningOnly):
+        await gw.complete(MESSAGES, purpose=Purpose.HYPOTHESES)

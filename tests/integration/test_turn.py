@@ -346,3 +346,36 @@ async def test_a_thread_is_titled_by_its_first_message_that_names_a_subject(engi
     assert title() == "Could you help me choose a pannier rack for a…"
     await turns.run(request(alice, "And what about mudguards for winter?", thread="t9"), Screen())
     assert title() == "Could you help me choose a pannier rack for a…"  # the first subject stays
+
+
+async def test_a_reasoning_models_thinking_is_never_shown_as_or_stored_with_the_reply(
+        engine, alice, fake_llm, turns_for):
+    from tests.fakellm import verdict
+
+    # The verdict, too, comes after a thinking block that quotes the other decision.
+    fake_llm.respond("safety", lambda body: '<think>Not {"decision": "refuse"}; it is a greeting.</think>' + verdict())
+    fake_llm.script("chat", Reply(chunks=["<think>", "They said hi. ", "Greet them.</think>", "\n\nHi ", "Ada!"]),
+                    Reply(chunks=["The template opened the block. ", "</think>\n", "Fine, thanks."]))
+    turns = turns_for(fake_gateway(fake_llm))
+    screen, thought = Screen(), []
+
+    async def on_reasoning(text):
+        thought.append(text)
+
+    first = await turns.run(request(alice, "hi"), screen, on_reasoning=on_reasoning)
+    assert first.complete and first.reply == "Hi Ada!" and "".join(screen.tokens) == "Hi Ada!"
+    assert "".join(thought) == "They said hi. Greet them." and first.deliberation.decision == "comply"
+    second = await turns.run(request(alice, "how are you?"), Screen())
+    assert second.reply == "Fine, thanks."  # known only when the closing tag came: cleaned before it is kept
+    assert [m[1] for m in messages(engine) if m[0] == "assistant"] == ["Hi Ada!", "Fine, thanks."]
+    window = fake_llm.requests_for("chat")[-1].body["messages"]
+    assert not any("think" in m["content"] for m in window)  # the next prompt never carries thinking
+
+
+async def test_an_answer_that_was_all_thinking_tells_the_user_and_keeps_their_message(
+        engine, alice, fake_llm, turns_for):
+    fake_llm.script("chat", Reply(chunks=["<think>Let me consider", " every angle"], finish_reason="length"))
+    result = await turns_for(fake_gateway(fake_llm)).run(request(alice, "tell me a story"), Screen())
+    assert not result.complete and "thinking" in result.notice and "Your message is saved" in result.notice
+    assert messages(engine)[0] == ("user", "tell me a story", "complete", None)
+    assert all(m[1] == "" or m[0] == "user" for m in messages(engine))
