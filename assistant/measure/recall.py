@@ -7,9 +7,11 @@ Evidence ids are normalised as LoCoMo's SOURCE.md describes (several ids in one 
 "D30:05"); ids that name no turn are dropped, and a question left without evidence is not scored
 (counted in `unscored`). Category 5 (adversarial) is reported apart from the overall figure.
 
-Noise, what the cosine floor is for: each person is also asked up to FOREIGN_QUESTIONS of the next
-person's questions, about a life that is not theirs, and the bench counts what the app's recall
-(its k, RECALL_K) brings back for them. Ideally nothing, since none of it can be evidence.
+Noise: each person is also asked up to FOREIGN_QUESTIONS of the next person's questions, about a
+life that is not theirs, and the SMALL_TALK messages, which ask about nothing; the bench counts what
+the app's recall (its k, RECALL_K) brings back for each. None of it can be evidence. Small talk is
+what the cosine floor is for: a question about somebody else still shares words with one's history,
+and the lexical side finds them whatever the floor.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ SHARE_KS = (5, 10)
 MODES = ("lexical", "dense", "hybrid")
 RECALL_K = 6  # the app's default `recall_results`
 FOREIGN_QUESTIONS = 50
+SMALL_TALK = ("hi", "hello!", "thanks", "ok", "cool, thank you", "good morning", "lol", "yes please", "no",
+              "bye for now", "hmm", "sounds good")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Scores:
     # Per mode and k: the share of the top k that are the second speaker's turns (the app's replies).
     replies: dict[str, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     foreign: list[int] = field(default_factory=list)  # items recalled for each question about somebody else
+    small_talk: list[int] = field(default_factory=list)  # items recalled for each small-talk message
 
 
     def add(self, mode: str, category: int, ranked: Sequence[str], evidence: frozenset[str],
@@ -148,6 +153,11 @@ class Scores:
             result["foreign"] = {"questions": len(self.foreign), "k": RECALL_K,
                                  "mean_recalled": round(statistics.fmean(self.foreign), 3),
                                  "share_recalling_nothing": round(sum(n == 0 for n in self.foreign) / len(self.foreign), 4)}
+        if self.small_talk:
+            result["small_talk"] = {"messages": len(self.small_talk), "k": RECALL_K,
+                                    "mean_recalled": round(statistics.fmean(self.small_talk), 3),
+                                    "share_recalling_nothing": round(
+                                        sum(n == 0 for n in self.small_talk) / len(self.small_talk), 4)}
         result["latency_ms"] = {
             name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2), "n": len(v)}
             for name, v in self.latency_ms.items()
@@ -172,6 +182,9 @@ def render_recall_table(result: dict) -> str:
     if foreign := result.get("foreign"):
         lines.append(f"questions about somebody else ({foreign['questions']}): {foreign['mean_recalled']:.2f} of "
                      f"{foreign['k']} recalled on average, none for {foreign['share_recalling_nothing']:.0%}")
+    if small := result.get("small_talk"):
+        lines.append(f"small talk ({small['messages']}): {small['mean_recalled']:.2f} of {small['k']} recalled on "
+                     f"average, none for {small['share_recalling_nothing']:.0%}")
     for name, stats in result["latency_ms"].items():
         lines.append(f"latency {name:<22} p50 {stats['p50']:>7.2f} ms   p95 {stats['p95']:>7.2f} ms   (n={stats['n']})")
     return "\n".join(lines)
@@ -240,6 +253,10 @@ def run_recall_bench(data: list[dict], *, floor: float | None = None, say: Calla
                 query = RecallQuery(user_id=user_id, text=question.text, vector=embedder.encode_one(question.text),
                                     k=RECALL_K, min_similarity=floor)
                 scores.foreign.append(len(read(engine, partial(recall, indexes=indexes, query=query))))
+            for chat in SMALL_TALK:
+                query = RecallQuery(user_id=user_id, text=chat, vector=embedder.encode_one(chat), k=RECALL_K,
+                                    min_similarity=floor)
+                scores.small_talk.append(len(read(engine, partial(recall, indexes=indexes, query=query))))
         engine.dispose()
     result = scores.table()
     result["unscored_questions"] = unscored

@@ -69,5 +69,9 @@ def test_what_questions_about_somebody_else_recall_is_reported_as_noise():
     scores.foreign += [RECALL_K, 0, 3, 0]
     table = scores.table()
     assert table["foreign"] == {"questions": 4, "k": RECALL_K, "mean_recalled": 2.25, "share_recalling_nothing": 0.5}
-    assert "questions about somebody else (4): 2.25 of 6 recalled on average, none for 50%" in render_recall_table(
-        {**table, "lexical": table["hybrid"], "dense": table["hybrid"]})
+    scores.small_talk += [0, 0, 0, 1]
+    table = scores.table()
+    assert table["small_talk"] == {"messages": 4, "k": RECALL_K, "mean_recalled": 0.25, "share_recalling_nothing": 0.75}
+    shown = render_recall_table({**table, "lexical": table["hybrid"], "dense": table["hybrid"]})
+    assert "questions about somebody else (4): 2.25 of 6 recalled on average, none for 50%" in shown
+    assert "small talk (4): 0.25 of 6 recalled on average, none for 75%" in shown
