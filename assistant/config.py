@@ -25,6 +25,7 @@ class ConfigError(Exception):
 
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+OPENAI_CONTEXT, LOCAL_CONTEXT = 128_000, 4_096
 
 
 class Registration(StrEnum):
@@ -77,6 +78,17 @@ class Settings(BaseSettings):
     )
     hypotheses_model: str | None = Field(
         default=None, description="Model that infers hypotheses about users; unset: as for the safety model.",
+    )
+    chat_context_tokens: int = Field(
+        default=0, ge=0, description="Context window of the chat model in tokens; every prompt is fitted to it. "
+        "0: 128,000 for OpenAI's models, else 4,096 (Ollama's default; set what your server gives the model).",
+    )
+    safety_context_tokens: int = Field(
+        default=0, ge=0, description="Context window of the safety model; 0: the chat model's when it is the "
+        "same model, else as for the chat model.",
+    )
+    hypotheses_context_tokens: int = Field(
+        default=0, ge=0, description="Context window of the hypotheses model; 0: as for the safety model.",
     )
     request_timeout: float = Field(default=60.0, gt=0, description="Seconds before a model request is abandoned.")
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed model request (429, 5xx, timeouts).")
@@ -186,6 +198,17 @@ class Settings(BaseSettings):
             return chosen
         return self.chat_model if self.openai_base_url else DEFAULT_OPENAI_MODEL
 
+    def context_for(self, purpose: str) -> int:
+        """A purpose's context window in tokens: as set, else the chat model's when it is that model, else
+        OpenAI's 128,000 for its models and 4,096 (Ollama's default window) for any other."""
+        chosen = {"chat": self.chat_context_tokens, "safety": self.safety_context_tokens,
+                  "hypotheses": self.hypotheses_context_tokens}[purpose]
+        if chosen:
+            return chosen
+        if purpose != "chat" and self.model_for(purpose) == self.chat_model and self.chat_context_tokens:
+            return self.chat_context_tokens
+        return OPENAI_CONTEXT if is_openai_model(self.model_for(purpose)) and not self.openai_base_url else LOCAL_CONTEXT
+
     @property
     def origins(self) -> tuple[str, ...]:
         return tuple(o for o in self.allowed_origins.split(",") if o)
@@ -236,6 +259,10 @@ def _explain(exc: ValidationError) -> str:
         field = str(error["loc"][0]) if error["loc"] else "?"
         lines.append(f"  {env_name(field)}: {error['msg']} (got {error.get('input')!r})")
     return "\n".join(lines)
+
+
+def is_openai_model(model: str) -> bool:
+    return model.startswith(("gpt-", "o1", "o3", "o4", "chatgpt-"))
 
 
 def env_name(field: str) -> str:

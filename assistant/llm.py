@@ -9,9 +9,10 @@ subclasses whose `user_message` is safe to show in the chat.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol, cast
 
@@ -21,11 +22,13 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
+from assistant.context import Budget, Fit, PromptTooLarge, budget_for, counter_for
 from assistant.reasoning import ThinkSplitter, estimate_tokens, strip_reasoning
 
 logger = logging.getLogger(__name__)
 
 Messages = Sequence[dict[str, str]]
+Prompt = Messages | Fit  # fixed messages, or a function that fits them to a budget
 OnReasoning = Callable[[str], Awaitable[None]]
 
 
@@ -80,6 +83,13 @@ class ReplyTruncated(LLMError):
     user_message = "The reply was cut off by the model's token limit."
 
 
+class PromptTooLong(LLMError):
+    user_message = (
+        "This message and the instructions it needs do not fit the model's context window. An administrator "
+        "can raise the context size of the model (HYPERALIGN_CHAT_CONTEXT_TOKENS and the server's own setting)."
+    )
+
+
 class ReasoningOnly(LLMError):
     user_message = (
         "The model spent its whole answer thinking and wrote no reply. Please try again; if it keeps "
@@ -104,10 +114,10 @@ class Gateway(Protocol):
     label: str  # shown with every reply: which model wrote it
     offline: bool
 
-    def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+    def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
                ) -> AsyncIterator[str]: ...
 
-    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion: ...
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion: ...
 
     async def close(self) -> None: ...
 
@@ -123,23 +133,49 @@ class OpenAIGateway:
         api_key: str | None,
         base_url: str | None,
         models: dict[Purpose, str],
+        windows: dict[Purpose, int],
         timeout: float,
         max_retries: int,
     ) -> None:
+        """`windows`: each purpose's context size in tokens, which every request is fitted to."""
         # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the client insists on one.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         self._models = dict(models)
+        self._budgets = {purpose: budget_for(str(purpose), windows[purpose], counter_for(model))
+                         for purpose, model in self._models.items()}
+        # A server of one's own is told how much it may write (what the window leaves), so that prompt
+        # and answer never overflow it; OpenAI's models have their own, larger, output limits.
+        self._cap_output = base_url is not None
         self.label = self._models[Purpose.CHAT]
 
-    async def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+    def budget(self, purpose: Purpose) -> Budget:
+        return self._budgets[purpose]
+
+    def _fitted(self, prompt: Prompt, budget: Budget) -> tuple[list[dict[str, str]], int]:
+        """The messages of a request and their tokens; never more than the budget allows."""
+        try:
+            messages = list(prompt(budget) if callable(prompt) else prompt)
+        except PromptTooLarge as exc:
+            raise PromptTooLong(str(exc)) from exc
+        tokens = budget.counter.messages(messages)
+        if tokens > budget.limit:
+            raise PromptTooLong(f"{tokens} prompt tokens, {budget.limit} allowed")
+        return messages, tokens
+
+    def _limits(self, budget: Budget) -> dict:
+        return {"max_tokens": budget.answer} if self._cap_output else {}
+    async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
                      ) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives; raise an LLMError carrying any partial text.
 
-        A reasoning model's thinking, inline or in its own field, is never yielded: it goes to
-        `on_reasoning` when one is given (assistant.reasoning)."""
+        The prompt is fitted to the purpose's budget; a server that still says it is too long gets one
+        retry, fitted smaller. A reasoning model's thinking, inline or in its own field, is never
+        yielded: it goes to `on_reasoning` when one is given (assistant.reasoning)."""
         model = self._models[purpose]
+        budget = self._budgets[purpose]
+        messages, tokens = self._fitted(prompt, budget)
         started, received, finish = time.perf_counter(), [], None
         splitter, thought = ThinkSplitter(), 0
 
@@ -150,12 +186,15 @@ class OpenAIGateway:
                 await on_reasoning(text)
 
         try:
-            response = await self._client.chat.completions.create(
-                model=model,
-                messages=_sdk_messages(messages),
-                stream=True,
-                extra_headers={"X-Assistant-Purpose": str(purpose)},
-            )
+            try:
+                response = await self._send(model, messages, purpose, stream=True, **self._limits(budget))
+            except openai.BadRequestError as exc:
+                smaller = _retry_budget(exc, budget, tokens, budget.answer if self._cap_output else 0)
+                if smaller is None or not callable(prompt):
+                    raise
+                logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller", purpose, model)
+                messages, tokens = self._fitted(prompt, smaller)
+                response = await self._send(model, messages, purpose, stream=True, **self._limits(smaller))
             async for chunk in response:
                 if not chunk.choices:
                     continue  # e.g. the usage chunk
@@ -179,8 +218,8 @@ class OpenAIGateway:
             raise _map_error(exc, partial="".join(received)) from exc
         finally:
             logger.info(
-                "llm purpose=%s model=%s chunks=%d chars=%d reasoning_chars=%d ms=%.0f",
-                purpose, model, len(received), sum(map(len, received)), thought, (time.perf_counter() - started) * 1000,
+                "llm purpose=%s model=%s prompt_tokens=%d chunks=%d chars=%d reasoning_chars=%d ms=%.0f", purpose, model,
+                tokens, len(received), sum(map(len, received)), thought, (time.perf_counter() - started) * 1000,
             )
         if not "".join(received).strip() and finish != "content_filter":  # a provider refusal is named as one
             if thought:
@@ -188,25 +227,41 @@ class OpenAIGateway:
             raise ModelBadResponse("the stream ended without any text")
         _check_finish(finish, partial="".join(received))
 
-    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
         """One whole answer. With a schema: structured output where the server supports it, falling back
-        to JSON mode and then to plain text when it answers 400 to the format (the caller validates)."""
+        to JSON mode and then to plain text when it answers 400 to the format (the caller validates).
+        Fitted and retried smaller once, as `stream`."""
         model = self._models[purpose]
+        budget = self._budgets[purpose]
+        messages, tokens = self._fitted(prompt, budget)
+        retried = False
         formats: list[tuple[str, ResponseFormat | None]] = [("text", None)]
         if json_schema is not None:
             schema = cast("JSONSchema", json_schema)  # {"name", "schema", "strict"}, as the callers build it
             formats = [("json_schema", {"type": "json_schema", "json_schema": schema}),
                        ("json_object", {"type": "json_object"}), ("text", None)]
         started = time.perf_counter()
-        for position, (name, response_format) in enumerate(formats):
+        position = 0
+        while position < len(formats):
+            name, response_format = formats[position]
             try:
-                response = await self._client.chat.completions.create(
-                    model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
-                    response_format=response_format if response_format is not None else openai.omit,
+                response = await self._send(
+                    model, messages, purpose, response_format=response_format if response_format is not None else openai.omit,
+                    **self._limits(budget),
                 )
             except openai.BadRequestError as exc:
+                smaller = _retry_budget(exc, budget, tokens, budget.answer if self._cap_output else 0)
+                if smaller is not None:
+                    if retried or not callable(prompt):
+                        raise _map_error(exc, partial="") from exc
+                    logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller",
+                                purpose, model)
+                    budget, retried = smaller, True
+                    messages, tokens = self._fitted(prompt, budget)
+                    continue
                 if position + 1 < len(formats):
                     logger.info("llm purpose=%s model=%s: %s not supported, falling back", purpose, model, name)
+                    position += 1
                     continue
                 raise _map_error(exc, partial="") from exc
             except Exception as exc:
@@ -214,8 +269,21 @@ class OpenAIGateway:
             return _completion(response, model, name, started)
         raise AssertionError("unreachable")
 
+    async def _send(self, model: str, messages: Messages, purpose: Purpose, **options):  # noqa: ANN202
+        return await self._client.chat.completions.create(
+            model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
+            **options,
+        )
+
     async def close(self) -> None:
         await self._client.close()
+
+
+def resolve(prompt: Prompt, budget: Budget | None = None) -> list[dict[str, str]]:
+    """The messages of a prompt: as given, or fitted to `budget` (no limit when there is none)."""
+    if not callable(prompt):
+        return list(prompt)
+    return list(prompt(budget or Budget(window=10**9, limit=10**9, answer=0, counter=counter_for("gpt-4o"))))
 
 
 def _sdk_messages(messages: Messages) -> list[ChatCompletionMessageParam]:
@@ -266,6 +334,49 @@ def _reasoning_field(part: object) -> str:
     return ""
 
 
+# How servers say a prompt is too long: OpenAI ("maximum context length is N tokens",
+# code context_length_exceeded), vLLM (the same words, or "maximum model length"), llama.cpp
+# ("exceeds the available context size", exceed_context_size_error), LM Studio ("context length of
+# only N tokens"). Ollama says nothing: it cuts the prompt's beginning, which fitting prevents.
+_TOO_LONG = re.compile(r"context[_ ]length|context size|context window|maximum model length|max_model_len"
+                       r"|exceed_context|too many tokens", re.I)
+_WINDOW = re.compile(r"(?:maximum context length is|context length of only|maximum model length of)\s*(\d+)", re.I)
+_PROMPT = re.compile(r"messages resulted in\s*(\d+)", re.I)  # OpenAI: the prompt alone
+_ASKED = re.compile(r"you requested\s*(\d+)", re.I)  # vLLM, OpenAI: the prompt and the answer asked for
+
+
+def _retry_budget(exc: openai.BadRequestError, budget: Budget, tokens: int, answer: int) -> Budget | None:
+    """The smaller budget to retry with when the server said the prompt is too long, else None.
+    `tokens`: our count of the refused prompt; `answer`: the max_tokens it was sent with (0: none).
+
+    Where the server says its window and how many tokens it counted (vLLM, OpenAI, llama.cpp), the
+    retry is fitted to that, scaled by how far its count and ours differ; else a quarter smaller."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    detail: dict = error if isinstance(error, dict) else body
+    said = " ".join(str(part) for part in (exc.message, exc.code, body) if part)
+    if not _TOO_LONG.search(said):
+        return None
+    window = _integer(detail.get("n_ctx")) or _found(_WINDOW, said)
+    counted = _integer(detail.get("n_prompt_tokens")) or _found(_PROMPT, said)
+    if counted is None and (asked := _found(_ASKED, said)) is not None:
+        counted = asked - answer
+    smaller = budget.smaller(window)
+    if window and counted and counted > 0:
+        theirs = (window - budget.answer) * tokens / counted
+        smaller = replace(smaller, limit=min(smaller.limit, int(theirs * 0.95)))
+    return smaller if smaller.limit > 0 else None
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _found(pattern: re.Pattern[str], text: str) -> int | None:
+    match = pattern.search(text)
+    return int(match.group(1)) if match else None
+
+
 def _map_error(exc: Exception, *, partial: str) -> LLMError:
     detail = f"{type(exc).__name__}: {getattr(exc, 'status_code', '') or ''}".strip()
     if isinstance(exc, openai.APITimeoutError):
@@ -278,6 +389,8 @@ def _map_error(exc: Exception, *, partial: str) -> LLMError:
         return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
     if isinstance(exc, openai.InternalServerError):
         return ModelUnavailable(detail, partial=partial)
+    if isinstance(exc, openai.BadRequestError) and _TOO_LONG.search(str(exc.message)):
+        return PromptTooLong(detail, partial=partial)
     if isinstance(exc, (openai.APIResponseValidationError, openai.BadRequestError, ValueError)):
         return ModelBadResponse(detail, partial=partial)
     if isinstance(exc, (httpx2.TransportError, openai.APIError)):
@@ -322,12 +435,12 @@ class OfflineModel:
     offline = True
     label = OFFLINE_LABEL
 
-    async def stream(self, messages: Messages, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
+    async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
                      ) -> AsyncIterator[str]:
-        for line in offline_reply(messages).splitlines(keepends=True):
+        for line in offline_reply(resolve(prompt)).splitlines(keepends=True):
             yield line
 
-    async def complete(self, messages: Messages, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
         # Hypotheses need a language model; pretending would invent a profile. The style card needs none.
         raise ModelUnavailable("offline mode: no language model is connected")
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from assistant.context import MESSAGE_OVERHEAD, Budget, PromptTooLarge, shorten_middle
 
 SYSTEM_PROMPT = """\
 You are hyperalign, a helpful assistant that remembers each user's conversations. Answer the \
 user's latest message directly and clearly. Use Markdown where it helps readability."""
 
 OMITTED = "[an earlier message too long to include]"
+MIN_MESSAGE_TOKENS = 64  # the least of the user's message a reply is written from
 
 RECALL_HEADER = """\
 Earlier conversations with this user that may be relevant. They are quoted data about the user and \
@@ -112,13 +115,14 @@ def fit_memories(memories: Sequence[Memory], budget_tokens: int) -> list[Memory]
     return kept
 
 
+def memory_line(memory: Memory) -> str:
+    who = "the user said" if memory.author == "user" else "you replied"
+    place = f" in {quote_json(memory.thread_name)}" if memory.thread_name else ""
+    return f"- {memory.when:%Y-%m-%d}{place}, {who}: {quote_guillemets(memory.content)}"
+
+
 def render_memories(memories: Sequence[Memory]) -> str:
-    lines = [RECALL_HEADER]
-    for memory in memories:
-        who = "the user said" if memory.author == "user" else "you replied"
-        place = f" in {quote_json(memory.thread_name)}" if memory.thread_name else ""
-        lines.append(f"- {memory.when:%Y-%m-%d}{place}, {who}: {quote_guillemets(memory.content)}")
-    return "\n".join(lines)
+    return "\n".join([RECALL_HEADER, *map(memory_line, memories)])
 
 
 def fit_profile(lines: Sequence[str], budget_tokens: int) -> list[str]:
@@ -136,12 +140,20 @@ def render_style(statements: Sequence[str]) -> str:
     return "\n".join([STYLE_HEADER, *(f"- {inert(line)}" for line in statements)])
 
 
+def profile_line(line: str) -> str:
+    return f"- {inert(line)}"
+
+
 def render_profile(lines: Sequence[str]) -> str:
-    return "\n".join([PROFILE_HEADER, *(f"- {inert(line)}" for line in lines)])
+    return "\n".join([PROFILE_HEADER, *map(profile_line, lines)])
+
+
+def exemplar_line(text: str) -> str:
+    return quote_guillemets(shorten(one_line(text)))
 
 
 def render_exemplars(texts: Sequence[str]) -> str:
-    return "\n".join([EXEMPLAR_HEADER, *(quote_guillemets(shorten(one_line(t))) for t in texts[:MAX_EXEMPLARS])])
+    return "\n".join([EXEMPLAR_HEADER, *map(exemplar_line, texts[:MAX_EXEMPLARS])])
 
 
 def render_user_data(sections: Sequence[str]) -> str:
@@ -183,4 +195,120 @@ def build_reply_messages(
         content = item.content if len(item.content) <= max_chars else OMITTED
         messages.append({"role": item.author, "content": content})
     messages.append({"role": "user", "content": user_text})
+    return messages
+
+
+@dataclass(frozen=True)
+class ReplyParts:
+    """Everything a reply's prompt may hold, before it is fitted to a context window."""
+
+    window: Sequence[WindowMessage]
+    user_text: str
+    max_chars: int
+    memories: Sequence[Memory] = ()
+    style: Sequence[str] = ()
+    profile: Sequence[str] = ()
+    exemplars: Sequence[str] = ()
+    safety: str | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        return build_reply_messages(
+            self.window, self.user_text, max_chars=self.max_chars, memories=self.memories, style=self.style,
+            profile=self.profile, exemplars=self.exemplars, safety=self.safety,
+        )
+
+
+# What goes first when a reply's prompt is too long for the model, least needed first: recalled
+# messages (least relevant first), style examples, the thread's oldest messages down to the last
+# exchange, the style card, profile entries (weakest first), the last exchange. The system prompt and
+# the safety decision are never dropped, nor the user's message (at worst its middle is left out).
+def _next_smaller(parts: ReplyParts) -> ReplyParts | None:
+    if parts.memories:
+        return replace(parts, memories=parts.memories[:-1])
+    if parts.exemplars:
+        return replace(parts, exemplars=parts.exemplars[:-1])
+    if len(parts.window) > 2:
+        return replace(parts, window=parts.window[1:])
+    if parts.style:
+        return replace(parts, style=())
+    if parts.profile:
+        return replace(parts, profile=parts.profile[:-1])
+    if parts.window:
+        return replace(parts, window=parts.window[1:])
+    return None
+
+
+def _built_up(parts: ReplyParts, budget: Budget) -> ReplyParts:
+    """The choice that dropping in that order makes, made the other way round and cheaply: from what is
+    never dropped, each part is added in the reverse order while its tokens fit, each counted once
+    (old messages that cannot fit are never counted). Headers and joins make the sum a little off, so
+    `fit_reply` checks the result exactly."""
+    count = budget.counter.count
+    kept = replace(parts, window=(), memories=(), style=(), profile=(), exemplars=())
+    left = budget.limit - budget.counter.messages(kept.messages())
+
+    def take(items: Sequence, cost, header: str = "") -> list:  # noqa: ANN001 (items and cost go together)
+        """The leading items that fit, after their section's header; none when even that does not."""
+        nonlocal left
+        spent = count(header) + 2 if header else 0
+        taken = []
+        for item in items:
+            spent += cost(item) + 1
+            if spent > left:
+                break
+            taken.append(item)
+        if taken:
+            left -= spent if len(taken) == len(items) else spent - cost(items[len(taken)]) - 1
+        return taken
+
+    def turn_cost(message: WindowMessage) -> int:
+        content = message.content if len(message.content) <= parts.max_chars else OMITTED
+        return count(content) + MESSAGE_OVERHEAD - 1
+
+    newest_first = list(reversed(parts.window))
+    last = take(newest_first[:2], turn_cost)[::-1]
+    kept = replace(kept, window=last)
+    if len(last) < len(newest_first[:2]):
+        return kept
+    # Each part is taken whole or in part; one that did not fit whole ends the adding.
+    profile = take(parts.profile, lambda line: count(profile_line(line)), PROFILE_HEADER)
+    kept = replace(kept, profile=profile)
+    if len(profile) < len(parts.profile):
+        return kept
+    if parts.style:
+        if not take([render_style(parts.style)], count):
+            return kept
+        kept = replace(kept, style=parts.style)
+    older = take(newest_first[2:], turn_cost)[::-1]
+    kept = replace(kept, window=[*older, *last])
+    if len(older) < len(newest_first[2:]):
+        return kept
+    exemplars = take(parts.exemplars, lambda text: count(exemplar_line(text)), EXEMPLAR_HEADER)
+    kept = replace(kept, exemplars=exemplars)
+    if len(exemplars) < len(parts.exemplars):
+        return kept
+    return replace(kept, memories=take(parts.memories, lambda memory: count(memory_line(memory)), RECALL_HEADER))
+
+
+def fit_reply(parts: ReplyParts, budget: Budget) -> list[dict[str, str]]:
+    """The reply's messages within `budget`, dropping parts in the order above until they fit.
+    Raises PromptTooLarge when the instructions alone do not fit."""
+    messages = parts.messages()
+    if budget.surely_fits(messages):
+        return messages
+    current: ReplyParts | None = _built_up(parts, budget)
+    while current is not None:  # exact from here: drop more in the same order while still over
+        messages = current.messages()
+        if budget.fits(messages):
+            return messages
+        last = current
+        current = _next_smaller(current)
+    others = budget.counter.messages(replace(last, user_text="").messages())
+    room = budget.limit - others
+    if room < MIN_MESSAGE_TOKENS:
+        raise PromptTooLarge(f"the instructions take {others} tokens of a {budget.limit}-token prompt budget")
+    messages = replace(last, user_text=shorten_middle(last.user_text, room, budget.counter)).messages()
+    if not budget.fits(messages):  # the estimate of the cut was short: cut again by what is over
+        over = budget.counter.messages(messages) - budget.limit
+        messages = replace(last, user_text=shorten_middle(last.user_text, room - over - 8, budget.counter)).messages()
     return messages

@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 from sqlalchemy import Engine
@@ -34,10 +35,11 @@ from assistant.llm import Gateway, LLMError, OnReasoning, Purpose, ReasoningOnly
 from assistant.prompt import (
     MAX_EXEMPLARS,
     Memory,
+    ReplyParts,
     WindowMessage,
-    build_reply_messages,
     fit_memories,
     fit_profile,
+    fit_reply,
 )
 from assistant.reasoning import strip_reasoning
 from assistant.safety.audit import add_record, needs_record
@@ -174,7 +176,7 @@ class Turns:
             [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled if r not in exemplars],
             self._limits.recall_tokens,
         )
-        messages = build_reply_messages(
+        parts = ReplyParts(
             stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
             profile=stored.profile, exemplars=[r.content for r in exemplars],
             safety=(answer_instructions(deliberation, self._safety.spec)
@@ -182,7 +184,8 @@ class Turns:
         )
         received: list[str] = []
         try:
-            async for token in self._gateway.stream(messages, purpose=Purpose.CHAT, on_reasoning=on_reasoning):
+            fitted = partial(fit_reply, parts)  # to the chat model's window, by the gateway
+            async for token in self._gateway.stream(fitted, purpose=Purpose.CHAT, on_reasoning=on_reasoning):
                 received.append(token)
                 await on_token(token)
             # A template that opened the thinking block itself leaves only its closing tag in the

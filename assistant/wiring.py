@@ -74,6 +74,7 @@ def build_gateway(settings: Settings) -> Gateway:
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
         models={purpose: settings.model_for(purpose) for purpose in Purpose},
+        windows={purpose: settings.context_for(purpose) for purpose in Purpose},
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )

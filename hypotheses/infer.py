@@ -13,7 +13,7 @@ from typing import Protocol
 
 from hypotheses.merge import Candidate, Entry
 from hypotheses.parse import InvalidOutput, Parsed, Refusal, parse_proposals, response_schema, sensitive_category
-from hypotheses.prompts import Shown, build_messages, reask
+from hypotheses.prompts import Budget, Shown, fit_messages, reask
 from hypotheses.style import is_pasted
 from memory.models import EntryStatus
 
@@ -25,7 +25,8 @@ class Answer(Protocol):
     def text(self) -> str: ...
 
 
-Complete = Callable[[list[dict[str, str]], dict], Awaitable[Answer]]
+Prompt = Callable[[Budget], list[dict[str, str]]]  # the request, fitted to the model's budget by the gateway
+Complete = Callable[[Prompt, dict], Awaitable[Answer]]
 CHARS_PER_TOKEN = 4
 MIN_WORDS = 5
 
@@ -81,19 +82,26 @@ async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[E
     active = [e for e in profile if e.status is EntryStatus.ACTIVE]
     shown_entries = [Shown(i, e.text, e.facet) for i, e in enumerate(active, start=1)]
     rejected = [e.text for e in sorted(profile, key=lambda e: e.id, reverse=True) if e.status is EntryStatus.REJECTED]
-    messages = build_messages(shown_samples, shown_entries, taken_back=list(dict.fromkeys([*replaced, *rejected])))
+    taken_back = list(dict.fromkeys([*replaced, *rejected]))
+    reasked: list[dict[str, str]] = []  # the one re-ask, after the fitted messages
+    sent: list[Shown] = shown_samples  # the samples the last request held: only they can be cited
+
+    def prompt(budget: Budget) -> list[dict[str, str]]:
+        nonlocal sent
+        messages, sent = fit_messages(shown_samples, shown_entries, taken_back, budget.less(reasked))
+        return [*messages, *reasked]
+
     completions, parsed, problem, answer = [], None, "", ""
     for _attempt in range(2):
-        completion = await complete(messages, response_schema())
+        completion = await complete(prompt, response_schema())
         completions.append(completion)
         answer = completion.text
         try:
-            parsed = parse_proposals(answer, sample_ids={s.id for s in shown_samples},
-                                     entry_ids={e.id for e in shown_entries})
+            parsed = parse_proposals(answer, sample_ids={s.id for s in sent}, entry_ids={e.id for e in shown_entries})
             break
         except InvalidOutput as exc:
             problem = str(exc)
-            messages = reask(messages, answer, problem)
+            reasked = reask([], answer, problem)
     if parsed is None:
         raise InferenceFailed(problem, answer, attempts=len(completions))
     return Inference(_candidates(parsed, samples, active), parsed.refused, len(samples), completions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 SYSTEM = """\
 You study how ONE person communicates, from texts they wrote, and write short hypotheses about them.
@@ -69,6 +70,35 @@ def build_messages(samples: Sequence[Shown], entries: Sequence[Shown],
     texts = "\n\n".join(f"<sample id={s.id}>\n{_untagged(s.text)}\n</sample>" for s in samples)
     user = f"Current profile:\n{profile}\n\nTexts the person wrote:\n\n{texts}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+class Budget(Protocol):
+    """A model's room for a prompt (assistant.context.Budget): its limit and how it counts."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def fits(self, messages: Sequence[dict[str, str]]) -> bool: ...
+
+    def less(self, messages: Sequence[dict[str, str]]) -> Budget: ...
+
+
+def fit_messages(samples: Sequence[Shown], entries: Sequence[Shown], taken_back: Sequence[str],
+                 budget: Budget) -> tuple[list[dict[str, str]], list[Shown]]:
+    """`build_messages` within `budget`, and the samples it kept: the oldest samples go first (down to
+    one), then the wordings the person took back. What is left is sent even if still too long: the
+    gateway then refuses it as too long, and the job fails, saying so."""
+    kept, wrong = list(samples), list(taken_back)
+    while True:
+        messages = build_messages(kept, entries, wrong)
+        if budget.fits(messages):
+            return messages, kept
+        if len(kept) > 1:
+            kept = kept[1:]
+        elif wrong:
+            wrong = wrong[: len(wrong) // 2]
+        else:
+            return messages, kept
 
 
 def reask(messages: Sequence[dict[str, str]], answer: str, problem: str) -> list[dict[str, str]]:

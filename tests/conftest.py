@@ -23,7 +23,7 @@ atexit.register(shutil.rmtree, os.environ["CHAINLIT_APP_ROOT"], True)
 # core against the others. Before torch is imported anywhere.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from tests.fakellm import FakeLLM, comply  # noqa: E402
+from tests.fakellm import WINDOWS, FakeLLM, comply  # noqa: E402
 from tests.pgserver import TempCluster, create_database, drop_database, find_bindir  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -208,7 +208,7 @@ async def complete(fake_llm):
     from assistant.llm import OpenAIGateway, Purpose
 
     gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                            timeout=5, max_retries=0)
+                            windows=WINDOWS, timeout=5, max_retries=0)
 
     async def call(messages, schema):
         return await gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)

@@ -11,6 +11,7 @@ means the code under test made fewer calls than the test says.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 import time
@@ -18,6 +19,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The context windows the tests' gateways are built with: a small local model's.
+WINDOWS = {purpose: 8_192 for purpose in ("chat", "safety", "hypotheses")}
 
 
 @dataclass
@@ -56,8 +60,32 @@ class Recorded:
 Responder = Callable[[dict], "Reply | str"]  # computes a reply from the request body (a model that reads)
 
 
+# How servers refuse a prompt longer than the model's window, from their documentation and code:
+# vLLM counts prompt plus max_tokens against --max-model-len; llama.cpp the prompt against -c;
+# OpenAI the prompt against the model's window; Ollama refuses nothing and drops the prompt's start.
+TOO_LONG = {
+    "vllm": lambda window, asked: {
+        "object": "error", "type": "BadRequestError", "param": None, "code": 400,
+        "message": f"This model's maximum context length is {window} tokens. However, you requested {asked} "
+                   "tokens. Please reduce the length of the messages or completion."},
+    "llamacpp": lambda window, asked: {"error": {
+        "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": asked, "n_ctx": window,
+        "message": "the request exceeds the available context size, try increasing it"}},
+    "openai": lambda window, asked: {"error": {
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded",
+        "message": f"This model's maximum context length is {window} tokens. However, you requested {asked} "
+                   "tokens. Please reduce the length of the messages or completion."}},
+}
+
+
 class FakeLLM:
     def __init__(self) -> None:
+        # A context window the fake enforces as `window_style` does ("ollama": accept, but note the
+        # overflow in `overflowed`), counting o200k_base tokens times `token_scale` (a denser tokenizer).
+        self.window: int | None = None
+        self.window_style = "vllm"
+        self.token_scale = 1.0
+        self.overflowed: list[Recorded] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._responders: dict[str, Responder] = {}
         self.requests: list[Recorded] = []
@@ -110,7 +138,29 @@ class FakeLLM:
             self._scripts.clear()
             self.unscripted.clear()
 
+    def tokens(self, body: dict) -> int:
+        from assistant.context import TokenCounter
+
+        return math.ceil(TokenCounter("o200k_base", exact=True).messages(body.get("messages") or []) * self.token_scale)
+
+    def too_long(self, record: Recorded) -> dict | None:
+        """The refusal a real server of `window_style` would send for this request, if any."""
+        if self.window is None:
+            return None
+        prompt = self.tokens(record.body)
+        asked = prompt + (record.body.get("max_tokens") or 0 if self.window_style in ("vllm", "openai") else 0)
+        if asked <= self.window:
+            return None
+        if self.window_style == "ollama":
+            self.overflowed.append(record)
+            return None
+        with self._lock:
+            self.requests.append(record)
+        return TOO_LONG[self.window_style](self.window, asked if self.window_style != "llamacpp" else prompt)
+
     def reset(self) -> None:
+        self.window, self.window_style, self.token_scale = None, "vllm", 1.0
+        self.overflowed.clear()
         with self._lock:
             self._scripts.clear()
             self._responders.clear()
@@ -155,6 +205,9 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             record = Recorded(purpose, self.path, body, {k.lower(): v for k, v in self.headers.items()})
             if not self.path.endswith("/chat/completions"):
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            if (refusal := fake.too_long(record)) is not None:
+                self._json(400, refusal)
                 return
             reply = fake._next(record)
             if reply is None:

@@ -13,6 +13,7 @@ Commands (each is documented in README; a test checks):
   hyperalign bench recall [FILE...] [--locomo FILE] [--preferences SEED] [--floor COSINE] [--json]
   hyperalign bench make-recall-set FILE [--people N] [--seed N]
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
+  hyperalign bench context [--json]
   hyperalign bench inference [--messages N] [--json]
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]

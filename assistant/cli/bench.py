@@ -1,4 +1,4 @@
-"""`hyperalign bench recall|turn|inference`: benchmarks that print figures (JSON with `--json`)."""
+"""`hyperalign bench recall|turn|context|inference`: benchmarks that print figures (JSON with `--json`)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def add_commands(commands) -> None:
     bench_turn.add_argument("--part", choices=["all", "memory", "ttft"], default="all",
                             help="memory overhead, time to first token with and without deliberation, or both")
     bench_turn.set_defaults(run=bench_turn_command)
+    bench_context = bench_cmd.add_parser("context", help="prompt tokens per purpose fitted to 4k, 8k and 128k "
+                                         "windows, and what fitting costs")
+    bench_context.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench_context.set_defaults(run=bench_context_command)
     bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -75,6 +79,17 @@ def make_recall_set_command(settings: Settings, args: argparse.Namespace) -> int
     args.out.write_text(json.dumps(data, indent=1, ensure_ascii=False))
     questions = sum(len(person["qa"]) for person in data)
     print(f"wrote {args.out}: {len(data)} conversations, {questions} questions (seed {args.seed})")
+    return 0
+
+
+def bench_context_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.measure.context import render_context_table, run_context_bench
+
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_context_bench(say=say)
+    print(json.dumps(result, indent=2) if args.json else render_context_table(result))
     return 0
 
 

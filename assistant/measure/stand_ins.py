@@ -15,11 +15,23 @@ from assistant.measure.synthetic import WORDS
 
 
 class InstantModel:
-    """Answers at once with a fixed reply: the benchmark measures everything but the model."""
+    """Answers at once with a fixed reply: the benchmark measures everything but the model. With a
+    `window`, each prompt is first fitted to it as the gateway would for a model it has no tokenizer of."""
 
     offline, label = False, "instant"
 
+    def __init__(self, window: int | None = None) -> None:
+        from assistant.context import budget_for, counter_for
+
+        self.budget = budget_for("chat", window, counter_for("a-local-model")) if window else None
+        self.prompt_tokens: list[int] = []
+
     async def stream(self, messages, *, purpose, on_reasoning=None):
+        from assistant.llm import resolve
+
+        fitted = resolve(messages, self.budget)
+        if self.budget is not None:
+            self.prompt_tokens.append(self.budget.count(fitted))
         yield "Noted."
 
     async def complete(self, messages, *, purpose, json_schema=None):
@@ -38,13 +50,17 @@ class FixedLatencyModel:
         self._delay = latency_ms / 1000
 
     async def stream(self, messages, *, purpose, on_reasoning=None):
+        from assistant.llm import resolve
+
+        resolve(messages)  # built, as the gateway would
         await asyncio.sleep(self._delay)
         for word in ("Here", " is", " the", " answer."):
             yield word
 
     async def complete(self, messages, *, purpose, json_schema=None):
-        from assistant.llm import Completion
+        from assistant.llm import Completion, resolve
 
+        resolve(messages)
         await asyncio.sleep(self._delay)
         text = json.dumps({"decision": "comply", "rules": ["GEN.A1"], "rationale": "Benchmark request."})
         return Completion(text, "fixed-latency", 0, 0, self._delay * 1000, "json_schema")
@@ -84,8 +100,10 @@ class ScriptedModel:
         return Completion(answer, "scripted", 0, 0, 0.0, "json_schema")
 
     def _count(self, purpose: str, messages, answer: str) -> None:
+        from assistant.llm import resolve
         from assistant.prompt import PROFILE_HEADER
 
+        messages = resolve(messages)
         self.calls[purpose] += 1
         self.chars_in[purpose] += sum(len(m["content"]) for m in messages)
         self.chars_out[purpose] += len(answer)

@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from assistant.context import Budget, Fit, shorten_middle
 from assistant.llm import LLMError
 from assistant.prompt import inert
 from assistant.safety.spec import Spec
@@ -41,7 +42,7 @@ class Answer(Protocol):
     def text(self) -> str: ...
 
 
-Complete = Callable[[list[dict[str, str]], dict], Awaitable[Answer]]
+Complete = Callable[[Fit, dict], Awaitable[Answer]]
 MAX_TURN_CHARS = 1_500  # each message of the conversation as the deliberation sees it
 WINDOW = 6  # recent messages of the conversation shown
 MAX_RATIONALE = 600
@@ -125,16 +126,52 @@ class Deliberation:
 def build_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]], request: str
                    ) -> list[dict[str, str]]:
     """Pure. `window` is (author, text) of recent messages; nothing about the user beyond this thread."""
+    return [{"role": "system", "content": _system(spec, routed)},
+            {"role": "user", "content": _conversation(list(window)[-WINDOW:], request)}]
+
+
+def _system(spec: Spec, routed: Sequence[str]) -> str:
     full = f"\nFull policy of the categories this request may touch:\n\n{spec.full_text(routed)}" if routed else ""
-    system = (SYSTEM.replace("{general}", spec.general_text()).replace("{summaries}", spec.summaries())
-              .replace("{full}", full))
-    lines = [CONVERSATION_HEADER]
-    for author, text in list(window)[-WINDOW:]:
-        lines.append(f"[{author}] «{_clip(text)}»")
+    return (SYSTEM.replace("{general}", spec.general_text()).replace("{summaries}", spec.summaries())
+            .replace("{full}", full))
+
+
+def _turn_line(author: str, text: str) -> str:
+    return f"[{author}] «{_clip(text)}»"
+
+
+def _conversation(turns: Sequence[tuple[str, str]], request: str) -> str:
+    lines = [CONVERSATION_HEADER, *(_turn_line(author, text) for author, text in turns)]
     if len(lines) == 1:
         lines.append("(no earlier messages)")
-    user = "\n".join(lines) + f"\n\n{REQUEST_HEADER}\n«{_clip(request, 4 * MAX_TURN_CHARS)}»"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return "\n".join(lines) + f"\n\n{REQUEST_HEADER}\n«{_clip(request, 4 * MAX_TURN_CHARS)}»"
+
+
+def fit_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]], request: str,
+                 budget: Budget) -> list[dict[str, str]]:
+    """Pure: `build_messages` within `budget`: the oldest turns go first, then the request's middle.
+    The spec is never cut; if it alone is too long, the gateway refuses the request as too long."""
+    system = {"role": "system", "content": _system(spec, routed)}
+    turns = list(window)[-WINDOW:]
+    if budget.surely_fits(messages := [system, {"role": "user", "content": _conversation(turns, request)}]):
+        return messages
+    left = budget.limit - budget.count([system, {"role": "user", "content": _conversation([], request)}])
+    kept: list[tuple[str, str]] = []
+    for author, text in reversed(turns):  # newest first, each counted once
+        left -= budget.counter.count(_turn_line(author, text)) + 1
+        if left < 0:
+            break
+        kept.insert(0, (author, text))
+    while True:  # exact from here
+        messages = [system, {"role": "user", "content": _conversation(kept, request)}]
+        if budget.fits(messages) or not kept:
+            break
+        kept = kept[1:]
+    if budget.fits(messages):
+        return messages
+    without = budget.count([system, {"role": "user", "content": _conversation([], "")}])
+    shortened = shorten_middle(request, max(budget.limit - without, 16), budget.counter)
+    return [system, {"role": "user", "content": _conversation([], shortened)}]
 
 
 def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
@@ -204,7 +241,11 @@ async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], wind
                      request: str, *, timeout: float) -> Deliberation:
     """Decide the request; never raises for model trouble: a failure is a Deliberation with `failure` set."""
     started = time.perf_counter()
-    messages = build_messages(spec, routed, window, request)
+    reasked: list[dict[str, str]] = []  # the one re-ask, after the fitted messages
+
+    def prompt(budget: Budget) -> list[dict[str, str]]:
+        return [*fit_messages(spec, routed, window, request, budget.less(reasked)), *reasked]
+
     attempts, model = 0, None
     schema = response_schema(spec)
 
@@ -213,20 +254,20 @@ async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], wind
                             attempts, failure)
 
     async def ask() -> Deliberation:
-        nonlocal messages, attempts, model
+        nonlocal reasked, attempts, model
         problem = ""
         for _ in range(2):  # the answer, then one re-ask with what was wrong
             attempts += 1
-            completion = await complete(messages, schema)
+            completion = await complete(prompt, schema)
             model = getattr(completion, "model", None)
             try:
                 verdict = parse_verdict(completion.text, spec, routed)
                 return outcome(verdict, verdict.repaired)
             except InvalidOutput as exc:
                 problem = str(exc)
-                messages = [*messages, {"role": "assistant", "content": completion.text},
-                            {"role": "user", "content": f"That verdict could not be used: {problem} "
-                                                        "Answer again with JSON only."}]
+                reasked = [{"role": "assistant", "content": completion.text},
+                           {"role": "user", "content": f"That verdict could not be used: {problem} "
+                                                       "Answer again with JSON only."}]
         return outcome(None, f"invalid verdict: {problem}"[:300])
 
     try:

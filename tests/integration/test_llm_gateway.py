@@ -6,7 +6,7 @@ from assistant.llm import (
     LLMError, ModelBadResponse, ModelMisconfigured, ModelRateLimited, ModelRefused, ModelTimeout, ModelUnavailable,
     OfflineModel, OpenAIGateway, Purpose, StreamBroken,
 )
-from tests.fakellm import Reply
+from tests.fakellm import WINDOWS, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +21,8 @@ async def gateways():
     def build(fake, *, timeout=5.0, retries=0):
         models = {Purpose.CHAT: "chat-m", Purpose.SAFETY: "safety-m", Purpose.HYPOTHESES: "hyp-m"}
         built.append(OpenAIGateway(
-            api_key=None, base_url=fake.base_url, models=models, timeout=timeout, max_retries=retries))
+            api_key=None, base_url=fake.base_url, models=models, windows=WINDOWS, timeout=timeout,
+            max_retries=retries))
         return built[-1]
 
     yield build
@@ -29,8 +30,8 @@ async def gateways():
         await gw.close()
 
 
-async def collect(gw, purpose=Purpose.CHAT):
-    return [token async for token in gw.stream(MESSAGES, purpose=purpose)]
+async def collect(gw, purpose=Purpose.CHAT, prompt=MESSAGES):
+    return [token async for token in gw.stream(prompt, purpose=purpose)]
 
 
 async def test_streams_tokens_with_the_purposes_model_and_header(fake_llm, gateways):
@@ -218,3 +219,68 @@ async def test_a_whole_answer_loses_its_thinking_before_anyone_parses_it(fake_ll
     fake_llm.script("hypotheses", "<think>never finished")
     with pytest.raises(ReasoningOnly):
         await gw.complete(MESSAGES, purpose=Purpose.HYPOTHESES)
+
+
+def filling(marker="x"):
+    """A prompt that fills whatever budget it is given, as the app's fitted prompts do at worst."""
+    def fit(budget):
+        words = ["word"] * int(budget.limit / 1.4)
+        while True:
+            messages = [{"role": "system", "content": f"system {marker}"}, {"role": "user", "content": " ".join(words)}]
+            if budget.fits(messages):
+                return messages
+            words = words[: int(len(words) * 0.95)]
+    return fit
+
+
+@pytest.mark.parametrize("style", ["vllm", "llamacpp", "openai"])
+async def test_a_server_that_says_the_prompt_is_too_long_gets_one_smaller_retry(fake_llm, style):
+    windows = {**WINDOWS, "chat": 4096, "safety": 4096}
+    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "llama3"),
+                       windows=windows, timeout=5, max_retries=0)
+    # Its tokenizer is much denser than our estimate: the first, full prompt is over its window (llama.cpp
+    # counts the prompt alone against it, the others the prompt and the answer's max_tokens).
+    fake_llm.window, fake_llm.window_style, fake_llm.token_scale = 4096, style, 2.2 if style == "llamacpp" else 1.8
+    fake_llm.script("chat", "streamed fine")
+    fake_llm.script("safety", '{"decision": "comply"}')
+    try:
+        assert "".join([t async for t in gw.stream(filling(), purpose=Purpose.CHAT)]) == "streamed fine"
+        done = await gw.complete(filling(), purpose=Purpose.SAFETY, json_schema={"name": "v", "schema": {}, "strict": True})
+        assert done.text == '{"decision": "comply"}'
+    finally:
+        await gw.close()
+    for purpose in ("chat", "safety"):
+        first, second = fake_llm.requests_for(purpose)
+        assert fake_llm.tokens(second.body) < fake_llm.tokens(first.body)
+        assert first.body["max_tokens"] == second.body["max_tokens"] == 1024  # the answer keeps its room
+        if purpose == "safety":
+            assert second.body["response_format"]["type"] == "json_schema"  # not mistaken for a format refusal
+
+
+async def test_a_prompt_that_cannot_shrink_and_is_still_too_long_is_said_to_be_so(fake_llm, gateways):
+    from assistant.llm import PromptTooLong
+
+    fake_llm.window, fake_llm.token_scale = 100, 1.0
+    gw = gateways(fake_llm)
+    with pytest.raises(PromptTooLong) as caught:
+        await collect(gw)  # fixed messages: nothing to fit smaller
+    assert "context window" in caught.value.user_message
+    with pytest.raises(PromptTooLong):  # ours: the instructions alone exceed the budget, never sent
+        await collect(gw, prompt=[{"role": "user", "content": "word " * 20_000}])
+    assert len(fake_llm.requests) == 1
+
+
+async def test_ollama_which_refuses_nothing_never_gets_more_than_its_window(fake_llm):
+    """Ollama silently drops the start of a prompt longer than its window (the system prompt first);
+    fitted with our estimate, nothing ever overflows it."""
+    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "qwen3:8b"),
+                       windows=dict.fromkeys(Purpose, 4096), timeout=5, max_retries=0)
+    fake_llm.window, fake_llm.window_style = 4096, "ollama"
+    fake_llm.script("chat", *["ok"] * 3)
+    try:
+        for marker in "abc":
+            assert [t async for t in gw.stream(filling(marker), purpose=Purpose.CHAT)] == ["ok"]
+    finally:
+        await gw.close()
+    assert fake_llm.overflowed == []
+    assert all(fake_llm.tokens(r.body) + r.body["max_tokens"] <= 4096 for r in fake_llm.requests)

@@ -19,6 +19,7 @@ from hypotheses import edits
 from memory import profile, store
 from memory.db import read, write
 from memory.models import AuditRecord, Author, ProfileEntry
+from tests.fakellm import WINDOWS
 
 pytestmark = pytest.mark.anyio
 SPEC = load_spec()
@@ -138,7 +139,7 @@ def test_why_shows_only_the_users_own_evidence_with_its_thread(engine, people):
 async def test_a_change_applies_to_the_very_next_reply(engine, people, embedder, indexes, fake_llm):
     ada, _ = people
     gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                            timeout=5, max_retries=0)
+                            windows=WINDOWS, timeout=5, max_retries=0)
     turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=TurnLimits(),
                   safety=SafetyGate(spec=SPEC, router=Router(SPEC, embedder.encode), gateway=gateway, timeout=5))
     walks, style = entry_of(engine, ada, "Likes long walks."), entry_of(engine, ada, "Writes in full sentences.")

@@ -13,7 +13,7 @@ from assistant.turn import TurnLimits, TurnRequest, Turns
 from memory import store
 from memory.db import read, write
 from memory.models import Author, MessageStatus
-from tests.fakellm import Reply
+from tests.fakellm import WINDOWS, Reply
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +41,8 @@ async def turns_for(engine, embedder, indexes):
 
 def fake_gateway(fake, timeout=5.0):
     models = dict.fromkeys(Purpose, "fake-chat")
-    return OpenAIGateway(api_key=None, base_url=fake.base_url, models=models, timeout=timeout, max_retries=0)
+    return OpenAIGateway(api_key=None, base_url=fake.base_url, models=models, windows=WINDOWS, timeout=timeout,
+                         max_retries=0)
 
 
 @pytest.fixture
@@ -379,3 +380,42 @@ async def test_an_answer_that_was_all_thinking_tells_the_user_and_keeps_their_me
     assert not result.complete and "thinking" in result.notice and "Your message is saved" in result.notice
     assert messages(engine)[0] == ("user", "tell me a story", "complete", None)
     assert all(m[1] == "" or m[0] == "user" for m in messages(engine))
+
+
+async def test_a_4k_model_with_a_long_conversation_and_a_full_profile_still_answers(
+        engine, alice, fake_llm, turns_for, embedder):
+    """Every request of the turn (deliberation and reply) fits a 4,096-token window the fake enforces
+    as vLLM does, and a hypotheses job over long texts fits it too."""
+    from assistant.background import HypothesisJobs
+    from memory.models import ProfileEntry
+
+    small = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "llama3.2"),
+                          windows=dict.fromkeys(Purpose, 4096), timeout=5, max_retries=0)
+    fake_llm.window, fake_llm.window_style = 4096, "vllm"
+    essay = " ".join(["I keep a long diary about gardening, cooking, travel and the books I read."] * 40)
+
+    def history(session):
+        store.upsert_thread(session, thread_id="t1", user_id=alice.id)
+        for i in range(30):
+            store.save_message(session, step_id=f"old{i}", thread_id="t1", user_id=alice.id,
+                               author=Author.USER if i % 2 == 0 else Author.ASSISTANT, content=essay,
+                               status=MessageStatus.COMPLETE)
+        for i in range(60):
+            session.add(ProfileEntry(user_id=alice.id, facet="preference", text=f"Prefers option {i}: " + "x" * 60))
+
+    write(engine, history)
+    fake_llm.script("chat", "Here is a short answer.")
+    turns = turns_for(small, max_chars=20_000)
+    result = await turns.run(request(alice, essay + " So what should I plant first?"), Screen())
+    assert result.complete and result.reply == "Here is a short answer."
+    assert not result.deliberation.failed
+    for record in fake_llm.requests:
+        assert fake_llm.tokens(record.body) + record.body["max_tokens"] <= 4096, record.purpose
+    reply_prompt = fake_llm.requests_for("chat")[0].body["messages"]
+    assert reply_prompt[-1]["content"].endswith("So what should I plant first?")  # the message, its end kept
+    fake_llm.script("hypotheses", '{"hypotheses": []}')
+    jobs = HypothesisJobs(engine=engine, gateway=small, embedder=embedder, every=1)
+    await jobs.after_turn(alice.id, chat_ended=True)
+    await jobs.settle()
+    (asked,) = fake_llm.requests_for("hypotheses")
+    assert fake_llm.tokens(asked.body) + asked.body["max_tokens"] <= 4096
