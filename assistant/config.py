@@ -19,13 +19,15 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistant.context import is_openai_model
+
 
 class ConfigError(Exception):
     """The configuration is unusable; the message says which setting and why."""
 
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-OPENAI_CONTEXT, LOCAL_CONTEXT = 128_000, 4_096
+OPENAI_CONTEXT, LOCAL_CONTEXT, MIN_CONTEXT = 128_000, 4_096, 1_024
 
 
 class Registration(StrEnum):
@@ -134,6 +136,10 @@ class Settings(BaseSettings):
         default=True, description="Show users the Deliberation step (decision, rules, rationale) above each "
         "reply; the decision is recorded either way.",
     )
+    reasoning_opened: bool = Field(
+        default=False, description="The models' chat template opens the thinking block itself (DeepSeek-R1 served "
+        "without a reasoning parser): their answers start inside it and hold only its closing tag.",
+    )
     show_reasoning: bool = Field(
         default=False, description="Show a reasoning model's thinking, collapsed, in a Reasoning step above the "
         "reply. It is never part of the reply, the stored message or what the profile learns from.",
@@ -177,6 +183,13 @@ class Settings(BaseSettings):
     def _origins(cls, value: str) -> str:
         return ",".join(parse_origins(value))
 
+    @field_validator("chat_context_tokens", "safety_context_tokens", "hypotheses_context_tokens")
+    @classmethod
+    def _usable_window(cls, value: int) -> int:
+        if 0 < value < MIN_CONTEXT:
+            raise ValueError(f"must be 0 (the default) or at least {MIN_CONTEXT:,} tokens")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -200,14 +213,16 @@ class Settings(BaseSettings):
 
     def context_for(self, purpose: str) -> int:
         """A purpose's context window in tokens: as set, else the chat model's when it is that model, else
-        OpenAI's 128,000 for its models and 4,096 (Ollama's default window) for any other."""
+        128,000 for OpenAI's models and 4,096 (Ollama's default window) for any other."""
         chosen = {"chat": self.chat_context_tokens, "safety": self.safety_context_tokens,
                   "hypotheses": self.hypotheses_context_tokens}[purpose]
         if chosen:
             return chosen
         if purpose != "chat" and self.model_for(purpose) == self.chat_model and self.chat_context_tokens:
             return self.chat_context_tokens
-        return OPENAI_CONTEXT if is_openai_model(self.model_for(purpose)) and not self.openai_base_url else LOCAL_CONTEXT
+        # OpenAI's models keep their window behind any endpoint (OpenAI, Azure, a router); any other
+        # model gets what its server gives it, which for Ollama is 4,096 unless raised.
+        return OPENAI_CONTEXT if is_openai_model(self.model_for(purpose)) else LOCAL_CONTEXT
 
     @property
     def origins(self) -> tuple[str, ...]:
@@ -259,10 +274,6 @@ def _explain(exc: ValidationError) -> str:
         field = str(error["loc"][0]) if error["loc"] else "?"
         lines.append(f"  {env_name(field)}: {error['msg']} (got {error.get('input')!r})")
     return "\n".join(lines)
-
-
-def is_openai_model(model: str) -> bool:
-    return model.startswith(("gpt-", "o1", "o3", "o4", "chatgpt-"))
 
 
 def env_name(field: str) -> str:

@@ -16,9 +16,12 @@ told that reserve as `max_tokens`, so prompt and answer never overflow it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -50,6 +53,13 @@ class TokenCounter:
         return sum(self.count(m.get("content") or "") + MESSAGE_OVERHEAD for m in messages) + REPLY_PRIMING
 
 
+def is_openai_model(model: str) -> bool:
+    """A model OpenAI serves (wherever it is reached: OpenAI, Azure, a router), with its large window and
+    output limits; gpt-oss is OpenAI's, but open, and served by whoever runs it."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name.startswith(("gpt-", "o1", "o3", "o4", "chatgpt-")) and not name.startswith("gpt-oss")
+
+
 def counter_for(model: str) -> TokenCounter:
     name = model.rsplit("/", 1)[-1]  # "openai/gpt-4o" on routers
     if _O200K.match(name):
@@ -70,15 +80,31 @@ def _encoding(name: str):  # noqa: ANN202 (bpe_openai ships no type hints for it
         return bpe_openai.get_encoding(name)
 
 
-@functools.lru_cache(maxsize=4096)
+# Counts of texts seen lately, keyed by a digest: a thread's window and the system prompt come back
+# turn after turn. Digests, not texts, so that no one's words stay in memory after they are erased.
+_COUNTS: OrderedDict[tuple[str, bytes], int] = OrderedDict()
+_COUNTS_KEPT = 4096
+_COUNTS_LOCK = threading.Lock()
+
+
 def _count(encoding: str, text: str) -> int:
-    # Cached: a thread's window and the system prompt come back turn after turn.
-    return len(_encoding(encoding).encode_ordinary(text))
+    key = (encoding, hashlib.blake2b(text.encode(), digest_size=16).digest())
+    with _COUNTS_LOCK:
+        if (known := _COUNTS.get(key)) is not None:
+            _COUNTS.move_to_end(key)
+            return known
+    counted = len(_encoding(encoding).encode_ordinary(text))
+    with _COUNTS_LOCK:
+        _COUNTS[key] = counted
+        if len(_COUNTS) > _COUNTS_KEPT:
+            _COUNTS.popitem(last=False)
+    return counted
 
 
 def clear_counts() -> None:
     """Forget cached counts (the benchmark's first turn of a thread)."""
-    _count.cache_clear()
+    with _COUNTS_LOCK:
+        _COUNTS.clear()
 
 
 @dataclass(frozen=True)
@@ -109,11 +135,12 @@ class Budget:
 
     def smaller(self, window: int | None = None) -> Budget:
         """The budget of the one retry after a server said the prompt was too long: a quarter less, and
-        within the window the server stated, if it stated one."""
-        limit = int(self.limit * 0.75)
+        within the window the server stated, if it stated a smaller one (the answer's room shrinks
+        with it, as for a budget made for that window)."""
         if window is not None and window < self.window:
-            limit = min(limit, window - self.answer)
-        return replace(self, limit=limit)
+            answer = min(self.answer, window // 4)
+            return Budget(window, min(int(self.limit * 0.75), window - answer), answer, self.counter)
+        return replace(self, limit=int(self.limit * 0.75))
 
 
 def budget_for(purpose: str, window: int, counter: TokenCounter) -> Budget:

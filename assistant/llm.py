@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
-from assistant.context import Budget, Fit, PromptTooLarge, budget_for, counter_for
+from assistant.context import Budget, Fit, PromptTooLarge, budget_for, counter_for, is_openai_model
 from assistant.reasoning import ThinkSplitter, estimate_tokens, strip_reasoning
 
 logger = logging.getLogger(__name__)
@@ -136,18 +136,22 @@ class OpenAIGateway:
         windows: dict[Purpose, int],
         timeout: float,
         max_retries: int,
+        thinking_opened: bool = False,
     ) -> None:
-        """`windows`: each purpose's context size in tokens, which every request is fitted to."""
+        """`windows`: each purpose's context size in tokens, which every request is fitted to.
+        `thinking_opened`: the models' template opens the thinking block, so answers start inside it."""
         # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the client insists on one.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         self._models = dict(models)
+        self._thinking_opened = thinking_opened
         self._budgets = {purpose: budget_for(str(purpose), windows[purpose], counter_for(model))
                          for purpose, model in self._models.items()}
-        # A server of one's own is told how much it may write (what the window leaves), so that prompt
-        # and answer never overflow it; OpenAI's models have their own, larger, output limits.
-        self._cap_output = base_url is not None
+        # A model on a server of one's own is told how much it may write (the answer's room), so that
+        # prompt and answer never overflow its window; OpenAI's models have their own output limits.
+        self._capped = {purpose for purpose, model in self._models.items()
+                        if base_url is not None and not is_openai_model(model)}
         self.label = self._models[Purpose.CHAT]
 
     def budget(self, purpose: Purpose) -> Budget:
@@ -164,8 +168,8 @@ class OpenAIGateway:
             raise PromptTooLong(f"{tokens} prompt tokens, {budget.limit} allowed")
         return messages, tokens
 
-    def _limits(self, budget: Budget) -> dict:
-        return {"max_tokens": budget.answer} if self._cap_output else {}
+    def _limits(self, purpose: Purpose, budget: Budget) -> dict:
+        return {"max_tokens": budget.answer} if purpose in self._capped else {}
     async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
                      ) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives; raise an LLMError carrying any partial text.
@@ -177,7 +181,7 @@ class OpenAIGateway:
         budget = self._budgets[purpose]
         messages, tokens = self._fitted(prompt, budget)
         started, received, finish = time.perf_counter(), [], None
-        splitter, thought = ThinkSplitter(), 0
+        splitter, thought = ThinkSplitter(opened=self._thinking_opened), 0
 
         async def think(text: str) -> None:
             nonlocal thought
@@ -187,14 +191,14 @@ class OpenAIGateway:
 
         try:
             try:
-                response = await self._send(model, messages, purpose, stream=True, **self._limits(budget))
+                response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, budget))
             except openai.BadRequestError as exc:
-                smaller = _retry_budget(exc, budget, tokens, budget.answer if self._cap_output else 0)
+                smaller = _retry_budget(exc, budget, tokens, budget.answer if purpose in self._capped else 0)
                 if smaller is None or not callable(prompt):
                     raise
                 logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller", purpose, model)
                 messages, tokens = self._fitted(prompt, smaller)
-                response = await self._send(model, messages, purpose, stream=True, **self._limits(smaller))
+                response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, smaller))
             async for chunk in response:
                 if not chunk.choices:
                     continue  # e.g. the usage chunk
@@ -247,10 +251,10 @@ class OpenAIGateway:
             try:
                 response = await self._send(
                     model, messages, purpose, response_format=response_format if response_format is not None else openai.omit,
-                    **self._limits(budget),
+                    **self._limits(purpose, budget),
                 )
             except openai.BadRequestError as exc:
-                smaller = _retry_budget(exc, budget, tokens, budget.answer if self._cap_output else 0)
+                smaller = _retry_budget(exc, budget, tokens, budget.answer if purpose in self._capped else 0)
                 if smaller is not None:
                     if retried or not callable(prompt):
                         raise _map_error(exc, partial="") from exc
@@ -266,7 +270,7 @@ class OpenAIGateway:
                 raise _map_error(exc, partial="") from exc
             except Exception as exc:
                 raise _map_error(exc, partial="") from exc
-            return _completion(response, model, name, started)
+            return _completion(response, model, name, started, thinking_opened=self._thinking_opened)
         raise AssertionError("unreachable")
 
     async def _send(self, model: str, messages: Messages, purpose: Purpose, **options):  # noqa: ANN202
@@ -302,13 +306,18 @@ def _check_finish(finish: str | None, *, partial: str) -> None:
         raise StreamBroken("the stream ended without a finish reason", partial=partial)
 
 
-def _completion(response, model: str, response_format: str, started: float) -> Completion:
+def _completion(response, model: str, response_format: str, started: float, *, thinking_opened: bool = False,
+                ) -> Completion:
     if not response.choices:
         raise ModelBadResponse("no choices in the answer")
     choice = response.choices[0]
     if choice.finish_reason == "content_filter":
         raise ModelRefused("finish_reason=content_filter")
-    text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "")
+    if choice.finish_reason == "length":
+        # Cut off: whatever JSON it holds may be a draft from the middle of a reasoning model's
+        # thinking, not its conclusion. Nothing of it is parsed (fail closed).
+        raise ReplyTruncated("finish_reason=length")
+    text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "", opened=thinking_opened)
     thinking += _reasoning_field(choice.message) if choice.message else ""
     if not text.strip():
         if thinking:

@@ -14,7 +14,7 @@ know that until the tag arrives, so `strip_reasoning` removes it from the finish
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OPEN, CLOSE = "<think>", "</think>"
 
@@ -29,17 +29,17 @@ class Split:
 
 @dataclass
 class ThinkSplitter:
-    """Splits a streamed answer into reply and thinking, whatever way the tags fall across chunks."""
+    """Splits a streamed answer into reply and thinking, whatever way the tags fall across chunks.
+    `opened`: the chat template opened the block, so the answer starts inside it."""
 
+    opened: bool = False
     _pending: str = ""
     _state: str = "start"  # start: nothing visible yet | inside: in a block | reply: past the blocks
-    reasoning_chars: int = field(default=0)
     blocks: int = 0  # thinking blocks opened
 
-    @property
-    def unclosed(self) -> bool:
-        """The stream is (so far) inside a block that was never closed."""
-        return self._state == "inside"
+    def __post_init__(self) -> None:
+        if self.opened:
+            self._state, self.blocks = "inside", 1
 
     def feed(self, chunk: str) -> Split:
         text, self._pending = self._pending + chunk, ""
@@ -70,14 +70,12 @@ class ThinkSplitter:
                     out.reasoning += text[:len(text) - keep]
                     self._pending = text[len(text) - keep:]
                     break
-        self.reasoning_chars += len(out.reasoning)
         return out
 
     def finish(self) -> Split:
         """What is still held back when the stream ends: a tag that never completed is text."""
         held, self._pending = self._pending, ""
         if self._state == "inside":
-            self.reasoning_chars += len(held)
             return Split(reasoning=held)
         return Split(reply=held.strip() if self._state == "start" else held)
 
@@ -90,14 +88,15 @@ def _partial_suffix(text: str, tag: str) -> int:
     return 0
 
 
-def strip_reasoning(text: str) -> tuple[str, str]:
+def strip_reasoning(text: str, *, opened: bool = False) -> tuple[str, str]:
     """(answer, thinking) of a whole text: leading blocks or, when there are none, everything up to a
     closing tag that no opening tag matched (a template that opened the block itself)."""
-    splitter = ThinkSplitter()
+    splitter = ThinkSplitter(opened=opened)
     first, last = splitter.feed(text), splitter.finish()
     answer, thinking = first.reply + last.reply, first.reasoning + last.reasoning
     if not splitter.blocks and OPEN not in answer and CLOSE in answer:
-        before, _, after = answer.rpartition(CLOSE)
+        # The first closing tag ends the thinking: an answer may mention the tag itself later on.
+        before, _, after = answer.partition(CLOSE)
         answer, thinking = after.lstrip(), thinking + before
     return answer, thinking
 

@@ -191,22 +191,22 @@ class Turns:
             # A template that opened the thinking block itself leaves only its closing tag in the
             # stream, known once it arrives: what came before it is thinking, never the reply.
             reply, thinking = strip_reasoning("".join(received))
-            if thinking:
-                received = [reply]
-                if on_reasoning is not None:
-                    await on_reasoning(thinking)
-                if not reply.strip():
-                    raise ReasoningOnly(f"only thinking ({len(thinking)} characters) before a closing tag")
+            received = [reply] if reply else []
+            if thinking and on_reasoning is not None:
+                await on_reasoning(thinking)
+            if thinking and not reply.strip():
+                raise ReasoningOnly(f"only thinking ({len(thinking)} characters) before a closing tag")
         except LLMError as exc:
             logger.warning("turn thread=%s failed: %s", request.thread_id, type(exc).__name__)
-            await self._record(request, stored.message, vector, "".join(received), deliberation,
+            partial_reply = strip_reasoning("".join(received))[0]  # a cut-off reply may hold thinking too
+            await self._record(request, stored.message, vector, partial_reply, deliberation,
                                reason=type(exc).__name__)
-            return TurnResult("".join(received), False, _failure_notice(exc, bool(received)), tuple(recalled),
-                              deliberation)
+            return TurnResult(partial_reply, False, _failure_notice(exc, bool(partial_reply.strip())),
+                              tuple(recalled), deliberation)
         except asyncio.CancelledError:
-            # The user pressed stop: keep what they saw, then let the cancellation proceed.
-            await asyncio.shield(self._record(request, stored.message, vector, "".join(received), deliberation,
-                                              reason="stopped"))
+            # The user pressed stop: keep what they saw (less any thinking), then let the cancellation proceed.
+            await asyncio.shield(self._record(request, stored.message, vector, strip_reasoning("".join(received))[0],
+                                              deliberation, reason="stopped"))
             raise
         reply = "".join(received)
         await self._record(request, stored.message, vector, reply, deliberation, reason=None)

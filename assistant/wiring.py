@@ -75,6 +75,7 @@ def build_gateway(settings: Settings) -> Gateway:
         base_url=settings.openai_base_url,
         models={purpose: settings.model_for(purpose) for purpose in Purpose},
         windows={purpose: settings.context_for(purpose) for purpose in Purpose},
+        thinking_opened=settings.reasoning_opened,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )

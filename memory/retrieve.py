@@ -43,14 +43,15 @@ NARROW_MATCH_WEIGHT = 0.05
 CONTEXT_WEIGHT = 0.4  # BM25 weight of the previous message's words against the message's own (1.0)
 MAX_QUERY_TERMS = 48  # a 100,000-character query is cut to its first distinct terms
 
-# Words that carry no topic; dropping them keeps lexical matches meaningful and fast.
+# Words that carry no topic; dropping them keeps lexical matches meaningful and fast. They include all
+# of PostgreSQL's English stop words, so that both backends see the same terms of a question.
 STOPWORDS = frozenset("""
-a about above after again all am an and any are as at be been before being below between both but by can
+a about above after again against all am an and any are as at be because been before being below between both but by can
 could did do does doing down during each few for from further had has have having he her here hers herself
 him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once
 only or other our ours ourselves out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours yourself yourselves i'm it's don't didn't
+which while who whom why will with would you your yours yourself yourselves i'm it's don't didn't don
 """.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -272,8 +273,12 @@ def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Score
     """
     weight = 1.0  # alone, the lexical side's own order is all there is
     if dense and lexical:
-        support = lexical_support(session, query, [mid for mid, _ in lexical[:SUPPORT_HITS]])
-        weight = lexical_weight(len(query_terms(query.text)), support)
+        terms, support = len(query_terms(query.text)), []
+        for mid, _ in lexical[:SUPPORT_HITS]:  # one hit at a time: the first that holds enough settles it
+            support += lexical_support(session, query, [mid])
+            if lexical_weight(terms, support) == 1.0:
+                break
+        weight = lexical_weight(terms, support)
     fused = fuse(dense, lexical, lexical_weight=weight)
     answers = answered_questions(session, query, fused)
     fused = questions_first(fused, answers)

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from assistant.context import Budget, Fit, shorten_middle
+from assistant.context import Budget, Fit, PromptTooLarge
 from assistant.llm import LLMError
 from assistant.prompt import inert
 from assistant.safety.spec import Spec
@@ -43,7 +43,12 @@ class Answer(Protocol):
 
 
 Complete = Callable[[Fit, dict], Awaitable[Answer]]
-MAX_TURN_CHARS = 1_500  # each message of the conversation as the deliberation sees it
+MAX_TURN_CHARS = 1_500  # each earlier message of the conversation as the deliberation sees it
+# The request itself is read whole or not at all: a cut would hide its middle or end from the decision
+# (a harmful ask after 6,000 harmless characters). A longer one, or one the safety model's window
+# cannot hold, is a failed deliberation, and the answer is written under the fallback, which hands
+# the rules to the chat model along with the whole request.
+MAX_REQUEST_CHARS = 6_000
 WINDOW = 6  # recent messages of the conversation shown
 MAX_RATIONALE = 600
 
@@ -144,13 +149,13 @@ def _conversation(turns: Sequence[tuple[str, str]], request: str) -> str:
     lines = [CONVERSATION_HEADER, *(_turn_line(author, text) for author, text in turns)]
     if len(lines) == 1:
         lines.append("(no earlier messages)")
-    return "\n".join(lines) + f"\n\n{REQUEST_HEADER}\n«{_clip(request, 4 * MAX_TURN_CHARS)}»"
+    return "\n".join(lines) + f"\n\n{REQUEST_HEADER}\n«{inert(request)}»"
 
 
 def fit_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, str]], request: str,
                  budget: Budget) -> list[dict[str, str]]:
-    """Pure: `build_messages` within `budget`: the oldest turns go first, then the request's middle.
-    The spec is never cut; if it alone is too long, the gateway refuses the request as too long."""
+    """Pure: `build_messages` within `budget`: the oldest turns go first. The spec and the request are
+    never cut: when they alone do not fit, PromptTooLarge (a failed deliberation, the fallback)."""
     system = {"role": "system", "content": _system(spec, routed)}
     turns = list(window)[-WINDOW:]
     if budget.surely_fits(messages := [system, {"role": "user", "content": _conversation(turns, request)}]):
@@ -167,11 +172,9 @@ def fit_messages(spec: Spec, routed: Sequence[str], window: Sequence[tuple[str, 
         if budget.fits(messages) or not kept:
             break
         kept = kept[1:]
-    if budget.fits(messages):
-        return messages
-    without = budget.count([system, {"role": "user", "content": _conversation([], "")}])
-    shortened = shorten_middle(request, max(budget.limit - without, 16), budget.counter)
-    return [system, {"role": "user", "content": _conversation([], shortened)}]
+    if not budget.fits(messages):
+        raise PromptTooLarge(f"the request and the spec take {budget.count(messages)} tokens of {budget.limit}")
+    return messages
 
 
 def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
@@ -241,6 +244,9 @@ async def deliberate(complete: Complete, spec: Spec, routed: Sequence[str], wind
                      request: str, *, timeout: float) -> Deliberation:
     """Decide the request; never raises for model trouble: a failure is a Deliberation with `failure` set."""
     started = time.perf_counter()
+    if len(request) > MAX_REQUEST_CHARS:
+        return Deliberation(None, tuple(routed), spec.version, None, 0.0, 0,
+                            f"request of {len(request):,} characters, longer than the deliberation reads whole")
     reasked: list[dict[str, str]] = []  # the one re-ask, after the fitted messages
 
     def prompt(budget: Budget) -> list[dict[str, str]]:

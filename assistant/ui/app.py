@@ -314,6 +314,8 @@ async def on_message(message: cl.Message) -> None:
     if result.reply:
         reply.content = result.reply  # what was streamed, less any thinking known only at its end
         await reply.send()
+    elif reply.content:  # all that was streamed turned out to be thinking: it leaves the screen
+        await reply.remove()
     if result.notice:
         await cl.ErrorMessage(content=result.notice, author="hyperalign").send()
     await app.jobs.after_turn(request.user_id)  # enqueues a hypothesis job when one is due; never waits for it

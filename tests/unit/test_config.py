@@ -91,3 +91,16 @@ def test_configured_auth_secret_wins(monkeypatch):
     settings = load_settings()
     assert load_or_create_auth_secret(settings) == "from-the-environment"
     assert not (settings.data_dir / "auth_secret").exists()
+
+
+def test_context_windows_default_by_model_and_refuse_a_window_too_small_to_answer_in(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://my-router.example/v1")
+    monkeypatch.setenv("HYPERALIGN_CHAT_MODEL", "gpt-4o")
+    assert load_settings().context_for("chat") == 128_000  # OpenAI's model keeps its window behind a router
+    monkeypatch.setenv("HYPERALIGN_CHAT_MODEL", "gpt-oss:20b")
+    assert load_settings().context_for("safety") == 4_096  # open weights: what the server gives it
+    monkeypatch.setenv("HYPERALIGN_CHAT_CONTEXT_TOKENS", "32768")
+    assert load_settings().context_for("hypotheses") == 32_768  # the same model as the chat: its window
+    monkeypatch.setenv("HYPERALIGN_SAFETY_CONTEXT_TOKENS", "100")
+    with pytest.raises(ConfigError, match="HYPERALIGN_SAFETY_CONTEXT_TOKENS"):
+        load_settings()

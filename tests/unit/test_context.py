@@ -36,7 +36,10 @@ def test_a_purpose_keeps_room_for_its_answer_and_a_retry_keeps_it_too():
     assert budget_for("chat", 128_000, counter_for("gpt-4o")).answer == 4096
     smaller = chat.smaller()
     assert smaller.limit == 2304 and smaller.answer == 1024
-    assert chat.smaller(window=2048).limit == 1024  # the server said its window is smaller than we thought
+    assert chat.smaller(window=2048).limit == 1536  # the server said its window is smaller than we thought
+    roomy = budget_for("chat", 32_768, counter_for("llama3"))
+    told = roomy.smaller(window=4096)  # configured 32k, served 4k: the answer's room shrinks too
+    assert (told.window, told.limit, told.answer) == (4096, 3072, 1024)
 
 
 def parts(**overrides):

@@ -34,9 +34,8 @@ def test_every_way_of_splitting_the_stream_gives_the_same_reply_and_thinking(tex
 
 
 def test_an_unclosed_block_is_all_thinking_and_no_reply():
-    reply, reasoning, splitter = run(["<think>I keep thinking and", " thinking </thi"])
-    assert reply == "" and reasoning == "I keep thinking and thinking </thi" and splitter.unclosed
-    assert splitter.reasoning_chars == len(reasoning)
+    reply, reasoning, _ = run(["<think>I keep thinking and", " thinking </thi"])
+    assert reply == "" and reasoning == "I keep thinking and thinking </thi"
 
 
 def test_thinking_is_streamed_as_it_comes_not_held_to_the_end():
@@ -51,6 +50,19 @@ def test_a_template_that_opened_the_block_leaves_only_its_closing_tag():
     assert strip_reasoning("The user wants JSON.\n</think>\n\n{\"a\": 1}") == ('{"a": 1}', "The user wants JSON.\n")
     answer, thinking = strip_reasoning("<think>x</think>" + json.dumps({"rules": ["</think> is a tag"]}))
     assert json.loads(answer) == {"rules": ["</think> is a tag"]} and thinking == "x"
+
+
+def test_a_reply_that_mentions_the_closing_tag_loses_only_what_came_before_the_first():
+    answer, thinking = strip_reasoning("Plan it.</think>In HTML-ish prompts, </think> ends a block.")
+    assert answer == "In HTML-ish prompts, </think> ends a block." and thinking == "Plan it."
+
+
+def test_a_template_that_opens_the_block_is_said_once_and_the_stream_starts_inside_it():
+    splitter = ThinkSplitter(opened=True)
+    assert splitter.feed("weighing it").reasoning == "weighing it"
+    part = splitter.feed(" up</think>\n\nAnswer.")
+    assert (part.reasoning, part.reply) == (" up", "Answer.")
+    assert strip_reasoning("all thinking, cut off", opened=True) == ("", "all thinking, cut off")
 
 
 def test_token_estimates_round_up():
