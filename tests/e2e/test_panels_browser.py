@@ -85,10 +85,19 @@ def reply_and_wait(person: Person, fake, text: str, reply: str) -> None:
 
 
 def open_step(person: Person, name: str, kind: str):
+    """Open a step and wait for its content. A click that lands while the thread re-renders can leave
+    the step closed (seen once in CI: "Used Recalled" still folded); then it is clicked again."""
     from playwright.sync_api import expect
 
-    person.page.get_by_text(re.compile(rf"^Used\s*{name}$")).last.click()
+    header = person.page.get_by_text(re.compile(rf"^Used\s*{name}$")).last
     step = person.page.locator(f'.step[data-step-type="{kind}"]').last
+    for _ in range(3):
+        header.click()
+        try:
+            expect(step).not_to_have_text(re.compile(rf"^\s*Used\s*{name}\s*$"), timeout=5_000)
+            break
+        except AssertionError:
+            continue
     expect(step).to_be_visible()
     return step
 
