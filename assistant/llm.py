@@ -154,22 +154,33 @@ class OpenAIGateway:
                         if base_url is not None and not is_openai_model(model)}
         self.label = self._models[Purpose.CHAT]
 
-    def budget(self, purpose: Purpose) -> Budget:
-        return self._budgets[purpose]
-
-    def _fitted(self, prompt: Prompt, budget: Budget) -> tuple[list[dict[str, str]], int]:
-        """The messages of a request and their tokens; never more than the budget allows."""
+    def _fitted(self, prompt: Prompt, budget: Budget) -> list[dict[str, str]]:
+        """The messages of a request; never more than the budget allows (counted only when the bytes
+        alone do not show it)."""
         try:
             messages = list(prompt(budget) if callable(prompt) else prompt)
         except PromptTooLarge as exc:
             raise PromptTooLong(str(exc)) from exc
-        tokens = budget.counter.messages(messages)
-        if tokens > budget.limit:
-            raise PromptTooLong(f"{tokens} prompt tokens, {budget.limit} allowed")
-        return messages, tokens
+        if not budget.fits(messages):
+            raise PromptTooLong(f"{budget.count(messages)} prompt tokens, {budget.limit} allowed")
+        return messages
 
     def _limits(self, purpose: Purpose, budget: Budget) -> dict:
         return {"max_tokens": budget.answer} if purpose in self._capped else {}
+
+    def _retry(self, exc: openai.BadRequestError, prompt: Prompt, purpose: Purpose, budget: Budget,
+               messages: Messages) -> Budget | None:
+        """The budget of the one retry when the server said the prompt is too long for it and the prompt
+        can be fitted again; else None."""
+        if not callable(prompt):
+            return None
+        answer = budget.answer if purpose in self._capped else 0
+        smaller = _retry_budget(exc, budget, budget.count(messages), answer)
+        if smaller is not None:
+            logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller",
+                        purpose, self._models[purpose])
+        return smaller
+
     async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
                      ) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives; raise an LLMError carrying any partial text.
@@ -179,7 +190,7 @@ class OpenAIGateway:
         yielded: it goes to `on_reasoning` when one is given (assistant.reasoning)."""
         model = self._models[purpose]
         budget = self._budgets[purpose]
-        messages, tokens = self._fitted(prompt, budget)
+        messages = self._fitted(prompt, budget)
         started, received, finish = time.perf_counter(), [], None
         splitter, thought = ThinkSplitter(opened=self._thinking_opened), 0
 
@@ -193,11 +204,9 @@ class OpenAIGateway:
             try:
                 response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, budget))
             except openai.BadRequestError as exc:
-                smaller = _retry_budget(exc, budget, tokens, budget.answer if purpose in self._capped else 0)
-                if smaller is None or not callable(prompt):
+                if (smaller := self._retry(exc, prompt, purpose, budget, messages)) is None:
                     raise
-                logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller", purpose, model)
-                messages, tokens = self._fitted(prompt, smaller)
+                messages = self._fitted(prompt, smaller)
                 response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, smaller))
             async for chunk in response:
                 if not chunk.choices:
@@ -222,8 +231,9 @@ class OpenAIGateway:
             raise _map_error(exc, partial="".join(received)) from exc
         finally:
             logger.info(
-                "llm purpose=%s model=%s prompt_tokens=%d chunks=%d chars=%d reasoning_chars=%d ms=%.0f", purpose, model,
-                tokens, len(received), sum(map(len, received)), thought, (time.perf_counter() - started) * 1000,
+                "llm purpose=%s model=%s prompt_chars=%d chunks=%d chars=%d reasoning_chars=%d ms=%.0f", purpose, model,
+                sum(len(m["content"]) for m in messages), len(received), sum(map(len, received)), thought,
+                (time.perf_counter() - started) * 1000,
             )
         if not "".join(received).strip() and finish != "content_filter":  # a provider refusal is named as one
             if thought:
@@ -237,7 +247,7 @@ class OpenAIGateway:
         Fitted and retried smaller once, as `stream`."""
         model = self._models[purpose]
         budget = self._budgets[purpose]
-        messages, tokens = self._fitted(prompt, budget)
+        messages = self._fitted(prompt, budget)
         retried = False
         formats: list[tuple[str, ResponseFormat | None]] = [("text", None)]
         if json_schema is not None:
@@ -254,14 +264,11 @@ class OpenAIGateway:
                     **self._limits(purpose, budget),
                 )
             except openai.BadRequestError as exc:
-                smaller = _retry_budget(exc, budget, tokens, budget.answer if purpose in self._capped else 0)
-                if smaller is not None:
-                    if retried or not callable(prompt):
+                if _too_long(exc):  # never taken for a format the server refuses
+                    if retried or (smaller := self._retry(exc, prompt, purpose, budget, messages)) is None:
                         raise _map_error(exc, partial="") from exc
-                    logger.info("llm purpose=%s model=%s: prompt too long for the server, retrying smaller",
-                                purpose, model)
                     budget, retried = smaller, True
-                    messages, tokens = self._fitted(prompt, budget)
+                    messages = self._fitted(prompt, budget)
                     continue
                 if position + 1 < len(formats):
                     logger.info("llm purpose=%s model=%s: %s not supported, falling back", purpose, model, name)
@@ -354,18 +361,26 @@ _PROMPT = re.compile(r"messages resulted in\s*(\d+)", re.I)  # OpenAI: the promp
 _ASKED = re.compile(r"you requested\s*(\d+)", re.I)  # vLLM, OpenAI: the prompt and the answer asked for
 
 
+def _said(exc: openai.BadRequestError) -> tuple[str, dict]:
+    """All a server said in its refusal, as text, and its error object (where numbers may be)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    return " ".join(str(part) for part in (exc.message, exc.code, body) if part), error if isinstance(error, dict) else body
+
+
+def _too_long(exc: openai.BadRequestError) -> bool:
+    return bool(_TOO_LONG.search(_said(exc)[0]))
+
+
 def _retry_budget(exc: openai.BadRequestError, budget: Budget, tokens: int, answer: int) -> Budget | None:
     """The smaller budget to retry with when the server said the prompt is too long, else None.
     `tokens`: our count of the refused prompt; `answer`: the max_tokens it was sent with (0: none).
 
     Where the server says its window and how many tokens it counted (vLLM, OpenAI, llama.cpp), the
     retry is fitted to that, scaled by how far its count and ours differ; else a quarter smaller."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    detail: dict = error if isinstance(error, dict) else body
-    said = " ".join(str(part) for part in (exc.message, exc.code, body) if part)
-    if not _TOO_LONG.search(said):
+    if not _too_long(exc):
         return None
+    said, detail = _said(exc)
     window = _integer(detail.get("n_ctx")) or _found(_WINDOW, said)
     counted = _integer(detail.get("n_prompt_tokens")) or _found(_PROMPT, said)
     if counted is None and (asked := _found(_ASKED, said)) is not None:
@@ -398,7 +413,7 @@ def _map_error(exc: Exception, *, partial: str) -> LLMError:
         return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
     if isinstance(exc, openai.InternalServerError):
         return ModelUnavailable(detail, partial=partial)
-    if isinstance(exc, openai.BadRequestError) and _TOO_LONG.search(str(exc.message)):
+    if isinstance(exc, openai.BadRequestError) and _too_long(exc):
         return PromptTooLong(detail, partial=partial)
     if isinstance(exc, (openai.APIResponseValidationError, openai.BadRequestError, ValueError)):
         return ModelBadResponse(detail, partial=partial)

@@ -51,7 +51,14 @@ from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
 from memory.models import Author, EntryStatus, Message, MessageStatus, stored_id
-from memory.retrieve import Recalled, RecallQuery, assemble, dense_ranking, lexical_ranking
+from memory.retrieve import (
+    Recalled,
+    RecallQuery,
+    assemble,
+    dense_ranking,
+    lexical_confidence,
+    lexical_ranking,
+)
 from memory.text import clean_text
 from memory.vectors import save_vectors
 
@@ -256,14 +263,20 @@ class Turns:
         )
         # Both while the model is still embedding. Before the model has loaded there is no dense
         # side at all (building an index would need the model's width, i.e. wait for it).
-        lexical, _ = await asyncio.gather(
-            asyncio.to_thread(read, self._engine, lambda s: lexical_ranking(s, query)),
+        def lexical_side(session: Session) -> tuple[list[tuple[int, float]], float | None]:
+            hits = lexical_ranking(session, query)
+            # How much the hits count once fused: asked now, while the model embeds, not after it.
+            return hits, lexical_confidence(session, query, hits) if hits and self._embedder.ready else None
+
+        (lexical, confidence), _ = await asyncio.gather(
+            asyncio.to_thread(read, self._engine, lexical_side),
             asyncio.to_thread(self._indexes.refresh, request.user_id) if self._embedder.ready else asyncio.sleep(0),
         )
         vector = await embedding
         query = replace(query, vector=vector)
         dense = await asyncio.to_thread(dense_ranking, self._indexes, query, fresh=True)
-        recalled = await asyncio.to_thread(read, self._engine, lambda s: assemble(s, query, dense, lexical))
+        recalled = await asyncio.to_thread(
+            read, self._engine, lambda s: assemble(s, query, dense, lexical, confidence=confidence))
         return recalled, vector
 
     async def _record(

@@ -35,11 +35,6 @@ DENSE_WEIGHT = 0.5
 # whose best hits share one word, hybrid recall@5 rose from 0.14 to 0.22 (README, "Recall").
 SUPPORT_HITS = 3
 NARROW_MATCH_WEIGHT = 0.05
-# A reply often restates the message it answers ("Noted: no dairy"), and the bundled model tends
-# to rank the terse restatement above the person's own words. So when a reply and the message it
-# answers are both candidates, the message takes the reply's score and goes first: the person's own
-# words are the better evidence about them. Measured against leaving replies alone, capping them at
-# half, replacing them, and lifting only near-equal questions (README, "Recall").
 CONTEXT_WEIGHT = 0.4  # BM25 weight of the previous message's words against the message's own (1.0)
 MAX_QUERY_TERMS = 48  # a 100,000-character query is cut to its first distinct terms
 
@@ -141,7 +136,12 @@ def lexical_weight(terms: int, support: Sequence[int]) -> float:
 
 def questions_first(fused: dict[int, float], answers: dict[int, int]) -> dict[int, float]:
     """Each reply (a key of `answers`) whose question (its value) is also a candidate lifts that
-    question to the reply's score. Order the result with `best_first(..., answers)`: ties go to the question."""
+    question to the reply's score. Order the result with `best_first(..., answers)`: ties go to the question.
+
+    A reply often restates the message it answers ("Noted: no dairy"), and the bundled model tends to
+    rank the terse restatement above the person's own words, which are the better evidence about them.
+    Measured against leaving replies alone, capping them at half, replacing them, and lifting only
+    near-equal questions (README, "Recall")."""
     lifted = dict(fused)
     for reply, question in answers.items():
         if reply in fused and question in fused:
@@ -217,19 +217,18 @@ def lexical_support(session: Session, query: RecallQuery, ids: Sequence[int]) ->
     terms, ids = query_terms(query.text), [int(i) for i in ids]
     if not terms or not ids:
         return [0] * len(ids)
-    params: dict[str, object] = {"user": query.user_id}
-    params |= {f"h{j}": mid for j, mid in enumerate(ids)}
     if session.get_bind().dialect.name == "postgresql":
         safe = [t for t in terms if re.fullmatch(r"\w+", t)]
-        params |= {f"t{i}": term for i, term in enumerate(safe)}
         count = " + ".join(f"(tsv @@ to_tsquery('english', :t{i}))::int" for i in range(len(safe))) or "0"
-        hits = ", ".join(f":h{j}" for j in range(len(ids)))
-        rows = session.execute(text(
-            f"SELECT id, {count} FROM message WHERE user_id = :user AND id IN ({hits})"
-        ), params).all()
+        rows = session.execute(
+            text(f"SELECT id, {count} FROM message WHERE user_id = :user AND id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)),
+            {"user": query.user_id, "ids": ids, **{f"t{i}": term for i, term in enumerate(safe)}},
+        ).all()
         found = {row[0]: int(row[1]) for row in rows}
         return [found.get(mid, 0) for mid in ids]
     # One FTS5 lookup per (term, hit), each a seek to one rowid within this user's rows.
+    params: dict[str, object] = {f"h{j}": mid for j, mid in enumerate(ids)}
     params |= {f"t{i}": fts5_match(query.user_id, [term]) for i, term in enumerate(terms)}
     parts = [f"SELECT {j} FROM message_fts WHERE message_fts MATCH :t{i} AND rowid = :h{j}"
              for i in range(len(terms)) for j in range(len(ids))]
@@ -237,6 +236,16 @@ def lexical_support(session: Session, query: RecallQuery, ids: Sequence[int]) ->
     for (j,) in session.execute(text(" UNION ALL ".join(parts)), params):
         counts[j] += 1
     return counts
+
+
+def lexical_confidence(session: Session, query: RecallQuery, lexical: Scored) -> float:
+    """`lexical_weight` of the first hits, asked hit by hit: the first that holds enough settles it."""
+    terms, support = len(query_terms(query.text)), []
+    for mid, _ in lexical[:SUPPORT_HITS]:
+        support += lexical_support(session, query, [mid])
+        if lexical_weight(terms, support) == 1.0:
+            break
+    return lexical_weight(terms, support)
 
 
 def answered_questions(session: Session, query: RecallQuery, candidates: Collection[int]) -> dict[int, int]:
@@ -264,21 +273,17 @@ def recall(session: Session, indexes: UserIndexes, query: RecallQuery) -> list[R
     return assemble(session, query, dense_ranking(indexes, query), lexical_ranking(session, query))
 
 
-def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Scored) -> list[Recalled]:
+def assemble(session: Session, query: RecallQuery, dense: Scored, lexical: Scored, *,
+             confidence: float | None = None) -> list[Recalled]:
     """Fuse both sides and load the rows that pass every filter, best first.
 
-    Split from `recall` so a caller can compute the lexical ranking while the query is still being
-    embedded, and the dense one afterwards. Without recency weighting the order is known before
+    Split from `recall` so a caller can compute the lexical ranking and its `confidence` while the
+    query is still being embedded, and the dense one afterwards. Without recency weighting the order is known before
     loading, so rows are loaded a few at a time, best first, until `k` survive the filters.
     """
     weight = 1.0  # alone, the lexical side's own order is all there is
     if dense and lexical:
-        terms, support = len(query_terms(query.text)), []
-        for mid, _ in lexical[:SUPPORT_HITS]:  # one hit at a time: the first that holds enough settles it
-            support += lexical_support(session, query, [mid])
-            if lexical_weight(terms, support) == 1.0:
-                break
-        weight = lexical_weight(terms, support)
+        weight = lexical_confidence(session, query, lexical) if confidence is None else confidence
     fused = fuse(dense, lexical, lexical_weight=weight)
     answers = answered_questions(session, query, fused)
     fused = questions_first(fused, answers)
