@@ -11,15 +11,19 @@ import os
 import socket
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from assistant.llm import Gateway, Purpose
 from hypotheses.job import LEASE, JobOutcome, count_new_substantive, enqueue, run_job
 from hypotheses.schedule import FIRST_AFTER, due
 from memory.db import write
 from memory.embed import Embedder
+
+if TYPE_CHECKING:  # usage.py writes its records with TaskSet, below
+    from assistant.usage import UsageLog
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +53,10 @@ class TaskSet:
 
 class HypothesisJobs:
     def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int,
-                 lease: timedelta = LEASE) -> None:
+                 lease: timedelta = LEASE, usage: UsageLog | None = None, daily_token_limit: int = 0) -> None:
+        """With a `daily_token_limit`, a user who reached it gets no new job that day (it is due again later)."""
         self._engine, self._gateway, self._embedder, self._every = engine, gateway, embedder, every
+        self._usage, self._daily_limit = usage, daily_token_limit
         self._lease = lease
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks = TaskSet("hypothesis job")
@@ -64,16 +70,24 @@ class HypothesisJobs:
             new, has_run = count_new_substantive(session, user_id=user_id)
             if not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every, first_after=FIRST_AFTER):
                 return None
+            if self._over_limit(session, user_id):
+                return None
             return enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages",
                            lease=self._lease)
 
         job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
         if job is not None:
-            self._tasks.spawn(self.run(job.id))
+            self._tasks.spawn(self.run(job.id, user_id=user_id))
 
-    async def run(self, job_id: int) -> JobOutcome:
+    def _over_limit(self, session: Session, user_id: int) -> bool:
+        return bool(self._usage is not None and self._daily_limit
+                    and self._usage.used_today(session, user_id=user_id) >= self._daily_limit)
+
+    async def run(self, job_id: int, *, user_id: int | None = None) -> JobOutcome:
+        """Run a queued job; `user_id` (the job's user) is whom its model calls are recorded for."""
         async def complete(messages, schema):
-            return await self._gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema)
+            return await self._gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema,
+                                                user_id=user_id)
 
         embed = self._embedder.encode if self._embedder.ready else None
         return await run_job(self._engine, job_id=job_id, complete=complete, worker=self._worker, embed=embed,

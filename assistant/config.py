@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     hypotheses_context_tokens: int = Field(
         default=0, ge=0, description="Context window of the hypotheses model; 0: as for the safety model.",
     )
+    prices: str = Field(
+        default="", description="Prices for the Usage page's cost estimate: MODEL=IN/OUT in dollars per million "
+        "tokens, comma-separated (e.g. gpt-4o-mini=0.15/0.60); * prices every model not named. Empty: tokens only.",
+    )
+    daily_token_limit: int = Field(
+        default=0, ge=0, description="Tokens one user's model calls may use per day (UTC): replies, deliberations "
+        "and hypothesis jobs together; 0: no limit. Over it, messages are kept but not answered until midnight UTC.",
+    )
     request_timeout: float = Field(default=60.0, gt=0, description="Seconds before a model request is abandoned.")
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed model request (429, 5xx, timeouts).")
     registration: Registration = Field(
@@ -182,6 +190,14 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: str) -> str:
         return ",".join(parse_origins(value))
+
+    @field_validator("prices")
+    @classmethod
+    def _readable_prices(cls, value: str) -> str:
+        from assistant.usage import parse_prices  # the one parser, which the Usage page uses
+
+        parse_prices(value)  # its ValueError says what is wrong, as the settings error
+        return value
 
     @field_validator("chat_context_tokens", "safety_context_tokens", "hypotheses_context_tokens")
     @classmethod

@@ -23,7 +23,7 @@ from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
 from assistant.context import Budget, Fit, PromptTooLarge, budget_for, counter_for, is_openai_model
-from assistant.reasoning import ThinkSplitter, estimate_tokens, strip_reasoning
+from assistant.reasoning import ThinkSplitter, strip_reasoning, tokens_for_chars
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,28 @@ class Purpose(StrEnum):
     HYPOTHESES = "hypotheses"
 
 
+@dataclass(frozen=True)
+class Spent:
+    """Tokens one request used: the server's usage, or our counts when it reported none (`estimated`)."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0  # the reasoning tokens included
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+
+NOTHING_SPENT = Spent()
+
+
 class LLMError(Exception):
     """A model call failed. `user_message` says what happened in words fit for the chat."""
 
     user_message = "The language model failed to answer."
 
-    def __init__(self, detail: str = "", *, partial: str = "") -> None:
+    def __init__(self, detail: str = "", *, partial: str = "", spent: Spent = NOTHING_SPENT) -> None:
         super().__init__(detail or self.user_message)
         self.partial = partial  # text already streamed when the failure happened
+        self.spent = spent  # what the failed request used, where it got that far (a cut-off answer)
 
 
 class ModelUnavailable(LLMError):
@@ -65,6 +79,25 @@ class ModelMisconfigured(LLMError):
         "The language model rejected the app's credentials or model name. An administrator needs to check "
         "OPENAI_API_KEY, OPENAI_BASE_URL and the model settings."
     )
+
+
+class ModelNotFound(ModelMisconfigured):
+    user_message = (
+        "The model server does not have the model the app asks it for. An administrator needs to compare "
+        "HYPERALIGN_CHAT_MODEL (and the safety and hypotheses models) with the models the server lists, or "
+        "fetch the model (Ollama: ollama pull NAME); `hyperalign doctor` shows both."
+    )
+
+
+class QuotaExhausted(ModelMisconfigured):
+    user_message = (
+        "The model provider refused the request because the account's quota or credit is used up; waiting "
+        "will not help. An administrator needs to check the provider account's billing and limits."
+    )
+
+
+class ModelBusy(ModelUnavailable):
+    user_message = "The model server is busy or still loading the model. Please try again in a minute."
 
 
 class ModelRefused(LLMError):
@@ -108,6 +141,29 @@ class Completion:
     ms: float
     response_format: str  # json_schema | json_object | text: what the server accepted
     reasoning_tokens: int = 0  # of tokens_out, spent thinking (the server's count, else estimated)
+    estimated: bool = False  # the server reported no usage: the counts are ours
+
+    @property
+    def spent(self) -> Spent:
+        return Spent(self.tokens_in, self.tokens_out, self.reasoning_tokens, self.estimated)
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """What one request to the model server cost, for the usage records (assistant/usage.py)."""
+
+    purpose: str
+    model: str
+    user_id: int | None  # whose turn or job it served; None for calls of no one's (doctor, benchmarks)
+    tokens_in: int
+    tokens_out: int  # the reasoning tokens included
+    reasoning_tokens: int
+    estimated: bool  # the server reported no usage: the counts are ours (assistant.context, assistant.reasoning)
+    ms: float
+    outcome: str  # "ok", or the LLMError subclass the call failed with
+
+
+Meter = Callable[[ModelCall], None]  # must not block: it is called on the event loop after every request
 
 
 class Gateway(Protocol):
@@ -115,9 +171,10 @@ class Gateway(Protocol):
     offline: bool
 
     def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
-               ) -> AsyncIterator[str]: ...
+               user_id: int | None = None) -> AsyncIterator[str]: ...
 
-    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion: ...
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None,
+                       user_id: int | None = None) -> Completion: ...
 
     async def close(self) -> None: ...
 
@@ -137,15 +194,18 @@ class OpenAIGateway:
         timeout: float,
         max_retries: int,
         thinking_opened: bool = False,
+        meter: Meter | None = None,
     ) -> None:
         """`windows`: each purpose's context size in tokens, which every request is fitted to.
-        `thinking_opened`: the models' template opens the thinking block, so answers start inside it."""
+        `thinking_opened`: the models' template opens the thinking block, so answers start inside it.
+        `meter`: told what every request cost, failed ones included."""
         # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the client insists on one.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         self._models = dict(models)
         self._thinking_opened = thinking_opened
+        self._meter = meter
         self._budgets = {purpose: budget_for(str(purpose), windows[purpose], counter_for(model))
                          for purpose, model in self._models.items()}
         # A model on a server of one's own is told how much it may write (the answer's room), so that
@@ -165,9 +225,6 @@ class OpenAIGateway:
             raise PromptTooLong(f"{budget.count(messages)} prompt tokens, {budget.limit} allowed")
         return messages
 
-    def _limits(self, purpose: Purpose, budget: Budget) -> dict:
-        return {"max_tokens": budget.answer} if purpose in self._capped else {}
-
     def _retry(self, exc: openai.BadRequestError, prompt: Prompt, purpose: Purpose, budget: Budget,
                messages: Messages) -> Budget | None:
         """The budget of the one retry when the server said the prompt is too long for it and the prompt
@@ -182,17 +239,19 @@ class OpenAIGateway:
         return smaller
 
     async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
-                     ) -> AsyncIterator[str]:
+                     user_id: int | None = None) -> AsyncIterator[str]:
         """Yield the reply's text as it arrives; raise an LLMError carrying any partial text.
 
         The prompt is fitted to the purpose's budget; a server that still says it is too long gets one
         retry, fitted smaller. A reasoning model's thinking, inline or in its own field, is never
-        yielded: it goes to `on_reasoning` when one is given (assistant.reasoning)."""
+        yielded: it goes to `on_reasoning` when one is given (assistant.reasoning). What the call cost
+        goes to the meter, whatever its outcome: the server's usage when it streams it, else our counts."""
         model = self._models[purpose]
         budget = self._budgets[purpose]
         messages = self._fitted(prompt, budget)
         started, received, finish = time.perf_counter(), [], None
         splitter, thought = ThinkSplitter(opened=self._thinking_opened), 0
+        usage, sent, outcome = None, False, "stopped"  # stopped: the reader closed the stream early
 
         async def think(text: str) -> None:
             nonlocal thought
@@ -202,49 +261,72 @@ class OpenAIGateway:
 
         try:
             try:
-                response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, budget))
-            except openai.BadRequestError as exc:
-                if (smaller := self._retry(exc, prompt, purpose, budget, messages)) is None:
-                    raise
-                messages = self._fitted(prompt, smaller)
-                response = await self._send(model, messages, purpose, stream=True, **self._limits(purpose, smaller))
-            async for chunk in response:
-                if not chunk.choices:
-                    continue  # e.g. the usage chunk
-                choice = chunk.choices[0]
-                if choice.delta:
-                    await think(_reasoning_field(choice.delta))
-                    split = splitter.feed(choice.delta.content or "")
-                    await think(split.reasoning)
-                    if split.reply:
-                        received.append(split.reply)
-                        yield split.reply
-                finish = choice.finish_reason or finish
-            split = splitter.finish()
-            await think(split.reasoning)
-            if split.reply:
-                received.append(split.reply)
-                yield split.reply
-        except LLMError:
+                try:
+                    response = await self._send(model, messages, purpose, stream=True, **self._options(purpose, budget))
+                except openai.BadRequestError as exc:
+                    if (smaller := self._retry(exc, prompt, purpose, budget, messages)) is None:
+                        raise
+                    budget = smaller
+                    messages = self._fitted(prompt, budget)
+                    response = await self._send(model, messages, purpose, stream=True, **self._options(purpose, budget))
+                sent = True
+                async for chunk in response:
+                    usage = chunk.usage or usage  # the last chunk's, when the server streams usage
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    if choice.delta:
+                        await think(_reasoning_field(choice.delta))
+                        split = splitter.feed(choice.delta.content or "")
+                        await think(split.reasoning)
+                        if split.reply:
+                            received.append(split.reply)
+                            yield split.reply
+                    finish = choice.finish_reason or finish
+                split = splitter.finish()
+                await think(split.reasoning)
+                if split.reply:
+                    received.append(split.reply)
+                    yield split.reply
+            except LLMError:
+                raise
+            except Exception as exc:  # mapped, never swallowed: the caller gets a typed error
+                raise _map_error(exc, partial="".join(received)) from exc
+            if not "".join(received).strip() and finish != "content_filter":  # a provider refusal is named as one
+                if thought:
+                    raise ReasoningOnly(f"only thinking ({thought} characters), finish_reason={finish}")
+                raise ModelBadResponse("the stream ended without any text")
+            _check_finish(finish, partial="".join(received))
+            outcome = "ok"
+        except LLMError as exc:
+            outcome = type(exc).__name__
             raise
-        except Exception as exc:  # mapped, never swallowed: the caller gets a typed error
-            raise _map_error(exc, partial="".join(received)) from exc
         finally:
+            ms = (time.perf_counter() - started) * 1000
             logger.info(
-                "llm purpose=%s model=%s prompt_chars=%d chunks=%d chars=%d reasoning_chars=%d ms=%.0f", purpose, model,
-                sum(len(m["content"]) for m in messages), len(received), sum(map(len, received)), thought,
-                (time.perf_counter() - started) * 1000,
+                "llm purpose=%s model=%s prompt_chars=%d chunks=%d chars=%d reasoning_chars=%d outcome=%s ms=%.0f",
+                purpose, model, sum(len(m["content"]) for m in messages), len(received), sum(map(len, received)),
+                thought, outcome, ms,
             )
-        if not "".join(received).strip() and finish != "content_filter":  # a provider refusal is named as one
-            if thought:
-                raise ReasoningOnly(f"only thinking ({thought} characters), finish_reason={finish}")
-            raise ModelBadResponse("the stream ended without any text")
-        _check_finish(finish, partial="".join(received))
+            spent = (_spent(usage, budget, messages, "".join(received), thought) if sent else NOTHING_SPENT)
+            self._metered(purpose, user_id, spent, ms, outcome)
 
-    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None,
+                       user_id: int | None = None) -> Completion:
         """One whole answer. With a schema: structured output where the server supports it, falling back
         to JSON mode and then to plain text when it answers 400 to the format (the caller validates).
-        Fitted and retried smaller once, as `stream`."""
+        Fitted and retried smaller once, as `stream`; metered, as `stream`."""
+        started = time.perf_counter()
+        try:
+            completion = await self._complete(prompt, purpose, json_schema, started)
+        except LLMError as exc:
+            self._metered(purpose, user_id, exc.spent, (time.perf_counter() - started) * 1000, type(exc).__name__)
+            raise
+        self._metered(purpose, user_id, completion.spent, completion.ms, "ok")
+        return completion
+
+    async def _complete(self, prompt: Prompt, purpose: Purpose, json_schema: dict | None, started: float,
+                        ) -> Completion:
         model = self._models[purpose]
         budget = self._budgets[purpose]
         messages = self._fitted(prompt, budget)
@@ -254,14 +336,13 @@ class OpenAIGateway:
             schema = cast("JSONSchema", json_schema)  # {"name", "schema", "strict"}, as the callers build it
             formats = [("json_schema", {"type": "json_schema", "json_schema": schema}),
                        ("json_object", {"type": "json_object"}), ("text", None)]
-        started = time.perf_counter()
         position = 0
         while position < len(formats):
             name, response_format = formats[position]
             try:
                 response = await self._send(
                     model, messages, purpose, response_format=response_format if response_format is not None else openai.omit,
-                    **self._limits(purpose, budget),
+                    **self._options(purpose, budget),
                 )
             except openai.BadRequestError as exc:
                 if _too_long(exc):  # never taken for a format the server refuses
@@ -277,10 +358,25 @@ class OpenAIGateway:
                 raise _map_error(exc, partial="") from exc
             except Exception as exc:
                 raise _map_error(exc, partial="") from exc
-            return _completion(response, model, name, started, thinking_opened=self._thinking_opened)
+            return _completion(response, model, name, started, budget, messages, thinking_opened=self._thinking_opened)
         raise AssertionError("unreachable")
 
+    def _options(self, purpose: Purpose, budget: Budget) -> dict:
+        return {"max_tokens": budget.answer} if purpose in self._capped else {}
+
+    def _metered(self, purpose: Purpose, user_id: int | None, spent: Spent, ms: float, outcome: str) -> None:
+        if self._meter is None:
+            return
+        try:
+            self._meter(ModelCall(str(purpose), self._models[purpose], user_id, spent.tokens_in, spent.tokens_out,
+                                  spent.reasoning_tokens, spent.estimated, round(ms, 1), outcome))
+        except Exception:  # a usage record must never cost the user their reply
+            logger.exception("llm purpose=%s: the usage meter failed", purpose)
+
     async def _send(self, model: str, messages: Messages, purpose: Purpose, **options):  # noqa: ANN202
+        if options.get("stream"):
+            # Servers that can (OpenAI, vLLM, llama.cpp, Ollama) end the stream with its usage; others ignore it.
+            options["stream_options"] = {"include_usage": True}
         return await self._client.chat.completions.create(
             model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
             **options,
@@ -313,31 +409,41 @@ def _check_finish(finish: str | None, *, partial: str) -> None:
         raise StreamBroken("the stream ended without a finish reason", partial=partial)
 
 
-def _completion(response, model: str, response_format: str, started: float, *, thinking_opened: bool = False,
-                ) -> Completion:
+def _completion(response, model: str, response_format: str, started: float, budget: Budget, messages: Messages,
+                *, thinking_opened: bool = False) -> Completion:
     if not response.choices:
         raise ModelBadResponse("no choices in the answer")
     choice = response.choices[0]
+    text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "", opened=thinking_opened)
+    thinking += _reasoning_field(choice.message) if choice.message else ""
+    spent = _spent(response.usage, budget, messages, text, len(thinking))
     if choice.finish_reason == "content_filter":
-        raise ModelRefused("finish_reason=content_filter")
+        raise ModelRefused("finish_reason=content_filter", spent=spent)
     if choice.finish_reason == "length":
         # Cut off: whatever JSON it holds may be a draft from the middle of a reasoning model's
         # thinking, not its conclusion. Nothing of it is parsed (fail closed).
-        raise ReplyTruncated("finish_reason=length")
-    text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "", opened=thinking_opened)
-    thinking += _reasoning_field(choice.message) if choice.message else ""
+        raise ReplyTruncated("finish_reason=length", spent=spent)
     if not text.strip():
         if thinking:
-            raise ReasoningOnly(f"only thinking ({len(thinking)} characters)")
-        raise ModelBadResponse("the answer was empty")
-    usage = response.usage
-    details = getattr(usage, "completion_tokens_details", None) if usage else None
+            raise ReasoningOnly(f"only thinking ({len(thinking)} characters)", spent=spent)
+        raise ModelBadResponse("the answer was empty", spent=spent)
     return Completion(
-        text=text, model=model, tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0, ms=(time.perf_counter() - started) * 1000,
-        response_format=response_format,
-        reasoning_tokens=(getattr(details, "reasoning_tokens", None) or estimate_tokens(thinking)) if thinking else 0,
+        text=text, model=model, tokens_in=spent.tokens_in, tokens_out=spent.tokens_out,
+        ms=(time.perf_counter() - started) * 1000, response_format=response_format,
+        reasoning_tokens=spent.reasoning_tokens, estimated=spent.estimated,
     )
+
+
+def _spent(usage: object, budget: Budget, messages: Messages, answer: str, thinking_chars: int) -> Spent:
+    """The server's usage where it reported any; else our count of the prompt (the budget's counter,
+    exact for OpenAI's models) and of the answer, and four characters a token of thinking."""
+    thinking = tokens_for_chars(thinking_chars)
+    prompt_tokens, completion_tokens = getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
+    if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int) and (prompt_tokens or completion_tokens):
+        details = getattr(usage, "completion_tokens_details", None)
+        stated = getattr(details, "reasoning_tokens", None)
+        return Spent(prompt_tokens, completion_tokens, stated if isinstance(stated, int) and stated else thinking)
+    return Spent(budget.count(messages), budget.counter.count(answer) + thinking, thinking, estimated=True)
 
 
 def _reasoning_field(part: object) -> str:
@@ -402,13 +508,25 @@ def _found(pattern: re.Pattern[str], text: str) -> int | None:
 
 
 def _map_error(exc: Exception, *, partial: str) -> LLMError:
+    """Our error for what the server said: its status, and its error's `code` and `type` where they tell
+    more (a spent quota is a 429 like a rate limit; a missing model a 404 like a wrong URL). The detail
+    names them, never the server's message, which may quote the request."""
     detail = f"{type(exc).__name__}: {getattr(exc, 'status_code', '') or ''}".strip()
+    said = _error_words(exc)
+    if said:
+        detail += f" ({said})"
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimeout(detail, partial=partial)
     if isinstance(exc, openai.RateLimitError):
-        return ModelRateLimited(detail, partial=partial)
+        quota = "insufficient_quota" in said  # OpenAI's code and type both say it
+        return (QuotaExhausted if quota else ModelRateLimited)(detail, partial=partial)
+    if isinstance(exc, openai.NotFoundError) and _names_missing_model(exc):
+        return ModelNotFound(detail, partial=partial)
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
         return ModelMisconfigured(detail, partial=partial)
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 503:
+        # Ollama's full queue, llama.cpp loading its model, OpenAI overloaded: all pass with time.
+        return ModelBusy(detail, partial=partial)
     if isinstance(exc, openai.APIConnectionError):
         return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
     if isinstance(exc, openai.InternalServerError):
@@ -460,13 +578,142 @@ class OfflineModel:
     label = OFFLINE_LABEL
 
     async def stream(self, prompt: Prompt, *, purpose: Purpose, on_reasoning: OnReasoning | None = None,
-                     ) -> AsyncIterator[str]:
+                     user_id: int | None = None) -> AsyncIterator[str]:
         for line in offline_reply(resolve(prompt)).splitlines(keepends=True):
             yield line
 
-    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None) -> Completion:
+    async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None,
+                       user_id: int | None = None) -> Completion:
         # Hypotheses need a language model; pretending would invent a profile. The style card needs none.
         raise ModelUnavailable("offline mode: no language model is connected")
 
     async def close(self) -> None:
         return None
+
+
+# --- what the server said, and probing it (hyperalign doctor, serve's start) --------------------------
+
+_MISSING_MODEL = re.compile(r"model_not_found|\bmodel\b.{0,200}?\b(?:not found|does not exist)", re.I | re.S)
+
+
+def _error_words(exc: Exception) -> str:
+    """The server's error `code` and `type`, which name the problem without quoting anything."""
+    if not isinstance(exc, openai.APIStatusError):
+        return ""
+    return " ".join(f"{name}={value}" for name, value in (("code", exc.code), ("type", exc.type)) if value)
+
+
+def _names_missing_model(exc: openai.APIStatusError) -> bool:
+    """A 404 about the model (OpenAI, LM Studio: model_not_found; vLLM, Ollama: in words), not the URL."""
+    return bool(_MISSING_MODEL.search(f"{exc.code} {exc.body} {exc.message}"))
+
+
+# A tiny, valid call: a one-field object, the word JSON in the prompt (OpenAI's JSON mode wants it).
+_PROBE_MESSAGES = [{"role": "user", "content": 'Reply with the JSON object {"ok": true} and nothing else.'}]
+_PROBE_SCHEMA = {"name": "probe", "strict": True, "schema": {
+    "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False}}
+_PROBE_FORMATS: list[tuple[str, ResponseFormat]] = [
+    ("json_schema", {"type": "json_schema", "json_schema": cast("JSONSchema", _PROBE_SCHEMA)}),
+    ("json_object", {"type": "json_object"}),
+]
+
+
+@dataclass(frozen=True)
+class ServerProbe:
+    """What one model server said about one model. `None`: not asked, or it did not get that far."""
+
+    reachable: bool
+    models: tuple[str, ...] = ()  # the ids GET /models lists
+    listed: bool | None = None
+    server: str = ""  # vllm | llamacpp | ollama, where the server tells; else ""
+    window: int | None = None  # the context window it says it runs the model with
+    window_source: str = ""  # where it said so
+    streams: bool | None = None
+    structured: str | None = None  # json_schema | json_object | text: the first it took
+    latency_ms: float | None = None  # of the tiny streamed call, start to finish
+    problem: LLMError | None = None  # why it stopped, as the app would report it
+
+
+async def probe(*, api_key: str | None, base_url: str | None, model: str, timeout: float,
+                calls: bool = True) -> ServerProbe:
+    """Ask the server what it serves and what it says of its window; with `calls`, also stream a tiny
+    answer (a few tokens) and find the first structured-output mode it takes. Never raises an LLMError:
+    the failure is in `problem`."""
+    client = openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0,
+                                default_headers={"X-Assistant-Purpose": "doctor"})
+    try:
+        try:
+            listing = await client.models.list()
+        except Exception as exc:  # mapped: the report says why in the app's own words
+            mapped = _map_error(exc, partial="")
+            return ServerProbe(reachable=not isinstance(exc, openai.APIConnectionError), problem=mapped)
+        models = tuple(entry.id for entry in listing.data)
+        server, window, source = "", None, ""
+        if base_url is not None:  # a server of one's own: OpenAI's own API states no window
+            async with httpx2.AsyncClient(timeout=timeout, headers={"Authorization": f"Bearer {client.api_key}"}) as http:
+                server, window, source = await _stated_window(http, base_url, listing.data, model)
+        found = ServerProbe(reachable=True, models=models, listed=model in models, server=server, window=window,
+                            window_source=source)
+        if not calls:
+            return found
+        # OpenAI's newer models refuse max_tokens; servers of one's own may not know its successor.
+        return await _tiny_calls(client, model, found, modern=base_url is None or is_openai_model(model))
+    finally:
+        await client.close()
+
+
+async def _stated_window(http: httpx2.AsyncClient, base_url: str, entries: list, model: str,
+                         ) -> tuple[str, int | None, str]:
+    """Which server this is and the window it runs the model with, where it says: vLLM in its model list
+    (max_model_len), llama.cpp in GET /props (default_generation_settings.n_ctx). Ollama says only the
+    model's trained maximum (/api/show), not the num_ctx it runs with, so for it: no window."""
+    for entry in entries:
+        if entry.id == model and isinstance(stated := getattr(entry, "max_model_len", None), int):
+            return "vllm", stated, "vLLM /v1/models max_model_len"
+    root = base_url.rstrip("/").removesuffix("/v1")  # both live beside /v1, at the server's root
+    props = await _get_json(http, f"{root}/props")
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    n_ctx = (settings or {}).get("n_ctx") if isinstance(settings, dict) else None
+    if not isinstance(n_ctx, int) and isinstance(props, dict):
+        n_ctx = props.get("n_ctx")  # newer builds may say it at the top
+    if isinstance(n_ctx, int) and n_ctx > 0:
+        return "llamacpp", n_ctx, "llama.cpp /props n_ctx"
+    version = await _get_json(http, f"{root}/api/version")
+    if isinstance(version, dict) and "version" in version:
+        return "ollama", None, ""
+    return "", None, ""
+
+
+async def _get_json(http: httpx2.AsyncClient, url: str) -> object:
+    """GET a route beside the OpenAI ones; None when there is none (most servers have neither)."""
+    try:
+        response = await http.get(url)
+        return response.json() if response.status_code == 200 else None
+    except (httpx2.HTTPError, ValueError):
+        return None
+
+
+async def _tiny_calls(client: openai.AsyncOpenAI, model: str, found: ServerProbe, *, modern: bool) -> ServerProbe:
+    """`modern`: cap the answer with max_completion_tokens (OpenAI), else with max_tokens."""
+
+    def cap(tokens: int) -> dict:
+        return {"max_completion_tokens": tokens} if modern else {"max_tokens": tokens}
+
+    started = time.perf_counter()
+    try:
+        stream = await client.chat.completions.create(model=model, messages=_sdk_messages(_PROBE_MESSAGES),
+                                                      stream=True, extra_body=cap(8))
+        chunks = [chunk async for chunk in stream]
+    except Exception as exc:
+        return replace(found, streams=False, problem=_map_error(exc, partial=""))
+    found = replace(found, streams=bool(chunks), latency_ms=(time.perf_counter() - started) * 1000)
+    for name, response_format in _PROBE_FORMATS:
+        try:
+            await client.chat.completions.create(model=model, messages=_sdk_messages(_PROBE_MESSAGES),
+                                                 response_format=response_format, extra_body=cap(16))
+            return replace(found, structured=name)
+        except openai.BadRequestError:
+            continue  # refused: the next mode, as the gateway falls back
+        except Exception as exc:
+            return replace(found, problem=_map_error(exc, partial=""))
+    return replace(found, structured="text")

@@ -2,10 +2,11 @@
 
 The export is everything the app holds about the user, as JSON: account, threads with their
 messages (and each reply's safety decision), the profile with every entry's full history, the
-style card, the hypothesis jobs, and the audit records about them without the operators' notes or
-names. Forgetting deletes all of it, vectors and index files included, then scrubs what the deleted
-rows leave in the database's files (memory/erasure.py), and leaves the audit only what counts
-(decisions, rules, times), no longer linked to anyone. Until the erased account's
+style card, the hypothesis jobs, the audit records about them without the operators' notes or
+names, and the usage records of their model calls. Forgetting deletes all of it, vectors and index
+files included, then scrubs what the deleted rows leave in the database's files (memory/erasure.py),
+and leaves the audit and the usage records only what counts (decisions, rules, tokens, times), no
+longer linked to anyone. Until the erased account's
 sign-in tokens expire, the username is held back as a keyed hash beside the account's password
 hash: the same person can sign up again at once (and starts empty), anybody else must wait, so a
 replayed token can never reach a stranger's new account. The hold is deleted when it expires.
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
 from assistant.safety.audit import anonymise_records, records_for
+from assistant.usage import anonymise_usage, records_of
 from hypotheses.style import StyleStats, describe
 from memory import profile, store
 from memory.db import read, write
@@ -40,6 +42,7 @@ from memory.models import (
     Step,
     StyleCard,
     Thread,
+    UsageRecord,
     User,
     aware,
     table_of,
@@ -75,6 +78,7 @@ def export_data(session: Session, *, user_id: int) -> dict:
         "hypothesis_jobs": [_job(j) for j in session.exec(
             select(HypothesisJob).where(HypothesisJob.user_id == user_id).order_by(col(HypothesisJob.id))).all()],
         "safety_audit": [_audit(r) for r in records_for(session, user_id=user_id)],
+        "model_usage": records_of(session, user_id=user_id),
     }
 
 
@@ -158,7 +162,7 @@ def purge_expired_holds(session: Session) -> int:
 # holds the user's words or traces of them in the rows it no longer shows.
 ERASED_TABLES = tuple(table_of(model).name for model in (
     Message, Thread, Step, Element, Feedback, Embedding, StyleCard, ProfileEntry, ProfileHistory, HypothesisJob,
-    AuditRecord, User))
+    AuditRecord, UsageRecord, User))
 
 
 def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_lifetime_s: int) -> dict:
@@ -171,7 +175,8 @@ def forget(engine: Engine, indexes: UserIndexes | None, *, user_id: int, token_l
             raise LookupError("no such account")
         counts = {"threads": len(session.exec(select(Thread.id).where(Thread.user_id == user_id)).all()),
                   "profile_entries": len(profile.entries(session, user_id=user_id)),
-                  "audit_records_anonymised": anonymise_records(session, user_id=user_id)}
+                  "audit_records_anonymised": anonymise_records(session, user_id=user_id),
+                  "usage_records_anonymised": anonymise_usage(session, user_id=user_id)}
         hashed = name_hash(session, user.identifier)
         session.exec(delete(ForgottenName).where(col(ForgottenName.name_hash) == hashed))
         session.add(ForgottenName(name_hash=hashed, password_hash=user.password_hash,

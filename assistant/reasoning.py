@@ -103,4 +103,8 @@ def strip_reasoning(text: str, *, opened: bool = False) -> tuple[str, str]:
 
 def estimate_tokens(text: str) -> int:
     """About four characters a token in English (OpenAI's rule of thumb), for servers that report none."""
-    return (len(text) + 3) // 4
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    return (chars + 3) // 4

@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 
 import numpy as np
@@ -45,12 +46,13 @@ from assistant.reasoning import strip_reasoning
 from assistant.safety.audit import add_record, needs_record
 from assistant.safety.deliberate import Deliberation
 from assistant.safety.gate import SafetyGate, answer_instructions, verdict_json
+from assistant.usage import UsageLog, until_tomorrow
 from hypotheses.style import StyleStats, describe, observe
 from memory import profile, store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
-from memory.models import Author, EntryStatus, Message, MessageStatus, stored_id
+from memory.models import Author, EntryStatus, Message, MessageStatus, stored_id, utcnow
 from memory.retrieve import (
     Recalled,
     RecallQuery,
@@ -100,6 +102,7 @@ class TurnLimits:
     recall_results: int = _setting("recall_results")
     recall_half_life_days: float = _setting("recall_half_life_days")
     profile_tokens: int = _setting("profile_tokens")
+    daily_token_limit: int = _setting("daily_token_limit")
 
     @classmethod
     def of(cls, settings: Settings) -> TurnLimits:
@@ -113,6 +116,7 @@ class _Stored:
     window_ids: frozenset[int] = field(default_factory=frozenset)
     style: list[str] = field(default_factory=list)  # the style card's statements, this message included
     profile: list[str] = field(default_factory=list)  # active profile entries, strongest first
+    used_today: int = 0  # tokens the user's model calls used today, when there is a daily limit
 
 
 class Turns:
@@ -120,9 +124,10 @@ class Turns:
 
     def __init__(
         self, *, engine: Engine, gateway: Gateway, embedder: Embedder, indexes: UserIndexes, limits: TurnLimits,
-        safety: SafetyGate | None = None,
+        safety: SafetyGate | None = None, usage: UsageLog | None = None,
     ) -> None:
         self._engine = engine
+        self._usage = usage
         self._safety = safety
         self._gateway = gateway
         self._embedder = embedder
@@ -162,10 +167,15 @@ class Turns:
                 f"Your message is {len(text):,} characters long; the limit is {self._limits.max_message_chars:,}. "
                 "It is saved in this conversation but was not sent to the model. Please send a shorter message."
             ))
+        if self._limits.daily_token_limit and stored.used_today >= self._limits.daily_token_limit:
+            logger.info("turn thread=%s user=%s: daily token limit reached", request.thread_id, request.user_id)
+            # Kept whole, embedding included, so it is recalled like any other once replies resume.
+            await self._record(request, stored.message, await embedding, "", None, reason="daily limit")
+            return TurnResult("", False, _limit_notice(self._limits.daily_token_limit))
         deciding = None
         if self._safety is not None:
             window = [(item.author, item.content) for item in stored.window]
-            deciding = asyncio.create_task(self._safety.decide(text, window, embedding))
+            deciding = asyncio.create_task(self._safety.decide(text, window, embedding, user_id=request.user_id))
         try:
             recalled, vector = await self._recall(request, text, embedding, stored)
             if on_recalled is not None:
@@ -192,7 +202,8 @@ class Turns:
         received: list[str] = []
         try:
             fitted = partial(fit_reply, parts)  # to the chat model's window, by the gateway
-            async for token in self._gateway.stream(fitted, purpose=Purpose.CHAT, on_reasoning=on_reasoning):
+            async for token in self._gateway.stream(fitted, purpose=Purpose.CHAT, on_reasoning=on_reasoning,
+                                                    user_id=request.user_id):
                 received.append(token)
                 await on_token(token)
             # A template that opened the thinking block itself leaves only its closing tag in the
@@ -243,8 +254,10 @@ class Turns:
                          key=lambda e: (-e.confidence, -e.support, e.id))
         lines = fit_profile([f"{e.text} ({e.facet}{', written by the user' if e.source == 'user' else ''})"
                              for e in entries], self._limits.profile_tokens)
+        used = (self._usage.used_today(session, user_id=request.user_id)
+                if self._usage is not None and self._limits.daily_token_limit else 0)
         return _Stored(message=message, window=window, window_ids=frozenset(stored_id(row.id) for row in rows),
-                       style=describe(stats), profile=lines)
+                       style=describe(stats), profile=lines, used_today=used)
 
     async def _embed(self, text: str) -> np.ndarray | None:
         if not self._embedder.ready:
@@ -320,6 +333,14 @@ class Turns:
     async def settle(self) -> None:
         """Wait for background memory work (tests, benchmarks, shutdown)."""
         await self._background.settle()
+
+
+def _limit_notice(limit: int, now: datetime | None = None) -> str:
+    left = until_tomorrow(now or utcnow())
+    hours, minutes = divmod(max(1, round(left.total_seconds() / 60)), 60)
+    return (f"You have used today's {limit:,} tokens, so this message was not sent to the model. It is saved; "
+            f"replies resume at midnight UTC, in {hours} h {minutes} min. If you need more, ask the "
+            "administrator to raise your daily limit.")
 
 
 def _failure_notice(exc: LLMError, partial: bool) -> str:

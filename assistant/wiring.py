@@ -19,6 +19,7 @@ from assistant.safety.gate import SafetyGate
 from assistant.safety.router import Router
 from assistant.safety.spec import Spec, SpecError, load_spec
 from assistant.turn import TurnLimits, Turns
+from assistant.usage import UsageLog
 from memory.db import make_engine, migrate
 from memory.embed import Embedder
 from memory.files import private_dir, tighten_tree
@@ -39,6 +40,7 @@ class App:
     jobs: HypothesisJobs
     spec: Spec
     router: Router
+    usage: UsageLog | None = None  # None offline: no model, nothing used
 
     def warm_up(self) -> None:
         """Load the embedding model in the background, then embed what waited for it. Returns at once."""
@@ -57,6 +59,8 @@ class App:
         await self.turns.settle()
         await self.jobs.settle()
         await self.gateway.close()
+        if self.usage is not None:
+            await self.usage.settle()  # the last calls' records
         self.engine.dispose()
 
 
@@ -67,10 +71,11 @@ def build_engine(settings: Settings) -> Engine:
     return engine
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings, usage: UsageLog | None = None) -> Gateway:
     if settings.offline:
         return OfflineModel()
     return OpenAIGateway(
+        meter=usage.record if usage is not None else None,
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
         models={purpose: settings.model_for(purpose) for purpose in Purpose},
@@ -102,15 +107,17 @@ def build_spec(settings: Settings) -> Spec:
 def build_app(settings: Settings) -> App:
     spec = build_spec(settings)  # first: a bad spec stops the app before anything is opened
     engine = build_engine(settings)
-    gateway = build_gateway(settings)
+    usage = None if settings.offline else UsageLog(engine)
+    gateway = build_gateway(settings, usage)
     embedder, indexes = build_memory(settings, engine)
     router = Router(spec, embedder.encode)
     # Offline there is no model to deliberate with; the offline reply answers nothing anyway.
     safety = None if gateway.offline else SafetyGate(spec=spec, router=router, gateway=gateway,
                                                       timeout=settings.safety_timeout)
     turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=TurnLimits.of(settings),
-                  safety=safety)
-    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every)
+                  safety=safety, usage=usage)
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every,
+                          usage=usage, daily_token_limit=settings.daily_token_limit)
     logger.info("app built: database=%s model=%s spec=%s", engine.dialect.name, gateway.label, spec.version)
     return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns,
-               jobs=jobs, spec=spec, router=router)
+               jobs=jobs, spec=spec, router=router, usage=usage)

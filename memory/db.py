@@ -247,6 +247,11 @@ def m010_one_active_job(conn: Connection) -> None:
                       f"WHERE {models.ACTIVE_JOB}"))
 
 
+def m011_usage(conn: Connection) -> None:
+    models.table_of(models.UsageRecord).create(conn, checkfirst=True)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_usage_record_at ON usage_record (at)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -258,6 +263,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m008_accounts", m008_accounts),
     ("m009_job_leases", m009_job_leases),
     ("m010_one_active_job", m010_one_active_job),
+    ("m011_usage", m011_usage),
 ]
 
 

@@ -440,6 +440,29 @@ class ThrottleEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class UsageRecord(SQLModel, table=True):
+    """One request to a model server: what it used, for whom, how long it took and how it ended.
+
+    The user appears only as a pseudonym (the audit's keyed hash of their id), so the operators' cost
+    figures survive the user's erasure as counts, as the audit does; nothing of the request is kept.
+    """
+
+    __tablename__ = "usage_record"
+    __table_args__ = (Index("ix_usage_record_pseudonym_at", "pseudonym", "at"), NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    pseudonym: str | None = Field(default=None, max_length=64)  # None: a call of no one's (doctor, benchmarks)
+    purpose: str = Field(max_length=16)  # chat | safety | hypotheses
+    model: str = Field(max_length=128)
+    tokens_in: int = 0
+    tokens_out: int = 0  # reasoning tokens included
+    reasoning_tokens: int = 0
+    estimated: bool = False  # the server reported no usage: our counts
+    ms: float = 0.0
+    outcome: str = Field(default="ok", max_length=32)  # ok, or the error the call failed with
+
+
 class AppliedMigration(SQLModel, table=True):
     __tablename__ = "_migrations"
 

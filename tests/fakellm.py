@@ -1,7 +1,10 @@
 """A loopback OpenAI-compatible server for tests: scripted per purpose, recording every request.
 
 The real `openai` client talks to it over HTTP, so serialisation, streaming (SSE), retries,
-timeouts and our error mapping all run for real. Replies are scripted per purpose (the
+timeouts and our error mapping all run for real. `use("vllm")` (or openai, llamacpp, ollama, lmstudio)
+makes it answer as that server does, following its public documentation (`ServerMode` below):
+the response formats it takes and how it refuses the others, its error bodies, a missing model, an
+overload, usage in the stream, extra fields in chunks, what GET /v1/models and /props say. Replies are scripted per purpose (the
 `X-Assistant-Purpose` header the gateway sends); a call with nothing scripted is answered with
 HTTP 500 and remembered in `unscripted`. The `fake_llm` fixture fails a test for either mistake in its
 script: a call nobody scripted, or a scripted reply nobody asked for (`problems()`); a reply left over
@@ -17,7 +20,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # The context windows the tests' gateways are built with: a small local model's.
@@ -41,6 +44,9 @@ class Reply:
     # reasoning), streamed word by word before the answer.
     reasoning: str = ""
     reasoning_field: str = "reasoning_content"
+    # The server's own answer instead of a reply: "busy", "rate_limited", "quota" (as its mode says them).
+    failure: str | None = None
+    usage: dict | None = None  # the usage the server reports; default: 1 token in, 1 out
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -78,6 +84,179 @@ TOO_LONG = {
 }
 
 
+# --- server modes -------------------------------------------------------------------------------
+# How each real server differs, as data, from its public documentation and source (see the notes
+# beside each). A failure is (HTTP status, JSON body); `None` where the server has no such answer.
+
+Failure = tuple[int, "dict | str"]
+
+
+def _openai_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _vllm_error(status: int, message: str, type_: str) -> dict:
+    # vLLM's ErrorResponse since 0.10 (`{"error": ErrorInfo}`); `code` is the HTTP status, an int.
+    # Before, the same fields sat at the top level with "object": "error" (as TOO_LONG["vllm"] above).
+    return {"error": {"message": message, "type": type_, "param": None, "code": status}}
+
+
+def _llamacpp_error(status: int, message: str, type_: str) -> dict:
+    # tools/server: format_error_response() -> {"code", "message", "type"} under "error".
+    return {"error": {"code": status, "message": message, "type": type_}}
+
+
+def _ollama_error(status: int, message: str) -> dict:
+    # ollama/openai/openai.go NewError: type by status, `code` always null.
+    type_ = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return {"error": {"message": message, "type": type_, "param": None, "code": None}}
+
+
+@dataclass(frozen=True)
+class ServerMode:
+    """What one server does differently. `formats`: the response_format types it takes (a request
+    without one is always taken); `refuse_format(kind, body)`: its answer to a format it refuses, or
+    None to take it. `failures`: its answers to a missing model, overload, rate limit and spent
+    quota, each from the model name. `streams_usage`: a final chunk with `choices: []` and `usage`
+    when the request asks with `stream_options.include_usage`. The extras are fields it adds to
+    every chunk, to each chunk's choice, and to the last chunk. `window_field`: where it states the
+    context window it runs the model with ("max_model_len" in /v1/models, "props" for GET /props)."""
+
+    name: str
+    formats: frozenset[str]
+    refuse_format: Callable[[str, dict], Failure | None]
+    failures: dict[str, Callable[[str], Failure]]
+    streams_usage: bool = True
+    chunk_extras: dict = field(default_factory=dict)
+    choice_extras: dict = field(default_factory=dict)
+    last_extras: dict = field(default_factory=dict)
+    owned_by: str = "tests"
+    window_field: str | None = None
+    serves_any_name: bool = False  # answers whatever model a request names (llama.cpp's one model)
+    version_route: str | None = None  # a root route that names the server (Ollama: /api/version)
+
+    def refusal(self, body: dict) -> Failure | None:
+        """The server's answer to the request's response_format, when it refuses it."""
+        kind = (body.get("response_format") or {}).get("type")
+        if not kind or kind == "text":
+            return None
+        if kind not in self.formats:
+            return self.refuse_format(kind, body)
+        if self.name == "openai" and kind == "json_object" and "json" not in json.dumps(body.get("messages")).lower():
+            # OpenAI's JSON mode refuses a prompt that never says "JSON" (a known trap of the fallback).
+            return 400, _openai_error("'messages' must contain the word 'json' in some form, to use "
+                                      "'response_format' of type 'json_object'.", "invalid_request_error",
+                                      None, "messages")
+        return None
+
+
+OPENAI = ServerMode(
+    # platform.openai.com/docs/guides/error-codes and the chat streaming reference: every chunk carries
+    # system_fingerprint, service_tier and (since 2025) an `obfuscation` padding string; 404
+    # model_not_found; 429 rate_limit_exceeded vs insufficient_quota (waiting does not help); 503 overloaded.
+    name="openai",
+    formats=frozenset({"json_schema", "json_object"}),
+    refuse_format=lambda kind, body: (400, _openai_error(
+        f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', and 'text'.",
+        "invalid_request_error", "invalid_value", "response_format.type")),
+    failures={
+        "unknown_model": lambda model: (404, _openai_error(
+            f"The model `{model}` does not exist or you do not have access to it.", "invalid_request_error",
+            "model_not_found")),
+        "busy": lambda model: (503, _openai_error(
+            "The engine is currently overloaded, please try again later.", "server_error", None)),
+        "rate_limited": lambda model: (429, _openai_error(
+            f"Rate limit reached for {model} on requests per min (RPM): Limit 3, Used 3, Requested 1.",
+            "requests", "rate_limit_exceeded")),
+        "quota": lambda model: (429, _openai_error(
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota", "insufficient_quota")),
+    },
+    chunk_extras={"system_fingerprint": "fp_fake", "service_tier": "default", "obfuscation": "Xq3v"},
+    choice_extras={"logprobs": None},
+    owned_by="openai",
+)
+
+VLLM = ServerMode(
+    # docs.vllm.ai OpenAI-compatible server: structured outputs take json_schema and json_object;
+    # /v1/models states max_model_len; chunks carry logprobs and stop_reason; a model it does not serve
+    # is a 404 NotFoundError. It queues rather than refuses, so no overload answer is modelled.
+    name="vllm",
+    formats=frozenset({"json_schema", "json_object", "structural_tag"}),
+    refuse_format=lambda kind, body: (400, _vllm_error(
+        400, f"1 validation error: response_format.type: Input should be 'text', 'json_object', "
+             f"'json_schema' or 'structural_tag' (got {kind!r})", "BadRequestError")),
+    failures={
+        "unknown_model": lambda model: (404, _vllm_error(404, f"The model `{model}` does not exist.", "NotFoundError")),
+    },
+    choice_extras={"logprobs": None, "stop_reason": None},
+    owned_by="vllm",
+    window_field="max_model_len",
+)
+
+LLAMACPP = ServerMode(
+    # llama.cpp tools/server/README.md and server-common.cpp: response_format text | json_object |
+    # json_schema, anything else "must be one of ..."; one model, whatever name a request gives; GET
+    # /props states default_generation_settings.n_ctx; /health and requests answer 503 "Loading model"
+    # (unavailable_error) until the model is loaded; the last chunk carries `timings`.
+    name="llamacpp",
+    formats=frozenset({"json_schema", "json_object"}),
+    refuse_format=lambda kind, body: (400, _llamacpp_error(
+        400, f'response_format type must be one of "text" or "json_object", but got: {kind}', "invalid_request_error")),
+    failures={
+        "busy": lambda model: (503, _llamacpp_error(503, "Loading model", "unavailable_error")),
+    },
+    chunk_extras={"system_fingerprint": "b6200-fake"},
+    last_extras={"timings": {"prompt_n": 5, "prompt_ms": 12.5, "predicted_n": 3, "predicted_ms": 40.1,
+                             "predicted_per_second": 74.8}},
+    owned_by="llamacpp",
+    window_field="props",
+    serves_any_name=True,
+)
+
+# llama.cpp builds before json_schema support (2024) refused it with the same message: the gateway
+# falls back to json_object, which they took.
+LLAMACPP_OLD = replace(LLAMACPP, name="llamacpp-old", formats=frozenset({"json_object"}))
+
+OLLAMA = ServerMode(
+    # docs.ollama.com/api/openai-compatibility and ollama/openai/openai.go: response_format json_object
+    # ("json") and json_schema (its schema), other types ignored; stream_options.include_usage honoured;
+    # every chunk has system_fingerprint "fp_ollama" and thinking in `reasoning`; errors are
+    # {"error": {message, type, param, code: null}}; a model not pulled: 404 `model "x" not found, try
+    # pulling it first`; a full queue (OLLAMA_MAX_QUEUE): 503 "server busy ... maximum pending requests
+    # exceeded". /v1/models says no window (GET /api/show gives the trained one, not num_ctx).
+    name="ollama",
+    formats=frozenset({"json_schema", "json_object"}),
+    refuse_format=lambda kind, body: None,  # unknown types are ignored: plain text
+    failures={
+        "unknown_model": lambda model: (404, _ollama_error(404, f'model "{model}" not found, try pulling it first')),
+        "busy": lambda model: (503, _ollama_error(503, "server busy, please try again.  maximum pending requests exceeded")),
+    },
+    chunk_extras={"system_fingerprint": "fp_ollama"},
+    owned_by="library",
+    version_route="/api/version",
+)
+
+LMSTUDIO = ServerMode(
+    # lmstudio.ai/docs (structured output: json_schema) and its bug tracker (#189, #307): json_object is
+    # refused with a bare string error, "'response_format.type' must be 'json_schema' or 'text'"; a model
+    # it does not have: 404 model_not_found (OpenAI's shape); usage streamed only when asked (#713).
+    name="lmstudio",
+    formats=frozenset({"json_schema"}),
+    refuse_format=lambda kind, body: (400, {"error": "'response_format.type' must be 'json_schema' or 'text'"}),
+    failures={
+        "unknown_model": lambda model: (404, _openai_error(
+            f'Model "{model}" not found. Please specify a valid model.', "invalid_request_error", "model_not_found",
+            "model")),
+    },
+    choice_extras={"logprobs": None},
+    owned_by="organization_owner",
+)
+
+SERVERS = {mode.name: mode for mode in (OPENAI, VLLM, LLAMACPP, LLAMACPP_OLD, OLLAMA, LMSTUDIO)}
+MODES = ("openai", "vllm", "llamacpp", "ollama", "lmstudio")  # one per real server, for parametrised tests
+
+
 class FakeLLM:
     def __init__(self) -> None:
         # A context window the fake enforces as `window_style` does ("ollama": accept, but note the
@@ -86,6 +265,10 @@ class FakeLLM:
         self.window_style = "vllm"
         self.token_scale = 1.0
         self.overflowed: list[Recorded] = []
+        # The server's behaviour (None: the plain fake, OpenAI's shapes) and the models it serves
+        # (None: any name, listed as "fake-model"); a name it does not serve gets its mode's 404.
+        self.mode: ServerMode | None = None
+        self.models: list[str] | None = None
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._responders: dict[str, Responder] = {}
         self.requests: list[Recorded] = []
@@ -100,6 +283,51 @@ class FakeLLM:
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    def use(self, mode: str | ServerMode) -> FakeLLM:
+        """Answer as the named server does (SERVERS), or as a variant of one built with `replace`."""
+        self.mode = SERVERS[mode] if isinstance(mode, str) else mode
+        if self.mode.name in TOO_LONG or self.mode.name == "ollama":
+            self.window_style = self.mode.name
+        return self
+
+    def stated_window(self) -> int:
+        """The context window the server says it runs the model with (vLLM, llama.cpp)."""
+        return self.window or 32_768
+
+    def failure(self, name: str, model: str) -> Failure | None:
+        """The mode's answer for `name` (unknown_model, busy, rate_limited, quota), if it has one."""
+        failures = self.mode.failures if self.mode is not None else OPENAI.failures
+        make = failures.get(name)
+        return make(model) if make is not None else None
+
+    def refusal(self, record: Recorded) -> Failure | None:
+        """The server's answer to a request it refuses before any model runs: a model it does not serve,
+        a response format it does not take. Recorded, and the script is left as it was."""
+        model = record.body.get("model", "")
+        found: Failure | None = None
+        if self.models is not None and model not in self.models and not (self.mode and self.mode.serves_any_name):
+            found = self.failure("unknown_model", model)
+        if found is None and self.mode is not None:
+            found = self.mode.refusal(record.body)
+        if found is not None:
+            with self._lock:
+                self.requests.append(record)
+        return found
+
+    def listing(self) -> dict:
+        """GET /v1/models as the server answers it."""
+        mode = self.mode or OPENAI
+        names = self.models if self.models is not None else ["fake-model"]
+        data = []
+        for name in names:
+            entry = {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": mode.owned_by}
+            if mode.window_field == "max_model_len":
+                entry.update(root=name, parent=None, max_model_len=self.stated_window(), permission=[])
+            if mode.name.startswith("llamacpp"):
+                entry["meta"] = {"n_ctx_train": 131_072, "n_vocab": 151_936, "n_params": 8_000_000_000}
+            data.append(entry)
+        return {"object": "list", "data": data}
 
     def script(self, purpose: str, *replies: Reply | str) -> None:
         with self._lock:
@@ -160,6 +388,7 @@ class FakeLLM:
 
     def reset(self) -> None:
         self.window, self.window_style, self.token_scale = None, "vllm", 1.0
+        self.mode, self.models = None, None
         self.overflowed.clear()
         with self._lock:
             self._scripts.clear()
@@ -193,8 +422,14 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             return None
 
         def do_GET(self) -> None:
+            mode = fake.mode
             if self.path.rstrip("/").endswith("/models"):
-                self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "tests"}]})
+                self._json(200, fake.listing())
+            elif self.path == "/props" and mode is not None and mode.window_field == "props":
+                self._json(200, {"default_generation_settings": {"n_ctx": fake.stated_window(), "params": {}},
+                                 "total_slots": 1, "model_path": "/models/fake.gguf", "build_info": "b6200-fake"})
+            elif mode is not None and self.path == mode.version_route:
+                self._json(200, {"version": "0.12.0"})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -209,6 +444,9 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if (refusal := fake.too_long(record)) is not None:
                 self._json(400, refusal)
                 return
+            if (refused := fake.refusal(record)) is not None:
+                self._json(*refused)
+                return
             reply = fake._next(record)
             if reply is None:
                 self._json(500, {"error": {"message": f"fake LLM: nothing scripted for purpose {purpose!r}"}})
@@ -216,7 +454,11 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             try:
-                if reply.status != 200:
+                if reply.failure is not None:
+                    failed = fake.failure(reply.failure, body.get("model", ""))
+                    assert failed is not None, f"{fake.mode and fake.mode.name} has no {reply.failure!r} answer"
+                    self._json(*failed, reply.headers)
+                elif reply.status != 200:
                     self._json(reply.status, {"error": {"message": f"scripted {reply.status}"}}, reply.headers)
                 elif body.get("stream"):
                     self._stream(reply, body)
@@ -225,7 +467,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (e.g. its timeout): nothing left to say
 
-        def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        def _json(self, status: int, payload: dict | str, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -241,9 +483,21 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             model = body.get("model", "fake-model")
-            self._event(_chunk(model, {"role": "assistant", "content": ""}))
+            mode = fake.mode
+            usage = bool((body.get("stream_options") or {}).get("include_usage")) and (mode is None or mode.streams_usage)
+
+            def chunk(delta: dict, finish: str | None = None) -> dict:
+                made = _chunk(model, delta, finish)
+                if mode is not None:
+                    made.update(mode.chunk_extras)
+                    made["choices"][0].update(mode.choice_extras)
+                    if usage and mode is OPENAI:
+                        made["usage"] = None  # OpenAI: every chunk has the key once usage is asked for
+                return made
+
+            self._event(chunk({"role": "assistant", "content": ""}))
             for word in reply.reasoning.split(" ") if reply.reasoning else []:
-                self._event(_chunk(model, {reply.reasoning_field: word + " ", "content": None}))
+                self._event(chunk({reply.reasoning_field: word + " ", "content": None}))
             for index, piece in enumerate(reply.pieces()):
                 if reply.break_after is not None and index >= reply.break_after:
                     # Vanish mid-stream: no final chunk, no [DONE], no chunked terminator.
@@ -252,9 +506,17 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     return
                 if reply.chunk_delay:
                     time.sleep(reply.chunk_delay)
-                self._event(_chunk(model, {"content": piece}))
+                self._event(chunk({"content": piece}))
+            last: list[dict] = []
             if reply.finish_reason is not None:
-                self._event(_chunk(model, {}, finish=reply.finish_reason))
+                last.append(chunk({}, finish=reply.finish_reason))
+                if usage:
+                    # OpenAI's streaming reference: a last chunk with no choices, carrying the usage.
+                    last.append({**chunk({}), "choices": [], "usage": _usage(reply)})
+                if mode is not None and mode.last_extras:
+                    last[-1].update(mode.last_extras)
+            for event in last:
+                self._event(event)
             if reply.done:
                 self._write_chunk(b"data: [DONE]\n\n")
             self._write_chunk(b"")
@@ -283,8 +545,12 @@ def _completion(reply: Reply, body: dict) -> dict:
         "choices": [{"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
                      "message": {"role": "assistant", "content": reply.text, "refusal": None,
                                  **({reply.reasoning_field: reply.reasoning} if reply.reasoning else {})}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": _usage(reply),
     }
+
+
+def _usage(reply: Reply) -> dict:
+    return reply.usage or {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
 
 
 def verdict(decision: str = "comply", *rules: str, rationale: str = "An everyday request that no rule restricts.") -> str:

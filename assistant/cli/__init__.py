@@ -2,6 +2,7 @@
 
 Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
+  hyperalign doctor [--json]
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
   hyperalign users set-role NAME operator|user
@@ -28,12 +29,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from assistant.cli import audit, bench, profile, reindex, safety, serve, users
+from assistant.cli import audit, bench, doctor, profile, reindex, safety, serve, users
 from assistant.cli.base import CommandError
 from assistant.config import ConfigError, load_settings
 
 # The order `hyperalign --help` lists them in.
-COMMAND_GROUPS = (serve, users, profile, reindex, bench, safety, audit)
+COMMAND_GROUPS = (serve, doctor, users, profile, reindex, bench, safety, audit)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(load_settings(), args) or 0
+        # A command that reports faulty settings as a finding (doctor) loads them itself.
+        settings = None if getattr(args, "loads_settings", False) else load_settings()
+        return args.run(settings, args) or 0
     except (ConfigError, CommandError) as exc:
         print(f"hyperalign: {exc}", file=sys.stderr)
         return 2

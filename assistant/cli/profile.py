@@ -85,7 +85,7 @@ def profile_infer(settings: Settings, args: argparse.Namespace) -> int:
             job = write(app.engine, lambda s: enqueue(s, user_id=user_id, trigger="command"))
             if job is None:
                 raise CommandError(f"a job for {args.name} is already queued or running")
-            outcome = await app.jobs.run(stored_id(job.id))
+            outcome = await app.jobs.run(stored_id(job.id), user_id=user_id)
         finally:
             await app.aclose()
         if outcome.status != JobStatus.DONE:

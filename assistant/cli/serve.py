@@ -1,4 +1,4 @@
-"""`hyperalign serve`: the chat app, served by Chainlit from this checkout."""
+"""`hyperalign serve`: the chat app, served by Chainlit from this checkout, after a quick check."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         CHAINLIT_HOST=args.host,
         CHAINLIT_PORT=str(args.port),
     )
+    env.update(startup_check(settings))
     mode = "offline mode (no OPENAI_API_KEY or OPENAI_BASE_URL set)" if settings.offline else settings.chat_model
     database = "PostgreSQL" if settings.database_url and "postgresql" in settings.database_url else "SQLite"
     print(f"hyperalign: http://{args.host}:{args.port}  model: {mode}  database: {database}", flush=True)
@@ -47,3 +48,24 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                "--host", args.host, "--port", str(args.port)]
     os.execve(sys.executable, command, env)
     return 0  # not reached
+
+
+def startup_check(settings: Settings) -> dict[str, str]:
+    """Print the quick check's problems and verdict (a missing model is known now, not at the first
+    message); return the context windows the model server states for purposes whose setting is unset,
+    for the app's environment. Nothing found here stops the start: a model server may come up later."""
+    from assistant import doctor
+
+    try:
+        rows, probes = doctor.examine(settings, quick=True)
+    except Exception as exc:  # the outermost boundary of the check: the app starts regardless
+        print(f"hyperalign: the start-up check failed ({type(exc).__name__}); starting anyway", flush=True)
+        return {}
+    for row in rows:
+        if row.status != doctor.Status.OK:
+            print(f"hyperalign: {doctor.shown_status(row)} {row.name}: {row.detail}", flush=True)
+    windows = doctor.stated_windows(settings, probes)
+    for name, tokens in windows.items():
+        print(f"hyperalign: {name}={tokens}, as the model server states", flush=True)
+    print(f"hyperalign: start-up check: {doctor.verdict(rows)}; `hyperalign doctor` checks everything", flush=True)
+    return windows

@@ -26,7 +26,7 @@ class InstantModel:
         self.budget = budget_for("chat", window, counter_for("a-local-model")) if window else None
         self.prompt_tokens: list[int] = []
 
-    async def stream(self, messages, *, purpose, on_reasoning=None):
+    async def stream(self, messages, *, purpose, on_reasoning=None, user_id=None):
         from assistant.llm import resolve
 
         fitted = resolve(messages, self.budget)
@@ -34,7 +34,7 @@ class InstantModel:
             self.prompt_tokens.append(self.budget.count(fitted))
         yield "Noted."
 
-    async def complete(self, messages, *, purpose, json_schema=None):
+    async def complete(self, messages, *, purpose, json_schema=None, user_id=None):
         raise NotImplementedError("the turn benchmark makes no whole-answer calls (no safety gate, no inference)")
 
     async def close(self) -> None:
@@ -49,7 +49,7 @@ class FixedLatencyModel:
     def __init__(self, latency_ms: float) -> None:
         self._delay = latency_ms / 1000
 
-    async def stream(self, messages, *, purpose, on_reasoning=None):
+    async def stream(self, messages, *, purpose, on_reasoning=None, user_id=None):
         from assistant.llm import resolve
 
         resolve(messages)  # built, as the gateway would
@@ -57,7 +57,7 @@ class FixedLatencyModel:
         for word in ("Here", " is", " the", " answer."):
             yield word
 
-    async def complete(self, messages, *, purpose, json_schema=None):
+    async def complete(self, messages, *, purpose, json_schema=None, user_id=None):
         from assistant.llm import Completion, resolve
 
         resolve(messages)
@@ -81,11 +81,11 @@ class ScriptedModel:
         self.profile_chars: list[int] = []  # size of the profile block in each chat prompt
         self._rng = rng
 
-    async def stream(self, messages, *, purpose, on_reasoning=None):
+    async def stream(self, messages, *, purpose, on_reasoning=None, user_id=None):
         self._count(str(purpose), messages, "Noted.")
         yield "Noted."
 
-    async def complete(self, messages, *, purpose, json_schema=None):
+    async def complete(self, messages, *, purpose, json_schema=None, user_id=None):
         from assistant.llm import Completion, Purpose
 
         if purpose == Purpose.SAFETY:

@@ -22,14 +22,14 @@ class SafetyGate:
     def __init__(self, *, spec: Spec, router: Router, gateway: Gateway, timeout: float) -> None:
         self.spec, self._router, self._gateway, self._timeout = spec, router, gateway, timeout
 
-    async def decide(self, text: str, window: Sequence[tuple[str, str]], vector: asyncio.Future | None
-                     ) -> Deliberation:
+    async def decide(self, text: str, window: Sequence[tuple[str, str]], vector: asyncio.Future | None, *,
+                     user_id: int | None = None) -> Deliberation:
         """Route (with the message's embedding when there is one), then deliberate. Never raises for the model."""
         embedded: np.ndarray | None = await vector if vector is not None else None
         routed = await asyncio.to_thread(self._router.route, text, embedded)
 
         async def complete(messages, schema):
-            return await self._gateway.complete(messages, purpose=Purpose.SAFETY, json_schema=schema)
+            return await self._gateway.complete(messages, purpose=Purpose.SAFETY, json_schema=schema, user_id=user_id)
 
         return await deliberate(complete, self.spec, routed_ids(routed), window, text, timeout=self._timeout)
 

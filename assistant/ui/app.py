@@ -36,6 +36,7 @@ from assistant.ui.page import serve_local_pages
 from assistant.ui.routes import install_routes, invalid_request
 from assistant.ui.sharing import refuse_sharing
 from assistant.ui.views import deliberation_markdown, recalled_markdown
+from assistant.usage import parse_prices
 from memory import store
 from memory.db import read, write
 from memory.models import Role
@@ -74,7 +75,7 @@ async def startup() -> None:
     install_guard(fastapi_app, guard, window_message=asks_for_the_panel)
     install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
-    install_console(fastapi_app, Console(app.engine, app.spec))
+    install_console(fastapi_app, Console(app.engine, app.spec, parse_prices(app.settings.prices)))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)
     housekeeping = asyncio.create_task(_housekeeping(guard, app))
     _background.add(housekeeping)  # held, or the loop could collect it

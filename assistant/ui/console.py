@@ -22,6 +22,7 @@ from assistant.ui import console_html as html
 from assistant.ui.bodies import AuditLabel
 from assistant.ui.inputs import path_id, read_form, read_model
 from assistant.ui.routes import install_first, signed_in_account
+from assistant.usage import Price, usage_report
 from memory.db import read, write
 from memory.models import Role
 
@@ -30,8 +31,8 @@ RecordId = Annotated[int, path_id("record_id", "There is no such audit record.")
 
 
 class Console:
-    def __init__(self, engine: Engine, spec: Spec) -> None:
-        self._engine, self._spec = engine, spec
+    def __init__(self, engine: Engine, spec: Spec, prices: dict[str, Price] | None = None) -> None:
+        self._engine, self._spec, self._prices = engine, spec, prices or {}
 
     async def operator(self, request: Request) -> str:
         account = await signed_in_account(self._engine, request)
@@ -82,6 +83,12 @@ class Console:
     async def api_export(self, request: Request) -> Response:
         return await self._export(request, request.query_params.get("format", "jsonl"))
 
+    async def api_usage(self, request: Request) -> JSONResponse:
+        await self.operator(request)
+        days = _days(request)
+        return JSONResponse({"days_shown": days, **await self._read(
+            lambda s: usage_report(s, days=days, prices=self._prices))})
+
     # --- pages ----------------------------------------------------------------------------------
 
     async def page_list(self, request: Request) -> HTMLResponse:
@@ -131,6 +138,13 @@ class Console:
         logger.info("operator %s labelled audit record %s", who, record_id)
         return RedirectResponse(f"/console/records/{record_id}", status_code=303)
 
+    async def page_usage(self, request: Request) -> HTMLResponse:
+        if isinstance(who := await self._page_operator(request), HTMLResponse):
+            return who
+        days = _days(request)
+        report = await self._read(lambda s: usage_report(s, days=days, prices=self._prices))
+        return HTMLResponse(html.usage_page(report, days))
+
     async def page_export_csv(self, request: Request) -> Response:
         return await self._export(request, "csv")
 
@@ -168,6 +182,14 @@ class Console:
                                 status_code=exc.status_code)
 
 
+def _days(request: Request) -> int:
+    """The Usage page's period: ?days=N, one of the offered periods (else 400, saying which there are)."""
+    value = request.query_params.get("days", "30")
+    if value not in {str(n) for n in html.USAGE_PERIODS}:
+        raise HTTPException(status_code=400, detail=f"days is one of {', '.join(map(str, html.USAGE_PERIODS))}.")
+    return int(value)
+
+
 def _not_found(exc: review.ReviewError) -> HTMLResponse:
     return HTMLResponse(html.message_page("Not found", str(exc), ("/console", "Back to the list")), status_code=404)
 
@@ -179,8 +201,10 @@ def install_console(fastapi_app: FastAPI, console: Console) -> None:
         ("/api/console/records/{record_id}/label", console.api_label, ["POST"]),
         ("/api/console/metrics", console.api_metrics, ["GET"]),
         ("/api/console/export", console.api_export, ["GET"]),
+        ("/api/console/usage", console.api_usage, ["GET"]),
         ("/console", console.page_list, ["GET"]),
         ("/console/", console.page_list, ["GET"]),  # the Console button's target (public/hyperalign.js)
+        ("/console/usage", console.page_usage, ["GET"]),
         ("/console/records/{record_id}", console.page_record, ["GET"]),
         ("/console/records/{record_id}/label", console.page_label, ["POST"]),
         ("/console/export.csv", console.page_export_csv, ["GET"]),

@@ -171,3 +171,47 @@ def detail_page(record: dict, error: str | None = None, *, spec: Spec) -> str:
                    label=_words(LABEL_WORDS, record["label"]) if record["label"] else None,
                    choices=[(value, LABEL_CHOICES[Label(value)]) for value in labels_for(record["decision"])],
                    latency=f"{record['latency_ms']:.0f}", routed=", ".join(record["routed"]) or "none")
+
+
+USAGE_PERIODS = (7, 30, 90)
+
+
+def usage_chart(days: list[dict]) -> dict | None:
+    """Bars of tokens per day, the answer's (out) stacked on the prompt's (in); hover for the numbers.
+
+    Drawn in a viewBox one unit a day wide and stretched to the page's width, so every day of the
+    period shows on a phone as on a desktop; the dates are written below it, in the page's own text."""
+    top = max((d["tokens_in"] + d["tokens_out"] for d in days), default=0)
+    if not top:
+        return None
+    height, bars = 100, []
+    for i, day in enumerate(days):
+        low, high = height * day["tokens_in"] / top, height * day["tokens_out"] / top
+        bars.append({"x": f"{i + 0.1:.1f}", "day": day["day"], "tokens_in": f"{day['tokens_in']:,}",
+                     "tokens_out": f"{day['tokens_out']:,}", "in_y": f"{height - low:.2f}", "in_h": f"{low:.2f}",
+                     "out_y": f"{height - low - high:.2f}", "out_h": f"{high:.2f}"})
+    return {"width": len(days), "height": height, "bar": "0.8", "days": bars, "first": days[0]["day"],
+            "last": days[-1]["day"], "top": f"{top:,}"}
+
+
+def cost_text(cost: float | None, priced: bool) -> str:
+    """A cost in dollars, or why there is none."""
+    if not priced:
+        return "no prices set"
+    if cost is None:
+        return "unknown: a model has no price"
+    return f"${cost:,.2f}" if cost >= 0.01 or cost == 0 else f"${cost:.4f}"
+
+
+def usage_page(report: dict, days: int) -> str:
+    priced = report["priced"]
+
+    def shaped(rows: list[dict]) -> list[dict]:
+        return [{**row, **{name: f"{row[name]:,}" for name in ("calls", "tokens_in", "tokens_out")},
+                 "cost_text": cost_text(row["cost"], priced)} for row in rows]
+
+    (total,) = shaped([report["total"]])
+    return _render("usage.html", title="Usage", days=days, periods=USAGE_PERIODS, total=total,
+                   chart=usage_chart(report["days"]),
+                   purposes=shaped(report["purposes"]), models=shaped(report["models"]), users=shaped(report["users"]),
+                   unusable=report["unusable"], priced=priced)

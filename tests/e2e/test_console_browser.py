@@ -254,3 +254,42 @@ def test_a_label_must_be_chosen_and_over_refusal_is_only_for_refusals(browser, o
     expect(page.locator(f"#row-{records['refuse']}")).to_contain_text("Over-refusal")
     _fits(page)
     operator.close()
+
+
+@VIEWPORTS
+def test_the_usage_page_is_one_click_from_the_console_and_shows_tokens_per_day_and_per_user(browser, offline_app,
+                                                                                            viewport):
+    from playwright.sync_api import expect
+
+    from memory.db import write
+    from memory.models import UsageRecord
+
+    opal, records, operator = _operator_of_three_records(browser, offline_app, viewport)
+
+    def seed(session):
+        for purpose, model, tokens_in, tokens_out in [("chat", "e2e-usage-model", 3_200, 640),
+                                                       ("safety", "e2e-usage-model", 1_100, 60)]:
+            session.add(UsageRecord(pseudonym=records["pseudonym"], purpose=purpose, model=model,
+                                    tokens_in=tokens_in, tokens_out=tokens_out, ms=420.0))
+
+    engine = app_engine(offline_app)
+    try:
+        write(engine, seed)
+    finally:
+        engine.dispose()
+    operator.sign_in()
+    operator.page.goto(offline_app.base_url + "/console/")
+    operator.page.locator("#nav-usage").click()
+    operator.page.wait_for_url("**/console/usage", timeout=15_000)
+    today_in = operator.page.locator("#usage-chart rect").nth(-2)  # the last day's bars: prompts, then answers
+    expect(today_in).to_be_visible()
+    said = today_in.locator("title").text_content()  # the install's day: other tests' records count too
+    assert said.endswith(" tokens in") and int(said.split(": ")[1].split()[0].replace(",", "")) >= 4300
+    expect(operator.page.locator("#usage-models")).to_contain_text("e2e-usage-model")
+    expect(operator.page.locator("#usage-users")).to_contain_text(records["pseudonym"])
+    assert "no prices set" in operator.page.locator("#usage-total").inner_text()  # no made-up cost
+    _fits(operator.page)
+    operator.shot(f"console-usage-{_size(viewport)}")
+    operator.page.locator("#period-7").click()
+    expect(operator.page.locator("#periods b")).to_have_text("7 days")
+    operator.close()

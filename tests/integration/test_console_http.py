@@ -11,7 +11,7 @@ import pytest
 from assistant.safety.audit import pseudonym
 from memory import store
 from memory.db import write
-from memory.models import AuditRecord, Author
+from memory.models import AuditRecord, Author, UsageRecord
 from tests.appserver import fresh, signed_in_operator
 
 # The shared app's database holds other modules' records too: every query of the console's numbers
@@ -58,7 +58,7 @@ def _signed_in(server, engine):
 ROUTES = [("GET", "/console"), ("GET", "/console/"), ("GET", "/console/records/1"), ("POST", "/console/records/1/label"),
           ("GET", "/console/export.csv"), ("GET", "/console/export.jsonl"), ("GET", "/api/console/records"),
           ("GET", "/api/console/records/1"), ("POST", "/api/console/records/1/label"), ("GET", "/api/console/metrics"),
-          ("GET", "/api/console/export?format=csv")]
+          ("GET", "/api/console/export?format=csv"), ("GET", "/console/usage"), ("GET", "/api/console/usage")]
 
 
 @pytest.mark.parametrize("method, path", ROUTES)
@@ -250,3 +250,26 @@ def test_the_label_menu_asks_first_and_a_label_left_unchosen_is_refused(console)
     unchosen = operator.post(f"/console/records/{record_id}/label", data={"label": "", "note": "x"}, follow_redirects=True)
     assert unchosen.status_code == 200 and "A label is one of" in unchosen.text
     assert operator.get(f"/api/console/records/{record_id}").json()["label"] == before
+
+
+def test_the_operator_sees_usage_per_day_purpose_model_and_user(console):
+    _, engine, operator, _ = console
+
+    def seed(session):
+        session.add(UsageRecord(pseudonym=OURS["pseudonym"], purpose="chat", model="console-usage-model",
+                                tokens_in=123_456, tokens_out=7_890, ms=250.0))
+        session.add(UsageRecord(pseudonym=OURS["pseudonym"], purpose="safety", model="console-usage-model",
+                                tokens_in=1_000, tokens_out=10, estimated=True, outcome="ModelTimeout", ms=900.0))
+
+    write(engine, seed)
+    report = operator.get("/api/console/usage", params={"days": "7"}).json()
+    assert report["days_shown"] == 7 and len(report["days"]) == 7
+    (model,) = [m for m in report["models"] if m["model"] == "console-usage-model"]
+    assert (model["calls"], model["tokens_in"], model["tokens_out"], model["estimated"], model["failed"]) == (
+        2, 124_456, 7_900, 1, 1)
+    assert OURS["pseudonym"] in [u["pseudonym"] for u in report["users"]]
+    page = operator.get("/console/usage")
+    assert page.status_code == 200 and "<svg id='usage-chart'" in page.text
+    assert "console-usage-model" in page.text and "124,456" in page.text and OURS["pseudonym"] in page.text
+    assert "uma's request" not in page.text  # counts only, never message text
+    assert operator.get("/console/usage", params={"days": "5"}).status_code == 400

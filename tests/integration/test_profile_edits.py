@@ -193,7 +193,8 @@ def test_forget_me_leaves_zero_rows_and_zero_vectors_and_only_anonymous_audit_co
         thread_id="ada-t", message_id="ada-m", reply_id="r", decision="refuse", rule_ids_json='["VIO.R1"]',
         rationale="A plan to hurt.", spec_version=SPEC.version)))
     counts = forget(engine, indexes, user_id=ada.id, token_lifetime_s=3600)
-    assert counts == {"threads": 1, "profile_entries": 2, "audit_records_anonymised": 1, "disk_scrubbed": True}
+    assert counts == {"threads": 1, "profile_entries": 2, "audit_records_anonymised": 1, "usage_records_anonymised": 0,
+                      "disk_scrubbed": True}
     with engine.connect() as conn:
         for table in ("message", "embedding", "thread", "profile_entry", "profile_history", "style_card",
                       "hypothesis_job", "step", "element"):

@@ -1,0 +1,232 @@
+"""Usage records of model calls, on SQLite and PostgreSQL, against the loopback fake model: what each
+call records, whose it is, the daily limit, the export, forget-me, and the figures of the Usage page."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from assistant.context import counter_for
+from assistant.llm import ModelUnavailable, OpenAIGateway, Purpose, ReplyTruncated
+from assistant.privacy import export_data, forget
+from assistant.safety.audit import FORGOTTEN, pseudonym
+from assistant.safety.gate import SafetyGate
+from assistant.safety.router import Router
+from assistant.safety.spec import load_spec
+from assistant.turn import TurnLimits, TurnRequest, Turns
+from assistant.usage import UsageLog, parse_prices, usage_report
+from memory import store
+from memory.db import read, write
+from memory.models import Author, Embedding, MessageStatus, UsageRecord
+from tests.fakellm import SERVERS, WINDOWS, Reply
+
+pytestmark = pytest.mark.anyio
+SPEC = load_spec()
+
+
+@pytest.fixture
+def people(engine):
+    def create(session):
+        return [store.create_user(session, identifier=name, password="password1").id for name in ("ann", "bob")]
+
+    return write(engine, create)
+
+
+@pytest.fixture
+async def metered(engine, fake_llm):
+    usage = UsageLog(engine)
+    gateway = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake-chat"),
+                            windows=WINDOWS, timeout=5, max_retries=0, meter=usage.record)
+    yield gateway, usage
+    await gateway.close()
+    await usage.settle()
+
+
+def records(engine) -> list[UsageRecord]:
+    return read(engine, lambda s: list(s.exec(select(UsageRecord).order_by(UsageRecord.id)).all()))
+
+
+async def test_a_streamed_reply_without_server_usage_is_counted_here_and_marked_estimated(engine, people, fake_llm,
+                                                                                         metered):
+    gateway, usage = metered
+    fake_llm.use(replace(SERVERS["lmstudio"], streams_usage=False))  # as a server that ignores stream_options
+    fake_llm.script("chat", "Hello there, how are you today?")
+    prompt = [{"role": "user", "content": "Say hello to me, please."}]
+    text = "".join([t async for t in gateway.stream(prompt, purpose=Purpose.CHAT, user_id=people[0])])
+    await usage.settle()
+    (row,) = records(engine)
+    counter = counter_for("fake-chat")
+    assert (row.purpose, row.model, row.outcome, row.estimated) == ("chat", "fake-chat", "ok", True)
+    assert row.tokens_in == counter.messages(prompt) and row.tokens_out == counter.count(text) > 0
+    assert row.pseudonym == read(engine, lambda s: pseudonym(s, user_id=people[0])) and row.ms > 0
+
+
+async def test_a_streamed_reply_takes_the_usage_the_server_streams(engine, people, fake_llm, metered):
+    gateway, usage = metered
+    fake_llm.use("vllm")
+    fake_llm.script("chat", Reply(text="Hi.", usage={"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}))
+    _ = [t async for t in gateway.stream([{"role": "user", "content": "Hi"}], purpose=Purpose.CHAT, user_id=people[0])]
+    await usage.settle()
+    (row,) = records(engine)
+    assert (row.tokens_in, row.tokens_out, row.estimated, row.outcome) == (42, 7, False, "ok")
+    assert fake_llm.requests_for("chat")[0].body["stream_options"] == {"include_usage": True}
+
+
+async def test_a_whole_answer_takes_the_servers_usage_and_failures_are_recorded_too(engine, people, fake_llm, metered):
+    gateway, usage = metered
+    fake_llm.script("safety", Reply(text='{"decision": "comply"}'), Reply(status=500),
+                    Reply(text='{"decision": "com', finish_reason="length"))
+    prompt = [{"role": "user", "content": "Decide this."}]
+    await gateway.complete(prompt, purpose=Purpose.SAFETY, user_id=people[1])
+    with pytest.raises(ModelUnavailable):
+        await gateway.complete(prompt, purpose=Purpose.SAFETY, user_id=people[1])
+    with pytest.raises(ReplyTruncated):  # cut off: never parsed, but what it used was used
+        await gateway.complete(prompt, purpose=Purpose.SAFETY, user_id=people[1])
+    await usage.settle()
+    rows = records(engine)
+    assert [(r.outcome, r.tokens_in, r.tokens_out, r.estimated) for r in rows] == [
+        ("ok", 1, 1, False), ("ModelUnavailable", 0, 0, False), ("ReplyTruncated", 1, 1, False)]
+
+
+async def test_a_stream_the_reader_stops_is_recorded_as_stopped(engine, people, fake_llm, metered):
+    gateway, usage = metered
+    fake_llm.script("chat", "one two three four five six")
+    stream = gateway.stream([{"role": "user", "content": "Count."}], purpose=Purpose.CHAT, user_id=people[0])
+    assert await anext(stream)
+    await stream.aclose()
+    await usage.settle()
+    (row,) = records(engine)
+    assert row.outcome == "stopped" and row.tokens_out > 0
+
+
+def build_turns(engine, embedder, indexes, gateway, usage, *, limit):
+    limits = TurnLimits(max_message_chars=1000, history_messages=20, daily_token_limit=limit)
+    safety = SafetyGate(spec=SPEC, router=Router(SPEC, embedder.encode), gateway=gateway, timeout=5)
+    return Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits, safety=safety,
+                 usage=usage)
+
+
+def turn(user_id, text, n, thread="usage-t"):
+    return TurnRequest(user_id=user_id, thread_id=f"{thread}-{user_id}", message_id=f"m{user_id}-{n}",
+                       reply_id=f"r{user_id}-{n}", text=text)
+
+
+async def noop(_token):
+    return None
+
+
+async def test_over_the_daily_limit_a_message_is_kept_and_not_sent_and_others_are_not_affected(
+        engine, people, fake_llm, metered, embedder, indexes):
+    gateway, usage = metered
+    ann, bob = people
+    turns = build_turns(engine, embedder, indexes, gateway, usage, limit=50)
+    fake_llm.script("chat", Reply(text="A first reply.", usage={"prompt_tokens": 40, "completion_tokens": 20,
+                                                                "total_tokens": 60}), "Bob's reply.")
+    first = await turns.run(turn(ann, "Tell me something about the weather in Lisbon in spring.", 1), noop)
+    assert first.complete
+    used = read(engine, lambda s: usage.used_today(s, user_id=ann))
+    assert used >= 50  # a safety call and a reply: the limit is reached (the turn that reaches it finishes)
+
+    second = await turns.run(turn(ann, "And what about the autumn?", 2), noop)
+    assert not second.complete and second.reply == ""
+    assert "today's 50 tokens" in second.notice and "It is saved" in second.notice and "midnight UTC" in second.notice
+    rows = read(engine, lambda s: store.thread_messages(s, thread_id=f"usage-t-{ann}"))
+    assert [(str(r.author), r.content) for r in rows][-1] == (str(Author.USER), "And what about the autumn?")
+    assert rows[-1].status == MessageStatus.COMPLETE  # the user's own message, whole
+    kept = rows[-1].id
+    assert read(engine, lambda s: s.exec(select(Embedding).where(Embedding.message_id == kept)).first())  # recallable
+
+    other = await turns.run(turn(bob, "Hello, what can you do?", 1), noop)
+    assert other.complete and other.reply == "Bob's reply."  # another person's allowance is their own
+
+
+async def test_the_limit_resets_at_midnight_utc(engine, people, metered):
+    _, usage = metered
+    ann = people[0]
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+
+    def old(session):
+        session.add(UsageRecord(at=yesterday, pseudonym=pseudonym(session, user_id=ann), purpose="chat", model="m",
+                                tokens_in=900, tokens_out=100))
+
+    write(engine, old)
+    assert read(engine, lambda s: usage.used_today(s, user_id=ann)) == 0
+
+
+async def test_a_user_exports_only_their_own_usage_and_forget_me_leaves_anonymous_counts(
+        engine, people, fake_llm, metered, tmp_path):
+    gateway, usage = metered
+    ann, bob = people
+    fake_llm.script("chat", "For Ann.", "For Bob.")
+    for who in (ann, bob):
+        _ = [t async for t in gateway.stream([{"role": "user", "content": "Hi"}], purpose=Purpose.CHAT, user_id=who)]
+    await usage.settle()
+    exported = read(engine, lambda s: export_data(s, user_id=ann))["model_usage"]
+    assert len(exported) == 1 and exported[0]["purpose"] == "chat" and exported[0]["tokens_out"] > 0
+    assert set(exported[0]) == {"at", "purpose", "model", "tokens_in", "tokens_out", "reasoning_tokens", "estimated",
+                                "ms", "outcome"}
+
+    counts = forget(engine, None, user_id=ann, token_lifetime_s=60)
+    assert counts["usage_records_anonymised"] == 1
+    rows = records(engine)
+    assert sorted(r.pseudonym for r in rows) == sorted([FORGOTTEN, read(engine, lambda s: pseudonym(s, user_id=bob))])
+    report = read(engine, lambda s: usage_report(s, days=7, prices={}))
+    assert report["total"]["calls"] == 2  # the cost stays counted
+    assert [u["pseudonym"] for u in report["users"]] == [read(engine, lambda s: pseudonym(s, user_id=bob))]
+
+
+async def test_the_usage_report_sums_per_day_purpose_model_and_user_with_prices(engine, people):
+    ann, bob = people
+    now = datetime.now(UTC)
+
+    def seed(session):
+        a, b = pseudonym(session, user_id=ann), pseudonym(session, user_id=bob)
+        for at, who, purpose, model, tokens_in, tokens_out, outcome, estimated in [
+            (now, a, "chat", "big", 1000, 500, "ok", False),
+            (now, a, "safety", "small", 2000, 100, "ok", True),
+            (now - timedelta(days=1), b, "chat", "big", 100, 50, "ModelTimeout", False),
+            (now - timedelta(days=40), b, "chat", "big", 9999, 9999, "ok", False),  # outside the period
+            (now, None, "chat", "unpriced", 10, 10, "ok", False),
+        ]:
+            session.add(UsageRecord(at=at, pseudonym=who, purpose=purpose, model=model, tokens_in=tokens_in,
+                                    tokens_out=tokens_out, estimated=estimated, outcome=outcome, ms=100.0))
+
+    write(engine, seed)
+    prices = parse_prices("big=2/8, small=0.5/1")
+    report = read(engine, lambda s: usage_report(s, days=30, prices=prices, now=now))
+    assert len(report["days"]) == 30 and report["days"][-1]["day"] == str(now.date())
+    assert report["days"][-1]["calls"] == 3 and report["days"][-2]["failed"] == 1
+    purposes = {p["purpose"]: p for p in report["purposes"]}
+    assert purposes["safety"]["estimated"] == 1 and purposes["safety"]["cost"] == pytest.approx(0.0011)
+    models = {m["model"]: m for m in report["models"]}
+    assert models["big"]["tokens_in"] == 1100 and models["big"]["cost"] == pytest.approx((1100 * 2 + 550 * 8) / 1e6)
+    assert models["unpriced"]["cost"] is None and report["total"]["cost"] is None  # never a made-up total
+    users = report["users"]
+    assert [u["pseudonym"] for u in users] == [read(engine, lambda s: pseudonym(s, user_id=ann)),
+                                              read(engine, lambda s: pseudonym(s, user_id=bob))]
+    assert users[0]["tokens_in"] == 3000 and users[0]["cost"] == pytest.approx((2000 + 8 * 500 + 1000 + 100) / 1e6)
+
+
+async def test_a_user_over_the_limit_gets_no_hypothesis_job_until_the_next_day(engine, people, fake_llm, metered,
+                                                                               embedder):
+    from assistant.background import HypothesisJobs
+    from memory.models import HypothesisJob
+
+    gateway, usage = metered
+    ann = people[0]
+
+    def history(session):
+        store.upsert_thread(session, thread_id="jobs-t", user_id=ann)
+        for i in range(4):
+            store.save_message(session, step_id=f"j{i}", thread_id="jobs-t", user_id=ann, author=Author.USER,
+                               content=f"I usually plan my weekends around long walks by the river, number {i}.")
+        session.add(UsageRecord(pseudonym=pseudonym(session, user_id=ann), purpose="chat", model="m",
+                                tokens_in=80, tokens_out=20))
+
+    write(engine, history)
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=1, usage=usage,
+                          daily_token_limit=100)
+    await jobs.after_turn(ann)
+    await jobs.settle()
+    assert read(engine, lambda s: s.exec(select(HypothesisJob)).all()) == [] and fake_llm.requests == []
