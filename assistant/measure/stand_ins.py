@@ -15,23 +15,14 @@ from assistant.measure.synthetic import WORDS
 
 
 class InstantModel:
-    """Answers at once with a fixed reply: the benchmark measures everything but the model. With a
-    `window`, each prompt is first fitted to it as the gateway would for a model it has no tokenizer of."""
+    """Answers at once with a fixed reply: the benchmark measures everything but the model."""
 
     offline, label = False, "instant"
-
-    def __init__(self, window: int | None = None) -> None:
-        from assistant.context import budget_for, counter_for
-
-        self.budget = budget_for("chat", window, counter_for("a-local-model")) if window else None
-        self.prompt_tokens: list[int] = []
 
     async def stream(self, messages, *, purpose, on_reasoning=None, user_id=None):
         from assistant.llm import resolve
 
-        fitted = resolve(messages, self.budget)
-        if self.budget is not None:
-            self.prompt_tokens.append(self.budget.count(fitted))
+        resolve(messages)  # built, as the gateway would
         yield "Noted."
 
     async def complete(self, messages, *, purpose, json_schema=None, user_id=None):

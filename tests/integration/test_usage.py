@@ -230,3 +230,37 @@ async def test_a_user_over_the_limit_gets_no_hypothesis_job_until_the_next_day(e
     await jobs.after_turn(ann)
     await jobs.settle()
     assert read(engine, lambda s: s.exec(select(HypothesisJob)).all()) == [] and fake_llm.requests == []
+
+
+async def test_answers_with_no_usable_json_twice_are_recorded_and_counted_never_dropped(
+        engine, people, fake_llm, metered, embedder, indexes):
+    from assistant.background import HypothesisJobs
+    from memory.models import AuditRecord, HypothesisJob, JobStatus
+
+    gateway, usage = metered
+    ann = people[0]
+    turns = build_turns(engine, embedder, indexes, gateway, usage, limit=0)
+    fake_llm.script("safety", "I think this is fine to answer.", "Yes, comply.")  # prose, twice: no verdict
+    fake_llm.script("chat", "Here you are.")
+    result = await turns.run(turn(ann, "How do I repot a large fern without hurting its roots?", 1), noop)
+    assert result.complete and result.deliberation is not None and result.deliberation.verdict is None
+    (record,) = read(engine, lambda s: s.exec(select(AuditRecord)).all())
+    assert record.failure.startswith("invalid verdict") and record.decision == "deliberation_failed"
+
+    def evidence(session):
+        for i in range(3):
+            store.save_message(session, step_id=f"e{i}", thread_id=f"usage-t-{ann}", user_id=ann, author=Author.USER,
+                               content=f"I write long and careful emails to my team about our release plans, {i}.")
+
+    write(engine, evidence)
+    fake_llm.script("hypotheses", "Ann seems careful.", "Still not JSON.")
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=1, usage=usage)
+    await jobs.after_turn(ann)
+    await jobs.settle()
+    (job,) = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
+    assert (job.status, job.reason) == (JobStatus.FAILED, "InferenceFailed")
+    await usage.settle()
+    report = read(engine, lambda s: usage_report(s, days=7, prices={}))
+    assert report["unusable"] == {"safety": 1, "hypotheses": 1}
+    calls = {p["purpose"]: p["calls"] for p in report["purposes"]}
+    assert calls == {"safety": 2, "chat": 1, "hypotheses": 2}  # each answer and its re-ask, all recorded
