@@ -19,8 +19,9 @@ from sqlmodel import Session
 from assistant.llm import Gateway, Purpose
 from hypotheses.job import LEASE, JobOutcome, count_new_substantive, enqueue, run_job
 from hypotheses.schedule import FIRST_AFTER, due
-from memory.db import write
+from memory.db import read, write
 from memory.embed import Embedder
+from memory.models import HypothesisJob
 
 if TYPE_CHECKING:  # usage.py writes its records with TaskSet, below
     from assistant.usage import UsageLog
@@ -84,7 +85,11 @@ class HypothesisJobs:
                     and self._usage.used_today(session, user_id=user_id) >= self._daily_limit)
 
     async def run(self, job_id: int, *, user_id: int | None = None) -> JobOutcome:
-        """Run a queued job; `user_id` (the job's user) is whom its model calls are recorded for."""
+        """Run a queued job; its model calls are recorded for its user (`user_id`, else read from the job)."""
+        if user_id is None:
+            job = await asyncio.to_thread(read, self._engine, lambda s: s.get(HypothesisJob, job_id))
+            user_id = job.user_id if job is not None else None
+
         async def complete(messages, schema):
             return await self._gateway.complete(messages, purpose=Purpose.HYPOTHESES, json_schema=schema,
                                                 user_id=user_id)

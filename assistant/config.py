@@ -284,12 +284,26 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_explain(exc)) from None
 
 
+# Settings whose value may hold a secret (a key, or a password inside a URL): never echoed in a message.
+SECRET_FIELDS = frozenset({"openai_api_key", "auth_secret", "database_url", "openai_base_url"})
+
+
 def _explain(exc: ValidationError) -> str:
     lines = ["Invalid configuration:"]
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        lines.append(f"  {env_name(field)}: {error['msg']} (got {error.get('input')!r})")
+        field = _field_named(str(error["loc"][0])) if error["loc"] else "?"
+        got = "(value not shown: it may hold a secret)" if field in SECRET_FIELDS else f"(got {error.get('input')!r})"
+        lines.append(f"  {env_name(field)}: {error['msg']} {got}")
     return "\n".join(lines)
+
+
+def _field_named(name: str) -> str:
+    """The field an error's location names: pydantic names a field read from an alias by the alias."""
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if name == field or (isinstance(alias, AliasChoices) and name in alias.choices):
+            return field
+    return name
 
 
 def env_name(field: str) -> str:

@@ -89,12 +89,14 @@ def as_json(rows: list[Check]) -> str:
 # --- rows from what was found (pure) ------------------------------------------------------------------
 
 def shown_url(url: str) -> str:
-    """A URL without the password it may carry."""
+    """A URL without the password or query (`?api-key=...`) it may carry."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    if parts.query:
+        parts = parts._replace(query="***")
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    return urlunsplit(parts)
 
 
 def server_row(settings: Settings) -> Check:
@@ -154,6 +156,9 @@ def model_rows(model: str, purposes: list[str], found: ServerProbe, *, quick: bo
         rows.append(_problem_row(f"calls to {model}", found.problem))
     if not quick and found.streams:
         rows.append(ok(f"streaming {model}", f"works; a tiny answer took {found.latency_ms or 0:,.0f} ms"))
+        rows.append(ok(f"usage {model}", "the server reports the tokens of each streamed reply" if found.usage_streamed
+                       else "the server does not report usage while streaming: replies' tokens are counted here "
+                            "and marked estimated on the Usage page"))
     if not quick and found.structured is not None:
         rows.append(_structured_row(model, found.structured))
     return rows
@@ -270,7 +275,10 @@ def inspect_database(url: str) -> DatabaseState:
 
     from memory.db import MIGRATIONS, make_engine
 
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ValueError, SQLAlchemyError) as exc:  # e.g. a port that is not a number
+        return DatabaseState("(the database URL)", error=f"not a database URL: {type(exc).__name__}")
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
         return DatabaseState(shown, exists=False)

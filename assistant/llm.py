@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
-from assistant.context import Budget, Fit, PromptTooLarge, budget_for, counter_for, is_openai_model
+from assistant.context import Budget, Fit, PromptTooLarge, TokenCounter, budget_for, counter_for, is_openai_model
 from assistant.reasoning import ThinkSplitter, strip_reasoning, tokens_for_chars
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ class OpenAIGateway:
         self._models = dict(models)
         self._thinking_opened = thinking_opened
         self._meter = meter
+        self._usage_streamed = True  # ask streams for their usage until the server refuses the option
         self._budgets = {purpose: budget_for(str(purpose), windows[purpose], counter_for(model))
                          for purpose, model in self._models.items()}
         # A model on a server of one's own is told how much it may write (the answer's room), so that
@@ -251,7 +252,7 @@ class OpenAIGateway:
         messages = self._fitted(prompt, budget)
         started, received, finish = time.perf_counter(), [], None
         splitter, thought = ThinkSplitter(opened=self._thinking_opened), 0
-        usage, sent, outcome = None, False, "stopped"  # stopped: the reader closed the stream early
+        usage, sent, outcome = None, False, "stopped"  # stopped: the reader closed the stream early or was cancelled
 
         async def think(text: str) -> None:
             nonlocal thought
@@ -308,8 +309,9 @@ class OpenAIGateway:
                 purpose, model, sum(len(m["content"]) for m in messages), len(received), sum(map(len, received)),
                 thought, outcome, ms,
             )
-            spent = (_spent(usage, budget, messages, "".join(received), thought) if sent else NOTHING_SPENT)
-            self._metered(purpose, user_id, spent, ms, outcome)
+            counter, reply = budget.counter, "".join(received)
+            self._metered(purpose, user_id, lambda: _spent(usage, counter, messages, reply, thought) if sent
+                          else _unanswered(counter, messages, outcome), ms, outcome)
 
     async def complete(self, prompt: Prompt, *, purpose: Purpose, json_schema: dict | None = None,
                        user_id: int | None = None) -> Completion:
@@ -317,16 +319,22 @@ class OpenAIGateway:
         to JSON mode and then to plain text when it answers 400 to the format (the caller validates).
         Fitted and retried smaller once, as `stream`; metered, as `stream`."""
         started = time.perf_counter()
+        asked: list[Messages] = []  # what was sent, the last request last
         try:
-            completion = await self._complete(prompt, purpose, json_schema, started)
-        except LLMError as exc:
-            self._metered(purpose, user_id, exc.spent, (time.perf_counter() - started) * 1000, type(exc).__name__)
+            completion = await self._complete(prompt, purpose, json_schema, started, asked)
+        except BaseException as exc:  # cancelled too (a deliberation's timeout): what it used was used
+            outcome = type(exc).__name__ if isinstance(exc, LLMError) else "stopped"
+            counter = self._budgets[purpose].counter
+            spent = exc.spent if isinstance(exc, LLMError) and exc.spent != NOTHING_SPENT else None
+            self._metered(purpose, user_id, lambda: spent or (_unanswered(counter, asked[-1], outcome) if asked
+                                                              else NOTHING_SPENT),
+                          (time.perf_counter() - started) * 1000, outcome)
             raise
-        self._metered(purpose, user_id, completion.spent, completion.ms, "ok")
+        self._metered(purpose, user_id, lambda: completion.spent, completion.ms, "ok")
         return completion
 
     async def _complete(self, prompt: Prompt, purpose: Purpose, json_schema: dict | None, started: float,
-                        ) -> Completion:
+                        asked: list[Messages]) -> Completion:
         model = self._models[purpose]
         budget = self._budgets[purpose]
         messages = self._fitted(prompt, budget)
@@ -339,6 +347,7 @@ class OpenAIGateway:
         position = 0
         while position < len(formats):
             name, response_format = formats[position]
+            asked.append(messages)
             try:
                 response = await self._send(
                     model, messages, purpose, response_format=response_format if response_format is not None else openai.omit,
@@ -358,29 +367,45 @@ class OpenAIGateway:
                 raise _map_error(exc, partial="") from exc
             except Exception as exc:
                 raise _map_error(exc, partial="") from exc
-            return _completion(response, model, name, started, budget, messages, thinking_opened=self._thinking_opened)
+            return _completion(response, model, name, started, budget.counter, messages,
+                               thinking_opened=self._thinking_opened)
         raise AssertionError("unreachable")
 
     def _options(self, purpose: Purpose, budget: Budget) -> dict:
         return {"max_tokens": budget.answer} if purpose in self._capped else {}
 
-    def _metered(self, purpose: Purpose, user_id: int | None, spent: Spent, ms: float, outcome: str) -> None:
+    def _metered(self, purpose: Purpose, user_id: int | None, spending: Callable[[], Spent], ms: float,
+                 outcome: str) -> None:
+        """Tell the meter what a request used; `spending` is only called (and counts) when there is one."""
         if self._meter is None:
             return
         try:
+            spent = spending()
             self._meter(ModelCall(str(purpose), self._models[purpose], user_id, spent.tokens_in, spent.tokens_out,
                                   spent.reasoning_tokens, spent.estimated, round(ms, 1), outcome))
         except Exception:  # a usage record must never cost the user their reply
             logger.exception("llm purpose=%s: the usage meter failed", purpose)
 
     async def _send(self, model: str, messages: Messages, purpose: Purpose, **options):  # noqa: ANN202
-        if options.get("stream"):
-            # Servers that can (OpenAI, vLLM, llama.cpp, Ollama) end the stream with its usage; others ignore it.
-            options["stream_options"] = {"include_usage": True}
-        return await self._client.chat.completions.create(
-            model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
-            **options,
-        )
+        async def send(**more):  # noqa: ANN202
+            return await self._client.chat.completions.create(
+                model=model, messages=_sdk_messages(messages), extra_headers={"X-Assistant-Purpose": str(purpose)},
+                **options, **more,
+            )
+
+        if not options.get("stream") or not self._usage_streamed:
+            return await send()
+        try:
+            # Servers that can (OpenAI, vLLM, llama.cpp, Ollama) end the stream with its usage; most
+            # others ignore the field, and the few that refuse it (older Azure API versions) are asked
+            # without it from then on: their usage is counted here.
+            return await send(stream_options={"include_usage": True})
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            if "stream_options" not in _said(exc)[0]:
+                raise
+        self._usage_streamed = False
+        logger.info("llm purpose=%s model=%s: the server refuses stream_options; usage is counted here", purpose, model)
+        return await send()
 
     async def close(self) -> None:
         await self._client.close()
@@ -409,14 +434,14 @@ def _check_finish(finish: str | None, *, partial: str) -> None:
         raise StreamBroken("the stream ended without a finish reason", partial=partial)
 
 
-def _completion(response, model: str, response_format: str, started: float, budget: Budget, messages: Messages,
-                *, thinking_opened: bool = False) -> Completion:
+def _completion(response, model: str, response_format: str, started: float, counter: TokenCounter,
+                messages: Messages, *, thinking_opened: bool = False) -> Completion:
     if not response.choices:
         raise ModelBadResponse("no choices in the answer")
     choice = response.choices[0]
     text, thinking = strip_reasoning((choice.message.content or "") if choice.message else "", opened=thinking_opened)
     thinking += _reasoning_field(choice.message) if choice.message else ""
-    spent = _spent(response.usage, budget, messages, text, len(thinking))
+    spent = _spent(response.usage, counter, messages, text, len(thinking))
     if choice.finish_reason == "content_filter":
         raise ModelRefused("finish_reason=content_filter", spent=spent)
     if choice.finish_reason == "length":
@@ -434,16 +459,30 @@ def _completion(response, model: str, response_format: str, started: float, budg
     )
 
 
-def _spent(usage: object, budget: Budget, messages: Messages, answer: str, thinking_chars: int) -> Spent:
-    """The server's usage where it reported any; else our count of the prompt (the budget's counter,
-    exact for OpenAI's models) and of the answer, and four characters a token of thinking."""
+def _spent(usage: object, counter: TokenCounter, messages: Messages, answer: str, thinking_chars: int) -> Spent:
+    """The server's usage where it reported any; else our count of the prompt and the answer (exact for
+    OpenAI's models, else o200k without the fitting's margin) and four characters a token of thinking."""
     thinking = tokens_for_chars(thinking_chars)
     prompt_tokens, completion_tokens = getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
     if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int) and (prompt_tokens or completion_tokens):
         details = getattr(usage, "completion_tokens_details", None)
         stated = getattr(details, "reasoning_tokens", None)
         return Spent(prompt_tokens, completion_tokens, stated if isinstance(stated, int) and stated else thinking)
-    return Spent(budget.count(messages), budget.counter.count(answer) + thinking, thinking, estimated=True)
+    raw = replace(counter, exact=True)  # what was used, not what fitting must allow for
+    return Spent(raw.messages(messages), raw.count(answer) + thinking, thinking, estimated=True)
+
+
+# How a request that brought back no answer ended, when the model had its prompt: it timed out or was
+# abandoned (the user's stop, a deliberation's time limit) while the server worked on it.
+_REACHED_THE_MODEL = {"stopped", "ModelTimeout", "StreamBroken"}
+
+
+def _unanswered(counter: TokenCounter, messages: Messages, outcome: str) -> Spent:
+    """What a request with no usage back used: its prompt, estimated, when the model had it; else nothing
+    (refused with an error status, or never delivered)."""
+    if outcome not in _REACHED_THE_MODEL:
+        return NOTHING_SPENT
+    return Spent(replace(counter, exact=True).messages(messages), estimated=True)
 
 
 def _reasoning_field(part: object) -> str:
@@ -467,7 +506,7 @@ _PROMPT = re.compile(r"messages resulted in\s*(\d+)", re.I)  # OpenAI: the promp
 _ASKED = re.compile(r"you requested\s*(\d+)", re.I)  # vLLM, OpenAI: the prompt and the answer asked for
 
 
-def _said(exc: openai.BadRequestError) -> tuple[str, dict]:
+def _said(exc: openai.APIStatusError) -> tuple[str, dict]:
     """All a server said in its refusal, as text, and its error object (where numbers may be)."""
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error")
@@ -520,6 +559,8 @@ def _map_error(exc: Exception, *, partial: str) -> LLMError:
     if isinstance(exc, openai.RateLimitError):
         quota = "insufficient_quota" in said  # OpenAI's code and type both say it
         return (QuotaExhausted if quota else ModelRateLimited)(detail, partial=partial)
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 402:  # OpenRouter and others: no credits left
+        return QuotaExhausted(detail, partial=partial)
     if isinstance(exc, openai.NotFoundError) and _names_missing_model(exc):
         return ModelNotFound(detail, partial=partial)
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
@@ -533,7 +574,8 @@ def _map_error(exc: Exception, *, partial: str) -> LLMError:
         return ModelUnavailable(detail, partial=partial)
     if isinstance(exc, openai.BadRequestError) and _too_long(exc):
         return PromptTooLong(detail, partial=partial)
-    if isinstance(exc, (openai.APIResponseValidationError, openai.BadRequestError, ValueError)):
+    if isinstance(exc, (openai.APIResponseValidationError, openai.BadRequestError, openai.UnprocessableEntityError,
+                        ValueError)):  # the server refused the request's form, or answered out of form
         return ModelBadResponse(detail, partial=partial)
     if isinstance(exc, (httpx2.TransportError, openai.APIError)):
         return StreamBroken(detail, partial=partial) if partial else ModelUnavailable(detail, partial=partial)
@@ -629,6 +671,7 @@ class ServerProbe:
     window: int | None = None  # the context window it says it runs the model with
     window_source: str = ""  # where it said so
     streams: bool | None = None
+    usage_streamed: bool | None = None  # a stream asked for its usage (stream_options) ended with it
     structured: str | None = None  # json_schema | json_object | text: the first it took
     latency_ms: float | None = None  # of the tiny streamed call, start to finish
     problem: LLMError | None = None  # why it stopped, as the app would report it
@@ -652,7 +695,7 @@ async def probe(*, api_key: str | None, base_url: str | None, model: str, timeou
         if base_url is not None:  # a server of one's own: OpenAI's own API states no window
             async with httpx2.AsyncClient(timeout=timeout, headers={"Authorization": f"Bearer {client.api_key}"}) as http:
                 server, window, source = await _stated_window(http, base_url, listing.data, model)
-        found = ServerProbe(reachable=True, models=models, listed=model in models, server=server, window=window,
+        found = ServerProbe(reachable=True, models=models, listed=lists(models, model), server=server, window=window,
                             window_source=source)
         if not calls:
             return found
@@ -660,6 +703,11 @@ async def probe(*, api_key: str | None, base_url: str | None, model: str, timeou
         return await _tiny_calls(client, model, found, modern=base_url is None or is_openai_model(model))
     finally:
         await client.close()
+
+
+def lists(models: Sequence[str], model: str) -> bool:
+    """Whether a model list names the model; Ollama lists "llama3.2:latest" for a pull of "llama3.2"."""
+    return model in models or f"{model}:latest" in models or model.removesuffix(":latest") in models
 
 
 async def _stated_window(http: httpx2.AsyncClient, base_url: str, entries: list, model: str,
@@ -699,14 +747,23 @@ async def _tiny_calls(client: openai.AsyncOpenAI, model: str, found: ServerProbe
     def cap(tokens: int) -> dict:
         return {"max_completion_tokens": tokens} if modern else {"max_tokens": tokens}
 
+    async def streamed(**more) -> list:
+        stream = await client.chat.completions.create(model=model, messages=_sdk_messages(_PROBE_MESSAGES),
+                                                      stream=True, extra_body=cap(8), **more)
+        return [chunk async for chunk in stream]
+
     started = time.perf_counter()
     try:
-        stream = await client.chat.completions.create(model=model, messages=_sdk_messages(_PROBE_MESSAGES),
-                                                      stream=True, extra_body=cap(8))
-        chunks = [chunk async for chunk in stream]
+        try:  # as the gateway asks: with its usage at the end
+            chunks = await streamed(stream_options={"include_usage": True})
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            if "stream_options" not in _said(exc)[0]:
+                raise
+            started, chunks = time.perf_counter(), await streamed()  # the gateway asks again without, too
     except Exception as exc:
         return replace(found, streams=False, problem=_map_error(exc, partial=""))
-    found = replace(found, streams=bool(chunks), latency_ms=(time.perf_counter() - started) * 1000)
+    found = replace(found, streams=bool(chunks), usage_streamed=any(getattr(c, "usage", None) for c in chunks),
+                    latency_ms=(time.perf_counter() - started) * 1000)
     for name, response_format in _PROBE_FORMATS:
         try:
             await client.chat.completions.create(model=model, messages=_sdk_messages(_PROBE_MESSAGES),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from assistant.background import TaskSet
 from assistant.llm import ModelCall
 from assistant.safety.audit import FORGOTTEN, pseudonym
 from memory.db import write
-from memory.models import AuditRecord, HypothesisJob, JobStatus, UsageRecord, aware, utcnow
+from memory.models import AuditRecord, HypothesisJob, JobStatus, UsageRecord, User, aware, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def parse_prices(text: str) -> dict[str, Price]:
             price = Price(float(into), float(out))
         except ValueError:
             price = None
-        if not sep or not model.strip() or not slash or price is None or min(price.tokens_in, price.tokens_out) < 0:
+        if (not sep or not model.strip() or not slash or price is None
+                or not all(math.isfinite(v) and v >= 0 for v in (price.tokens_in, price.tokens_out))):
             raise ValueError(f"{item!r} is not MODEL=IN/OUT (dollars per million tokens, e.g. gpt-4o-mini=0.15/0.60)")
         prices[model.strip()] = price
     return prices
@@ -74,9 +76,11 @@ def price_for(prices: dict[str, Price], model: str) -> Price | None:
 class UsageLog:
     """The gateway's meter: records calls off the path, a batch per write, and knows what is unwritten."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)) -> None:
         self._engine = engine
+        self._retry_delays = retry_delays
         self._pending: list[tuple[datetime, ModelCall]] = []
+        self._in_flight: list[tuple[datetime, ModelCall]] = []  # being written: counted until committed
         self._lock = threading.Lock()  # `used_today` reads the queue from worker threads
         self._writing = TaskSet("usage records")
         self._flushing = False
@@ -88,43 +92,88 @@ class UsageLog:
             if self._flushing:
                 return
             self._flushing = True
-        self._writing.spawn(self._flush())
+        flush = self._flush()
+        try:
+            self._writing.spawn(flush)
+        except RuntimeError:  # no running event loop (a synchronous caller): `settle` writes them
+            flush.close()
+            with self._lock:
+                self._flushing = False
 
     async def _flush(self) -> None:
+        """Write batches until the queue is empty."""
         try:
             while True:
                 with self._lock:
-                    batch = self._pending[:]
-                if not batch:
-                    return
-                await asyncio.to_thread(write, self._engine, partial(_insert, batch=batch))
-                with self._lock:
-                    del self._pending[:len(batch)]  # only now: until written, the limit counts them as queued
-        finally:
+                    batch, self._pending = self._pending, []
+                    self._in_flight = batch
+                    if not batch:
+                        self._flushing = False  # under the lock: a record queued now starts the next flush
+                        return
+                await self._write(batch)
+        except BaseException:
             with self._lock:
                 self._flushing = False
-                again = bool(self._pending)  # a failed write leaves them for the next call's flush
-            if again:
-                logger.warning("usage: %d records not written yet", len(self._pending))
+            raise
+
+    async def _write(self, batch: list[tuple[datetime, ModelCall]]) -> None:
+        """One transaction; retried after a pause when the database fails, then record by record, dropping
+        (and counting in the log) only records that can never be written, so one bad record neither blocks
+        the others nor makes the queue grow."""
+        for delay in (*self._retry_delays, None):
+            try:
+                await asyncio.to_thread(self._commit, batch)
+                return
+            except Exception:
+                if delay is None:
+                    break
+                logger.warning("usage: writing %d records failed; retrying in %.1f s", len(batch), delay)
+                await asyncio.sleep(delay)
+        lost = 0
+        for one in batch:
+            try:
+                await asyncio.to_thread(self._commit, [one])
+            except Exception:
+                lost += 1
+        with self._lock:
+            self._in_flight = []
+        if lost:
+            logger.error("usage: %d of %d records could not be written and were dropped", lost, len(batch))
+
+    def _commit(self, batch: list[tuple[datetime, ModelCall]]) -> None:
+        write(self._engine, partial(_insert, batch=batch))
+        # Right after the commit: a reader of the limit counts these in the database or here, and at worst,
+        # for this instant, in neither (never in both).
+        with self._lock:
+            self._in_flight = [item for item in self._in_flight if item not in batch]
 
     def queued_tokens(self, user_id: int, since: datetime) -> int:
         with self._lock:
-            return sum(c.tokens_in + c.tokens_out for at, c in self._pending if c.user_id == user_id and at >= since)
+            return sum(c.tokens_in + c.tokens_out for at, c in (*self._in_flight, *self._pending)
+                       if c.user_id == user_id and at >= since)
 
     def used_today(self, session: Session, *, user_id: int, now: datetime | None = None) -> int:
-        """Tokens the user's calls used since midnight UTC, those still being written included."""
+        """Tokens the user's calls used since midnight UTC, those still queued included."""
         since = day_start(now or utcnow())
-        return used_since(session, user_id=user_id, since=since) + self.queued_tokens(user_id, since)
+        recorded = used_since(session, user_id=user_id, since=since)  # first: then a commit between the two
+        return recorded + self.queued_tokens(user_id, since)  # reads can only miss a batch, not count it twice
 
     async def settle(self) -> None:
+        """Wait until every record so far is written (or, unwritable, dropped): shutdown, tests."""
         await self._writing.settle()
+        if self._pending:  # queued by a caller without an event loop
+            with self._lock:
+                self._flushing = True
+            await self._flush()
 
 
 def _insert(session: Session, batch: list[tuple[datetime, ModelCall]]) -> None:
+    # A call that ends after its user was forgotten (a job, a reply still streaming) is written
+    # unlinked, as "forget me" left the others.
     names: dict[int, str] = {}
+    for user_id in {call.user_id for _, call in batch if call.user_id is not None}:
+        names[user_id] = pseudonym(session, user_id=user_id) if session.get(User, user_id) is not None else FORGOTTEN
     for at, call in batch:
-        if call.user_id is not None and call.user_id not in names:
-            names[call.user_id] = pseudonym(session, user_id=call.user_id)
         session.add(UsageRecord(
             at=at, pseudonym=names.get(call.user_id) if call.user_id is not None else None, purpose=call.purpose,
             model=call.model[:128], tokens_in=call.tokens_in, tokens_out=call.tokens_out,

@@ -134,9 +134,14 @@ class ServerMode:
     window_field: str | None = None
     serves_any_name: bool = False  # answers whatever model a request names (llama.cpp's one model)
     version_route: str | None = None  # a root route that names the server (Ollama: /api/version)
+    # Its answer to a request that holds `stream_options` at all (Azure OpenAI before api-version
+    # 2024-09-01-preview: 400 "Unrecognized request argument supplied"; strict servers: 422), or None.
+    refuse_stream_options: Failure | None = None
 
     def refusal(self, body: dict) -> Failure | None:
-        """The server's answer to the request's response_format, when it refuses it."""
+        """The server's answer to the request's response_format or stream options, when it refuses them."""
+        if "stream_options" in body and self.refuse_stream_options is not None:
+            return self.refuse_stream_options
         kind = (body.get("response_format") or {}).get("type")
         if not kind or kind == "text":
             return None

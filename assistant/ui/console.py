@@ -141,7 +141,11 @@ class Console:
     async def page_usage(self, request: Request) -> HTMLResponse:
         if isinstance(who := await self._page_operator(request), HTMLResponse):
             return who
-        days = _days(request)
+        try:
+            days = _days(request)
+        except HTTPException as exc:
+            return HTMLResponse(html.message_page("Usage", str(exc.detail), ("/console/usage", "The last 30 days")),
+                                status_code=exc.status_code)
         report = await self._read(lambda s: usage_report(s, days=days, prices=self._prices))
         return HTMLResponse(html.usage_page(report, days))
 

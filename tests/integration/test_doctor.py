@@ -174,6 +174,17 @@ def test_pending_migrations_are_reported_and_not_applied(engine, database_url):
         assert last not in set(conn.execute(text("SELECT name FROM _migrations")).scalars())
 
 
+def test_a_refused_database_url_is_a_row_that_never_shows_its_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:hunter2@db.internal/app")  # refused by the settings
+    result = run("doctor")
+    assert result.returncode == 1 and "DATABASE_URL" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
+    state = doctor.inspect_database("postgresql+psycopg://app:hunter2@db.internal:54x2/app")  # a port not a number
+    (found,) = doctor.database_rows(state)
+    assert found.blocking and "not a database URL" in found.detail and "hunter2" not in found.detail
+    assert doctor.shown_url("https://proxy.example/v1?api-key=secret123") == "https://proxy.example/v1?***"
+
+
 def test_an_unreachable_database_blocks_without_showing_its_password():
     port = closed_port_url().split(":")[2].split("/")[0]
     state = doctor.inspect_database(f"postgresql+psycopg://app:hunter2@127.0.0.1:{port}/appdb")

@@ -182,6 +182,13 @@ async def test_a_spent_quota_is_not_a_rate_limit(fake_llm, gateway, failure, err
         assert "wait a little" in said
 
 
+async def test_credits_run_out_on_a_router_is_a_billing_problem_too(fake_llm, gateway):
+    """OpenRouter and other routers answer 402 Payment Required when the account's credits are spent."""
+    fake_llm.script("hypotheses", Reply(status=402))
+    with pytest.raises(QuotaExhausted):
+        await gateway.complete(MESSAGES, purpose=Purpose.HYPOTHESES)
+
+
 async def test_lm_studio_refusing_json_mode_with_a_bare_string_error_is_still_understood(fake_llm, gateway):
     """LM Studio's refusal body is {"error": "<words>"}, not an object: the fallback still reads it."""
     fake_llm.use(replace(LMSTUDIO, name="lmstudio-no-structured-output", formats=frozenset()))

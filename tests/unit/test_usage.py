@@ -45,3 +45,9 @@ def test_the_limit_notice_says_what_happened_to_the_message_and_when_replies_res
     assert day_start(now) == datetime(2026, 12, 1, tzinfo=UTC) and until_tomorrow(now).seconds == 5 * 3600 + 13 * 60
     notice = _limit_notice(20_000, now)
     assert "today's 20,000 tokens" in notice and "It is saved" in notice and "in 5 h 13 min" in notice
+
+
+def test_a_price_that_is_not_a_finite_number_is_refused():
+    for bad in ("m=nan/1", "m=1/inf"):
+        with pytest.raises(ValueError, match="MODEL=IN/OUT"):
+            parse_prices(bad)
