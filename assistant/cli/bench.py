@@ -41,6 +41,21 @@ def add_commands(commands) -> None:
                                          "windows, and what fitting costs")
     bench_context.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_context.set_defaults(run=bench_context_command)
+    bench_load = bench_cmd.add_parser("load", help="many simulated users at once through the real socket protocol")
+    bench_load.add_argument("--users", default="1,10,40", help="simultaneous users per level, comma-separated")
+    bench_load.add_argument("--messages", type=int, default=4, help="messages each user sends back to back (default 4)")
+    bench_load.add_argument("--latency-ms", type=float, default=300.0, help="the stand-in model's time to its first "
+                            "token, every call (default 300)")
+    bench_load.add_argument("--tokens", type=int, default=40, help="words in each streamed reply (default 40)")
+    bench_load.add_argument("--token-rate", type=float, default=200.0, help="streamed words per second (default 200)")
+    bench_load.add_argument("--url", help="a running app instead of one started here (its own model answers)")
+    bench_load.add_argument("--database-url", help="the database to check (and, without --url, to run the app on); "
+                            "default: a fresh SQLite file")
+    bench_load.add_argument("--port", type=int, default=8765, help="port of the app started here (default 8765)")
+    bench_load.add_argument("--timeout", type=float, default=120.0, help="seconds a turn may take (default 120)")
+    bench_load.add_argument("--png", type=Path, help="draw latency and throughput against users into this PNG")
+    bench_load.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench_load.set_defaults(run=bench_load_command)
     bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -129,3 +144,26 @@ def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def bench_load_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from importlib.util import find_spec
+
+    if find_spec("socketio") is None:  # the simulated users' client
+        raise CommandError("bench load needs python-socketio's client: pip install -e '.[eval]'")
+    from assistant.measure.load import draw, render, run_load
+
+    try:
+        levels = [int(n) for n in args.users.split(",")]
+    except ValueError:
+        raise CommandError("--users is a comma-separated list of numbers, e.g. 1,10,40") from None
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_load(levels=levels, messages=args.messages, latency_ms=args.latency_ms, tokens=args.tokens,
+                      tokens_per_s=args.token_rate, url=args.url, database_url=args.database_url, port=args.port,
+                      timeout=args.timeout, say=say)
+    if args.png:
+        draw(result, args.png)
+        say(f"chart: {args.png}")
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 1 if result.get("storage_problems") or any(level["errors"] for level in result["levels"]) else 0

@@ -81,7 +81,9 @@ async def revoke_account(engine: Engine, user_id: int) -> None:
     await end_sessions_of(user_id)
 
 
-def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, registration: Registration) -> None:
+def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, registration: Registration,
+                   recall_ready: Callable[[], bool] = lambda: True) -> None:
+    """`recall_ready`: whether the embedding model has loaded (until then recall is lexical only)."""
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Response:
         client = request.client.host if request.client else ""
         try:
@@ -142,7 +144,7 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, regist
 
     async def api_health() -> dict:
         await asyncio.to_thread(read, engine, store.count_users)
-        return {"status": "ok", "database": engine.dialect.name}
+        return {"status": "ok", "database": engine.dialect.name, "recall": "ready" if recall_ready() else "loading"}
 
     ours: list[Route] = [
         ("/login", login, ["POST"]),
