@@ -87,7 +87,7 @@ def build_gateway(settings: Settings, usage: UsageLog | None = None) -> Gateway:
 
 
 def build_memory(settings: Settings, engine: Engine) -> tuple[Embedder, UserIndexes]:
-    embedder = Embedder(settings.embedding_model)
+    embedder = Embedder(settings.embedding_model, threads=1)  # the other core is the chat's (memory/embed.py)
     folder = settings.data_dir / "indexes"
     tighten_tree(folder)  # index files written before they were made owner-only
     indexes = UserIndexes(

@@ -144,7 +144,8 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if process.poll() is not None:
-                    raise RuntimeError(f"the app exited with {process.returncode}: see {folder}/app.log")
+                    tail = (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the app exited with {process.returncode}; its log ends:\n{tail}")
                 try:  # up, and its embedding model loaded (it loads in the background after start)
                     if httpx.get(base_url + "/api/health", timeout=2).json().get("recall") == "ready":
                         break
@@ -152,7 +153,8 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
                     pass
                 time.sleep(0.5)
             else:
-                raise RuntimeError("the app was not up with its embedding model loaded within 120 s")
+                tail = (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the app was not up with its embedding model loaded within 120 s; its log ends:\n{tail}")
             say(f"app started (pid {process.pid}, {database.split(':', 1)[0]})")
             yield base_url, process.pid, database
         finally:
