@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, Purpose
-from hypotheses.job import LEASE, JobOutcome, count_new_substantive, enqueue, run_job
+from hypotheses.job import LEASE, JobLost, JobOutcome, count_new_substantive, enqueue, run_job
 from hypotheses.schedule import FIRST_AFTER, due
 from memory.db import read, write
 from memory.embed import Embedder
@@ -54,9 +54,12 @@ class TaskSet:
 
 class HypothesisJobs:
     def __init__(self, *, engine: Engine, gateway: Gateway, embedder: Embedder, every: int,
-                 lease: timedelta = LEASE, usage: UsageLog | None = None, daily_token_limit: int = 0) -> None:
-        """With a `daily_token_limit`, a user who reached it gets no new job that day (it is due again later)."""
+                 lease: timedelta = LEASE, usage: UsageLog | None = None, daily_token_limit: int = 0,
+                 run_here: bool = True) -> None:
+        """With a `daily_token_limit`, a user who reached it gets no new job that day (it is due again later).
+        `run_here`: run the jobs this process enqueues; False leaves them queued for `hyperalign worker`."""
         self._engine, self._gateway, self._embedder, self._every = engine, gateway, embedder, every
+        self._run_here = run_here
         self._usage, self._daily_limit = usage, daily_token_limit
         self._lease = lease
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -77,8 +80,14 @@ class HypothesisJobs:
                            lease=self._lease)
 
         job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
-        if job is not None:
-            self._tasks.spawn(self.run(job.id, user_id=user_id))
+        if job is not None and self._run_here:
+            self._tasks.spawn(self._run_unless_taken(job.id, user_id))
+
+    async def _run_unless_taken(self, job_id: int, user_id: int) -> None:
+        try:
+            await self.run(job_id, user_id=user_id)
+        except JobLost:  # a worker claimed it first: it is theirs to run
+            logger.info("hypothesis job %s is run by another process", job_id)
 
     def _over_limit(self, session: Session, user_id: int) -> bool:
         return bool(self._usage is not None and self._daily_limit

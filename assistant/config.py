@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         default=6, ge=1, le=100, description="Substantive user messages between two hypothesis jobs "
         "(the first profile comes after 3)."
     )
+    web_runs_jobs: bool = Field(
+        default=True, description="The web process runs the hypothesis jobs it enqueues; false leaves them to "
+        "`hyperalign worker` processes (any number, on the same database).",
+    )
     safety_spec: Path | None = Field(
         default=None, description="The safety specification (YAML); empty means the bundled "
         "assistant/safety/spec.yaml. Check a file with `hyperalign spec check PATH`.",

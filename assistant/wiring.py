@@ -117,7 +117,7 @@ def build_app(settings: Settings) -> App:
     turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=TurnLimits.of(settings),
                   safety=safety, usage=usage)
     jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every,
-                          usage=usage, daily_token_limit=settings.daily_token_limit)
+                          usage=usage, daily_token_limit=settings.daily_token_limit, run_here=settings.web_runs_jobs)
     logger.info("app built: database=%s model=%s spec=%s", engine.dialect.name, gateway.label, spec.version)
     return App(settings=settings, engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, turns=turns,
                jobs=jobs, spec=spec, router=router, usage=usage)

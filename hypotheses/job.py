@@ -135,6 +135,16 @@ def _abandoned(now: datetime):
                 or_(col(HypothesisJob.lease_until).is_(None), col(HypothesisJob.lease_until) < now))
 
 
+def claimable(session: Session, *, limit: int, now: datetime | None = None) -> list[int]:
+    """Jobs a worker may claim, oldest first: queued ones, and running ones whose lease expired (their
+    process died). `claim` decides, atomically, who gets each."""
+    now = now or utcnow()
+    ids = session.exec(select(HypothesisJob.id).where(
+        or_(col(HypothesisJob.status) == JobStatus.QUEUED, _abandoned(now))).order_by(col(HypothesisJob.id))
+        .limit(limit)).all()
+    return [job_id for job_id in ids if job_id is not None]
+
+
 def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = LEASE,
             now: datetime | None = None) -> HypothesisJob | None:
     """A queued job for the user, unless one already holds the user's slot (one at a time per user).

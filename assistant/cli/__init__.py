@@ -3,6 +3,7 @@
 Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
   hyperalign doctor [--json]
+  hyperalign worker [--once] [--poll SECONDS] [--concurrency N]
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
   hyperalign users set-role NAME operator|user
@@ -16,7 +17,7 @@ Commands (each is documented in README; a test checks):
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
   hyperalign bench context [--json]
   hyperalign bench inference [--messages N] [--json]
-  hyperalign bench load [--users N,N,...] [--messages N] [--latency-ms MS] [--url URL] [--png FILE] [--json]
+  hyperalign bench load [--users N,N,...] [--messages N] [--latency-ms MS] [--url URL] [--workers N] [--png FILE] [--json]
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
   hyperalign audit list|show|label|export [filters]
@@ -30,12 +31,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from assistant.cli import audit, bench, doctor, profile, reindex, safety, serve, users
+from assistant.cli import audit, bench, doctor, profile, reindex, safety, serve, users, worker
 from assistant.cli.base import CommandError
 from assistant.config import ConfigError, load_settings
 
 # The order `hyperalign --help` lists them in.
-COMMAND_GROUPS = (serve, doctor, users, profile, reindex, bench, safety, audit)
+COMMAND_GROUPS = (serve, worker, doctor, users, profile, reindex, bench, safety, audit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,8 @@ def add_commands(commands) -> None:
                             "default: a fresh SQLite file")
     bench_load.add_argument("--port", type=int, default=8765, help="port of the app started here (default 8765)")
     bench_load.add_argument("--timeout", type=float, default=120.0, help="seconds a turn may take (default 120)")
+    bench_load.add_argument("--workers", type=int, default=0, help="run hypothesis jobs in this many `hyperalign "
+                            "worker` processes instead of the app (the CPU figure is the app's alone)")
     bench_load.add_argument("--png", type=Path, help="draw latency and throughput against users into this PNG")
     bench_load.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_load.set_defaults(run=bench_load_command)
@@ -161,7 +163,7 @@ def bench_load_command(settings: Settings, args: argparse.Namespace) -> int:
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     result = run_load(levels=levels, messages=args.messages, latency_ms=args.latency_ms, tokens=args.tokens,
                       tokens_per_s=args.token_rate, url=args.url, database_url=args.database_url, port=args.port,
-                      timeout=args.timeout, say=say)
+                      timeout=args.timeout, workers=args.workers, say=say)
     if args.png:
         draw(result, args.png)
         say(f"chart: {args.png}")

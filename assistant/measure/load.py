@@ -124,9 +124,10 @@ def process_cpu_s(pid: int) -> float:
 
 
 @contextmanager
-def served_app(*, model_url: str, database_url: str | None, port: int, say: Callable[[str], None],
+def served_app(*, model_url: str, database_url: str | None, port: int, say: Callable[[str], None], workers: int = 0,
                ) -> Iterator[tuple[str, int, str]]:
-    """`hyperalign serve` in a fresh data directory against the stand-in model: (base URL, pid, database URL)."""
+    """`hyperalign serve` in a fresh data directory against the stand-in model: (base URL, pid, database URL).
+    With `workers`, that many `hyperalign worker` processes run the hypothesis jobs instead of the app."""
     import httpx
 
     with tempfile.TemporaryDirectory(prefix="hyperalign-load-") as folder:
@@ -136,9 +137,13 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
                    HYPERALIGN_CHAT_MODEL="stand-in", HYPERALIGN_LOG_LEVEL="WARNING",
                    # every simulated person signs up from this one address
                    HYPERALIGN_SIGNUPS_PER_CLIENT="1000000", HYPERALIGN_SIGNIN_FAILURES_PER_CLIENT="1000000")
+        if workers:
+            env["HYPERALIGN_WEB_RUNS_JOBS"] = "false"
         log = (Path(folder) / "app.log").open("wb")  # open while the app runs
         process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
+        crew = [subprocess.Popen([sys.executable, "-m", "assistant.cli", "worker", "--poll", "0.5"], env=env,
+                                 stdout=log, stderr=subprocess.STDOUT) for _ in range(workers)]
         base_url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
@@ -158,11 +163,13 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
             say(f"app started (pid {process.pid}, {database.split(':', 1)[0]})")
             yield base_url, process.pid, database
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            for running in (process, *crew):
+                running.terminate()
+            for running in (process, *crew):
+                try:
+                    running.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    running.kill()
             log.close()
 
 
@@ -201,16 +208,16 @@ def check_stored(database_url: str, turns: Sequence[Turn]) -> list[str]:
 
 
 def run_load(*, levels: Sequence[int], messages: int, latency_ms: float, tokens: int, tokens_per_s: float,
-             url: str | None, database_url: str | None, port: int, timeout: float,
+             url: str | None, database_url: str | None, port: int, timeout: float, workers: int = 0,
              say: Callable[[str], None] = print) -> dict:
     """Each level of simultaneous users in turn, against one app; the figures and the storage check."""
     from assistant.measure.stand_in_server import StandInServer
 
     run = uuid.uuid4().hex[:6]
     result: dict = {"latency_ms": latency_ms, "tokens": tokens, "tokens_per_s": tokens_per_s, "messages": messages,
-                    "levels": []}
+                    "workers": workers, "levels": []}
     with StandInServer(latency_ms=latency_ms, tokens=tokens, tokens_per_s=tokens_per_s) as model:
-        with _target(url, database_url, model.base_url, port, say) as (base_url, pid, database):
+        with _target(url, database_url, model.base_url, port, say, workers) as (base_url, pid, database):
             result["database"] = database.split(":", 1)[0] if database else None
             asyncio.run(crowd(base_url, 1, 2, run=f"{run}-warm", timeout=timeout))  # the first turn loads things
             everything: list[Turn] = []
@@ -237,11 +244,12 @@ def run_load(*, levels: Sequence[int], messages: int, latency_ms: float, tokens:
 
 @contextmanager
 def _target(url: str | None, database_url: str | None, model_url: str, port: int, say: Callable[[str], None],
-            ) -> Iterator[tuple[str, int | None, str | None]]:
+            workers: int) -> Iterator[tuple[str, int | None, str | None]]:
     if url is not None:  # a running app: its model is its own business, its process not ours to measure
         yield url.rstrip("/"), None, database_url
         return
-    with served_app(model_url=model_url, database_url=database_url, port=port, say=say) as (base, pid, database):
+    with served_app(model_url=model_url, database_url=database_url, port=port, say=say,
+                    workers=workers) as (base, pid, database):
         yield base, pid, database
 
 
@@ -253,8 +261,9 @@ def _line(f: dict) -> str:
 
 
 def render(result: dict) -> str:
+    crew = f"; hypothesis jobs in {result['workers']} worker processes" if result.get("workers") else ""
     rows = [f"stand-in model: {result['latency_ms']:.0f} ms to the first token, {result['tokens']} tokens at "
-            f"{result['tokens_per_s']:.0f}/s; {result['messages']} messages per user, back to back",
+            f"{result['tokens_per_s']:.0f}/s; {result['messages']} messages per user, back to back{crew}",
             "users  turns  turns/s  ttft p50  ttft p95  turn p50  turn p95  turn p99  errors  CPU ms/turn"]
     for f in result["levels"]:
         rows.append(f"{f['users']:>5}  {f['turns']:>5}  {f['turns_per_s']:>7}  {f['ttft_p50_s']!s:>8}  "

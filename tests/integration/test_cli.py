@@ -164,6 +164,40 @@ def test_profile_infer_then_show(monkeypatch, fake_llm):
     assert run("profile", "show", "nobody").returncode == 2
 
 
+def test_worker_once_runs_the_queued_jobs_and_needs_a_model(monkeypatch, fake_llm):
+    import json
+
+    from hypotheses.job import enqueue
+    from memory import store
+    from memory.db import write
+    from memory.models import Author
+
+    engine = build_engine(load_settings())
+    ada = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
+
+    def queued(session):
+        store.upsert_thread(session, thread_id="t", user_id=ada.id)
+        for i, content in enumerate(["I always sketch a map before I write any code.",
+                                     "Give me the short version first, please, then details.",
+                                     "Concrete examples help me far more than theory does."]):
+            store.save_message(session, step_id=f"w{i}", thread_id="t", user_id=ada.id, author=Author.USER,
+                               content=content)
+        enqueue(session, user_id=ada.id, trigger="messages")
+
+    write(engine, queued)
+    engine.dispose()
+    assert "need a language model" in run("worker", "--once").stderr
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("HYPERALIGN_MAX_RETRIES", "0")
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [
+        {"action": "add", "facet": "communication", "text": "Plans visually before writing.", "evidence": [1],
+         "confidence": 0.8, "entry": None, "stated": False}]}))
+    ran = run("worker", "--once")
+    assert ran.returncode == 0, ran.stderr
+    assert "worker: 1 jobs run, 0 taken by others, 3 messages embedded" in ran.stdout
+    assert "Plans visually before writing." in run("profile", "show", "ada").stdout
+
+
 def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
     import json
 

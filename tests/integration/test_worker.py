@@ -1,0 +1,104 @@
+"""`hyperalign worker` on SQLite and PostgreSQL, against the fake model: workers share the queue without
+running a job twice, take over a dead worker's job once its lease expired, and embed what lacks a vector;
+a web process set not to run jobs leaves them queued."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update as sql_update
+from sqlmodel import select
+
+from assistant.background import HypothesisJobs
+from assistant.llm import OpenAIGateway, Purpose
+from assistant.worker import Worker
+from hypotheses.job import claim, enqueue
+from memory import store
+from memory.db import read, write
+from memory.models import Author, Embedding, HypothesisJob, JobStatus, utcnow
+from tests.fakellm import WINDOWS, Reply
+
+pytestmark = pytest.mark.anyio
+
+TEXTS = ["I always sketch a map before I write a single line of code.",
+         "Give me the short version first, and the details only if I ask for them.",
+         "Honestly I learn best from concrete examples, not from abstract theory."]
+ANSWER = json.dumps({"hypotheses": [{"action": "add", "facet": "preference", "text": "Wants the short version first.",
+                                     "evidence": [2], "confidence": 0.7, "entry": None, "stated": False}]})
+
+
+@pytest.fixture
+async def gateway(fake_llm):
+    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
+                       windows=WINDOWS, timeout=5, max_retries=0)
+    yield gw
+    await gw.close()
+
+
+def people(engine, count: int) -> list[int]:
+    def create(session):
+        ids = []
+        for n in range(count):
+            user = store.create_user(session, identifier=f"person{n}", password="password1")
+            store.upsert_thread(session, thread_id=f"t{n}", user_id=user.id)
+            for i, content in enumerate(TEXTS):
+                store.save_message(session, step_id=f"m{n}-{i}", thread_id=f"t{n}", user_id=user.id,
+                                   author=Author.USER, content=content)
+            ids.append(user.id)
+        return ids
+
+    return write(engine, create)
+
+
+def jobs_for(engine, gateway, embedder, *, run_here=True, lease=timedelta(minutes=5)):
+    return HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6, lease=lease, run_here=run_here)
+
+
+async def test_two_workers_share_the_queue_and_never_run_a_job_twice(engine, fake_llm, gateway, embedder):
+    users = people(engine, 5)
+    for user_id in users:
+        write(engine, lambda s, u=user_id: enqueue(s, user_id=u, trigger="messages"))
+    fake_llm.respond("hypotheses", lambda _body: Reply(text=ANSWER, delay=0.2))  # long enough to overlap
+    first, second = (Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=None, concurrency=3)
+                     for _ in range(2))
+    rounds = []
+    while read(engine, lambda s: [j for j in s.exec(select(HypothesisJob)).all() if j.status == JobStatus.QUEUED]):
+        rounds += await asyncio.gather(first.round(), second.round())
+    assert sum(r.jobs for r in rounds) == 5  # each job run by exactly one of them
+    done = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
+    assert sorted(j.user_id for j in done) == sorted(users) and {j.status for j in done} == {JobStatus.DONE}
+    assert len(fake_llm.requests_for("hypotheses")) == 5  # one model call per job, none twice
+
+
+async def test_a_dead_workers_job_is_taken_over_once_its_lease_expired(engine, fake_llm, gateway, embedder):
+    (user_id,) = people(engine, 1)
+    job = write(engine, lambda s: enqueue(s, user_id=user_id, trigger="messages"))
+    assert claim(engine, job_id=job.id, worker="killed-worker") is not None  # then the process died
+    crew = Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=None)
+    assert (await crew.round()).jobs == 0  # its lease still runs: not ours to take
+    write(engine, lambda s: s.exec(sql_update(HypothesisJob).where(HypothesisJob.id == job.id)
+                                  .values(lease_until=utcnow() - timedelta(seconds=1))))
+    fake_llm.script("hypotheses", ANSWER)
+    assert (await crew.round()).jobs == 1
+    taken = read(engine, lambda s: s.get(HypothesisJob, job.id))
+    assert taken.status == JobStatus.DONE and not taken.claimed_by.startswith("killed-worker")
+
+
+async def test_a_worker_embeds_the_messages_that_lack_a_vector(engine, gateway, embedder):
+    (user_id,) = people(engine, 1)
+    crew = Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=embedder)
+    assert (await crew.round()).embedded == 3
+    assert len(read(engine, lambda s: s.exec(select(Embedding).where(Embedding.user_id == user_id)).all())) == 3
+    assert (await crew.round()).embedded == 0
+
+
+async def test_a_web_process_set_not_to_run_jobs_leaves_them_queued_for_a_worker(engine, fake_llm, gateway, embedder):
+    (user_id,) = people(engine, 1)
+    web = jobs_for(engine, gateway, embedder, run_here=False)
+    await web.after_turn(user_id)  # three substantive texts: the first job is due
+    await web.settle()
+    (job,) = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
+    assert job.status == JobStatus.QUEUED and fake_llm.requests == []
+    fake_llm.script("hypotheses", ANSWER)
+    assert (await Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=None).round()).jobs == 1
