@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, Purpose
-from hypotheses.job import LEASE, JobLost, JobOutcome, count_new_substantive, enqueue, run_job
+from hypotheses.job import LEASE, JobLost, JobOutcome, count_new_substantive, enqueue, run_job, waiting
 from hypotheses.schedule import FIRST_AFTER, due
 from memory.db import read, write
 from memory.embed import Embedder
@@ -70,18 +70,24 @@ class HypothesisJobs:
         if self._gateway.offline:
             return
 
-        def maybe_enqueue(session):
+        def maybe_enqueue(session) -> int | None:
             new, has_run = count_new_substantive(session, user_id=user_id)
             if not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every, first_after=FIRST_AFTER):
                 return None
             if self._over_limit(session, user_id):
                 return None
-            return enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages",
-                           lease=self._lease)
+            job = enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages",
+                          lease=self._lease)
+            if job is not None:
+                session.flush()
+                return job.id
+            # One is queued already: a process that queued it may have died before running it. This one
+            # runs it (a claim decides, should a worker be at it too); with workers, they do.
+            return waiting(session, user_id=user_id) if self._run_here else None
 
-        job = await asyncio.to_thread(write, self._engine, maybe_enqueue)
-        if job is not None and self._run_here:
-            self._tasks.spawn(self._run_unless_taken(job.id, user_id))
+        job_id = await asyncio.to_thread(write, self._engine, maybe_enqueue)
+        if job_id is not None and self._run_here:
+            self._tasks.spawn(self._run_unless_taken(job_id, user_id))
 
     async def _run_unless_taken(self, job_id: int, user_id: int) -> None:
         try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -24,6 +26,9 @@ from memory.embed import Embedder
 from memory.vectors import embed_pending
 
 logger = logging.getLogger(__name__)
+
+EMBED_PER_ROUND = 512  # messages a round embeds at most, so a large catch-up never holds the jobs up for long
+SETTLED = timedelta(minutes=2)  # a younger message may still be in its turn, which embeds it itself
 
 
 @dataclass(frozen=True)
@@ -40,20 +45,29 @@ class Worker:
         self._engine, self._jobs, self._embedder, self._concurrency = engine, jobs, embedder, concurrency
 
     async def round(self) -> Round:
-        """Claim and run what is claimable now, a few at a time; then embed what lacks a vector."""
-        ids = await asyncio.to_thread(read, self._engine, lambda s: claimable(s, limit=self._concurrency))
-        outcomes = await asyncio.gather(*(self._run(job_id) for job_id in ids))
+        """Run what is claimable now, `concurrency` at a time; then embed some of what lacks a vector.
+
+        Each worker tries the oldest jobs in its own random order, so workers that look at once mostly
+        claim different ones, and one that loses a claim goes straight on to the next."""
+        ids = await asyncio.to_thread(read, self._engine, lambda s: claimable(s, limit=4 * self._concurrency))
+        random.shuffle(ids)
+        slots = asyncio.Semaphore(self._concurrency)
+        outcomes = await asyncio.gather(*(self._run(job_id, slots) for job_id in ids), return_exceptions=True)
+        for failed in (o for o in outcomes if isinstance(o, BaseException)):
+            logger.error("worker: a job's run raised", exc_info=failed)
         embedded = 0
         if self._embedder is not None:
-            embedded = await asyncio.to_thread(embed_pending, self._engine, self._embedder)
-        ran = [o for o in outcomes if o is not None]
-        return Round(jobs=len(ran), taken=len(outcomes) - len(ran), embedded=embedded)
+            embedded = await asyncio.to_thread(embed_pending, self._engine, self._embedder, most=EMBED_PER_ROUND,
+                                               settled_for=SETTLED)
+        ran = [o for o in outcomes if isinstance(o, JobOutcome)]
+        return Round(jobs=len(ran), taken=sum(o is None for o in outcomes), embedded=embedded)
 
-    async def _run(self, job_id: int) -> JobOutcome | None:
-        try:
-            outcome = await self._jobs.run(job_id)
-        except JobLost:  # another worker, or the web process, claimed it between our read and our claim
-            return None
+    async def _run(self, job_id: int, slots: asyncio.Semaphore) -> JobOutcome | None:
+        async with slots:
+            try:
+                outcome = await self._jobs.run(job_id)
+            except JobLost:  # another worker, or a web process, claimed it between our read and our claim
+                return None
         logger.info("worker: job %s %s", job_id, outcome.status)
         return outcome
 

@@ -129,6 +129,12 @@ def _held(now: datetime):
     return and_(col(HypothesisJob.status).in_(ACTIVE), col(HypothesisJob.lease_until) >= now)
 
 
+def _abandoned_run(now: datetime):
+    """SQL: running, but the lease expired (or never existed: rows from before leases)."""
+    return and_(col(HypothesisJob.status) == JobStatus.RUNNING,
+                or_(col(HypothesisJob.lease_until).is_(None), col(HypothesisJob.lease_until) < now))
+
+
 def _abandoned(now: datetime):
     """SQL: queued or running, but the lease expired (or never existed: rows from before leases)."""
     return and_(col(HypothesisJob.status).in_(ACTIVE),
@@ -147,12 +153,17 @@ def claimable(session: Session, *, limit: int, now: datetime | None = None) -> l
 
 def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = LEASE,
             now: datetime | None = None) -> HypothesisJob | None:
-    """A queued job for the user, unless one already holds the user's slot (one at a time per user).
-    Jobs whose lease expired are failed here first, so a dead process never blocks the user for ever."""
+    """A queued job for the user, unless one is queued or running already (one at a time per user).
+
+    A running job whose lease expired (its process died) is failed here first, so it never blocks the
+    user for ever. A queued job is left as it is, however long it has waited: with workers, the wait is
+    the queue's, and failing it would send the user to the back of the queue again and again (the web
+    process runs a user's waiting job itself; see `waiting`)."""
     now = now or utcnow()
-    session.exec(sql_update(HypothesisJob).where(col(HypothesisJob.user_id) == user_id, _abandoned(now))
+    session.exec(sql_update(HypothesisJob).where(col(HypothesisJob.user_id) == user_id, _abandoned_run(now))
                  .values(status=JobStatus.FAILED, reason=ABANDONED, finished_at=now))
-    if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id, _held(now))).first() is not None:
+    if session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id,
+                                                   col(HypothesisJob.status).in_(ACTIVE))).first() is not None:
         return None
     job = HypothesisJob(user_id=user_id, trigger=trigger, lease_until=now + lease)
     try:
@@ -161,6 +172,12 @@ def enqueue(session: Session, *, user_id: int, trigger: str, lease: timedelta = 
     except IntegrityError:  # ...and the database's one-active-job index refused ours
         return None
     return job
+
+
+def waiting(session: Session, *, user_id: int) -> int | None:
+    """The user's queued job, claimed by nobody yet (its process may have died before it could)."""
+    return session.exec(select(HypothesisJob.id).where(HypothesisJob.user_id == user_id,
+                                                       HypothesisJob.status == JobStatus.QUEUED)).first()
 
 
 def claim(engine: Engine, *, job_id: int, worker: str, lease: timedelta = LEASE) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -17,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from memory.db import read, write
 from memory.embed import Embedder, content_hash
-from memory.models import Embedding, Message, MessageStatus, stored_id
+from memory.models import Embedding, Message, MessageStatus, stored_id, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -68,27 +69,36 @@ def _delete_vectors(session: Session, *, model: str, message_ids: list[int]) -> 
 
 
 def _next_lacking(session: Session, *, model: str, width: int, user_id: int | None, after: int,
-                  batch: int) -> list[Message]:
-    """The next batch of messages lacking a usable vector, in id order after `after`."""
-    query = _lacking(model, width, user_id).where(col(Message.id) > after).order_by(col(Message.id)).limit(batch)
-    return list(session.exec(query).all())
+                  batch: int, before: datetime | None = None) -> list[Message]:
+    """The next batch of messages lacking a usable vector, in id order after `after` (and stored before
+    `before`, when given)."""
+    query = _lacking(model, width, user_id).where(col(Message.id) > after)
+    if before is not None:
+        query = query.where(col(Message.created_at) < before)
+    return list(session.exec(query.order_by(col(Message.id)).limit(batch)).all())
 
 
 def embed_pending(
     engine: Engine, embedder: Embedder, *, user_id: int | None = None, batch: int = 64,
-    progress: Progress | None = None, check_hashes: bool = False,
+    progress: Progress | None = None, check_hashes: bool = False, most: int | None = None,
+    settled_for: timedelta | None = None,
 ) -> int:
-    """Embed every message that lacks a usable vector for the embedder's model; return how many."""
+    """Embed every message that lacks a usable vector for the embedder's model; return how many.
+
+    `most`: stop after about this many (a worker's round, which must not hold its jobs up for long).
+    `settled_for`: only messages stored at least this long ago; a younger one may still be in its turn,
+    which embeds it itself."""
     model, width = embedder.model_name, embedder.dimension * 4
     if check_hashes:
         stale = read(engine, lambda s: stale_by_hash(s, model=model, user_id=user_id))
         if stale:
             write(engine, partial(_delete_vectors, model=model, message_ids=stale))
-    total, done, started = count_pending(engine, model=model, width=width, user_id=user_id), 0, time.perf_counter()
-    after = 0
-    while True:
+    total = count_pending(engine, model=model, width=width, user_id=user_id) if progress else 0
+    done, started, after = 0, time.perf_counter(), 0
+    before = utcnow() - settled_for if settled_for is not None else None
+    while most is None or done < most:
         messages = read(engine, partial(_next_lacking, model=model, width=width, user_id=user_id, after=after,
-                                        batch=batch))
+                                        batch=batch, before=before))
         if not messages:
             break
         vectors = embedder.encode([m.content for m in messages])

@@ -22,6 +22,8 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.wiring import build_app
     from assistant.worker import Worker
 
+    if args.poll <= 0 or args.concurrency < 1:
+        raise CommandError("--poll must be more than 0 seconds and --concurrency at least 1")
     if settings.offline:
         raise CommandError("a worker runs hypothesis jobs, which need a language model: set OPENAI_API_KEY or "
                            "OPENAI_BASE_URL as for serve")

@@ -167,10 +167,12 @@ def test_profile_infer_then_show(monkeypatch, fake_llm):
 def test_worker_once_runs_the_queued_jobs_and_needs_a_model(monkeypatch, fake_llm):
     import json
 
+    from datetime import timedelta
+
     from hypotheses.job import enqueue
     from memory import store
     from memory.db import write
-    from memory.models import Author
+    from memory.models import Author, utcnow
 
     engine = build_engine(load_settings())
     ada = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
@@ -181,7 +183,7 @@ def test_worker_once_runs_the_queued_jobs_and_needs_a_model(monkeypatch, fake_ll
                                      "Give me the short version first, please, then details.",
                                      "Concrete examples help me far more than theory does."]):
             store.save_message(session, step_id=f"w{i}", thread_id="t", user_id=ada.id, author=Author.USER,
-                               content=content)
+                               content=content, created_at=utcnow() - timedelta(minutes=10))
         enqueue(session, user_id=ada.id, trigger="messages")
 
     write(engine, queued)

@@ -36,7 +36,8 @@ async def gateway(fake_llm):
     await gw.close()
 
 
-def people(engine, count: int) -> list[int]:
+def people(engine, count: int, *, written=timedelta(minutes=10)) -> list[int]:
+    """People with three substantive messages each, written `written` ago."""
     def create(session):
         ids = []
         for n in range(count):
@@ -44,7 +45,7 @@ def people(engine, count: int) -> list[int]:
             store.upsert_thread(session, thread_id=f"t{n}", user_id=user.id)
             for i, content in enumerate(TEXTS):
                 store.save_message(session, step_id=f"m{n}-{i}", thread_id=f"t{n}", user_id=user.id,
-                                   author=Author.USER, content=content)
+                                   author=Author.USER, content=content, created_at=utcnow() - written)
             ids.append(user.id)
         return ids
 
@@ -85,10 +86,13 @@ async def test_a_dead_workers_job_is_taken_over_once_its_lease_expired(engine, f
     assert taken.status == JobStatus.DONE and not taken.claimed_by.startswith("killed-worker")
 
 
-async def test_a_worker_embeds_the_messages_that_lack_a_vector(engine, gateway, embedder):
+async def test_a_worker_embeds_the_messages_that_lack_a_vector_and_leaves_those_still_in_their_turn(
+        engine, gateway, embedder):
     (user_id,) = people(engine, 1)
+    write(engine, lambda s: store.save_message(s, step_id="just-now", thread_id="t0", user_id=user_id,
+                                               author=Author.USER, content="A message whose turn is still running."))
     crew = Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=embedder)
-    assert (await crew.round()).embedded == 3
+    assert (await crew.round()).embedded == 3  # not the one sent a moment ago: its turn embeds it
     assert len(read(engine, lambda s: s.exec(select(Embedding).where(Embedding.user_id == user_id)).all())) == 3
     assert (await crew.round()).embedded == 0
 
@@ -102,3 +106,62 @@ async def test_a_web_process_set_not_to_run_jobs_leaves_them_queued_for_a_worker
     assert job.status == JobStatus.QUEUED and fake_llm.requests == []
     fake_llm.script("hypotheses", ANSWER)
     assert (await Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=None).round()).jobs == 1
+
+
+async def test_a_job_waiting_for_busy_workers_keeps_its_place_in_the_queue(engine, fake_llm, gateway, embedder):
+    first, second = people(engine, 2)
+    old = write(engine, lambda s: enqueue(s, user_id=first, trigger="messages", lease=timedelta(seconds=1)))
+    write(engine, lambda s: enqueue(s, user_id=second, trigger="messages"))
+    await asyncio.sleep(1.2)  # longer than the queued job's lease: the workers are busy elsewhere
+    web = jobs_for(engine, gateway, embedder, run_here=False)
+    await web.after_turn(first)  # due again, but it waits already: neither failed nor queued anew
+    assert read(engine, lambda s: [(j.id, j.status) for j in s.exec(select(HypothesisJob)
+                                                                     .order_by(HypothesisJob.id)).all()])[0] == (
+        old.id, JobStatus.QUEUED)
+    assert len(read(engine, lambda s: s.exec(select(HypothesisJob)).all())) == 2
+
+
+async def test_a_web_process_runs_the_job_its_dead_predecessor_queued(engine, fake_llm, gateway, embedder):
+    (user_id,) = people(engine, 1)
+    orphan = write(engine, lambda s: enqueue(s, user_id=user_id, trigger="messages"))  # then that process died
+    fake_llm.script("hypotheses", ANSWER)
+    web = jobs_for(engine, gateway, embedder, run_here=True)
+    await web.after_turn(user_id)
+    await web.settle()
+    assert read(engine, lambda s: s.get(HypothesisJob, orphan.id)).status == JobStatus.DONE
+
+
+async def test_the_workers_loop_runs_jobs_as_they_come_and_stops_when_told(engine, fake_llm, gateway, embedder):
+    (user_id,) = people(engine, 1)
+    crew = Worker(engine=engine, jobs=jobs_for(engine, gateway, embedder), embedder=None)
+    stop = asyncio.Event()
+    running = asyncio.create_task(crew.run(poll_s=0.1, stop=stop))
+    await asyncio.sleep(0.3)  # idle rounds first
+    fake_llm.script("hypotheses", ANSWER)
+    job = write(engine, lambda s: enqueue(s, user_id=user_id, trigger="messages"))
+    for _ in range(100):
+        if read(engine, lambda s: s.get(HypothesisJob, job.id)).status == JobStatus.DONE:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert read(engine, lambda s: s.get(HypothesisJob, job.id)).status == JobStatus.DONE
+
+
+def test_the_setting_decides_whether_the_web_process_runs_jobs(engine, database_url, fake_llm, monkeypatch):
+    from assistant.config import load_settings
+    from assistant.wiring import build_app
+
+    (user_id,) = people(engine, 1)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("HYPERALIGN_WEB_RUNS_JOBS", "false")
+    app = build_app(load_settings())
+
+    async def turn_ends() -> None:
+        await app.jobs.after_turn(user_id)
+        await app.aclose()
+
+    asyncio.run(turn_ends())
+    (job,) = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
+    assert job.status == JobStatus.QUEUED and fake_llm.requests == []  # left for a worker
