@@ -67,11 +67,11 @@ def _q(values: Sequence[float], q: float) -> float | None:
 async def person(base_url: str, name: str, messages: int, *, timeout: float) -> list[Turn]:
     """Sign in (signing up: registration is open), open a tab, and send `messages` messages, each after
     the previous reply ended."""
-    import httpx
+    import httpx2
 
     from assistant.measure.socket_tab import ChatTab
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as http:
+    async with httpx2.AsyncClient(base_url=base_url, timeout=timeout) as http:
         signed = await http.post("/login", data={"username": name, "password": "a-bench-password"})
         token = signed.cookies.get("access_token") if signed.status_code == 200 else None
     if token is None:
@@ -128,7 +128,7 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
                ) -> Iterator[tuple[str, int, str]]:
     """`hyperalign serve` in a fresh data directory against the stand-in model: (base URL, pid, database URL).
     With `workers`, that many `hyperalign worker` processes run the hypothesis jobs instead of the app."""
-    import httpx
+    import httpx2
 
     with tempfile.TemporaryDirectory(prefix="hyperalign-load-") as folder:
         database = database_url or f"sqlite:///{folder}/load.db"
@@ -152,9 +152,9 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
                     tail = (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"the app exited with {process.returncode}; its log ends:\n{tail}")
                 try:  # up, and its embedding model loaded (it loads in the background after start)
-                    if httpx.get(base_url + "/api/health", timeout=2).json().get("recall") == "ready":
+                    if httpx2.get(base_url + "/api/health", timeout=2).json().get("recall") == "ready":
                         break
-                except (httpx.HTTPError, ValueError):
+                except (httpx2.HTTPError, ValueError):
                     pass
                 time.sleep(0.5)
             else:

@@ -243,14 +243,13 @@ class OurDataLayer(BaseDataLayer):
 
         def save(session: Session) -> None:
             author = _conversation_author(session, step_dict)
-            if store.owned_thread(session, thread_id=thread_id, user_id=user_id) is None:
-                if author is None:
-                    # A thread exists once it has a message: a display step before the first one (Chainlit's
-                    # on_chat_start wrapper, on every page load or "New chat") made an empty conversation.
-                    return
-                # Created here, or refused when it is another's. A thread that exists is left as it is: a
-                # turn writes about eight steps, and rewriting the thread row for each cost every turn.
-                store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
+            if author is None and store.owned_thread(session, thread_id=thread_id, user_id=user_id) is None:
+                # A thread exists once it has a message: a display step before the first one (Chainlit's
+                # on_chat_start wrapper, on every page load or "New chat") made an empty conversation.
+                return
+            # Always through the thread row first, as the chat turn's writes do: the row lock then orders
+            # this save and the turn's (saving the message first deadlocked them on PostgreSQL).
+            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
             if author is not None:
                 store.save_message(
                     session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,

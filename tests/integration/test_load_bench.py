@@ -17,7 +17,7 @@ def test_simulated_users_are_answered_measured_and_every_message_is_stored_once(
     result = run_load(levels=[1, 3], messages=2, latency_ms=50, tokens=8, tokens_per_s=400, url=None,
                       database_url=database_url, port=free_port(), timeout=60, say=lines.append)
     one, three = result["levels"]
-    assert (one["users"], one["turns"], three["turns"]) == (1, 2, 6) and one["errors"] == three["errors"] == 0
+    assert (one["users"], one["turns"], three["turns"]) == (1, 2, 6) and one["errors"] == three["errors"] == 0, lines
     assert 0 < three["ttft_p50_s"] <= three["turn_p50_s"] <= three["turn_p95_s"] and three["turns_per_s"] > 0
     assert one["cpu_ms_per_turn"] > 0  # the app's own process, measured
     assert result["storage_checked"] == 2 + 6 and result["storage_problems"] == []
