@@ -129,12 +129,14 @@ def test_reindex_embeds_what_lacks_a_vector_with_a_progress_bar():
     assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
 
 
-def test_profile_infer_then_show(monkeypatch, fake_llm):
-    import json
+def ada_with_three_texts(*, minutes_ago: float = 0, queued: bool = False) -> None:
+    """Ada, in the settings' database, with three substantive messages written `minutes_ago` (and a queued job)."""
+    from datetime import timedelta
 
+    from hypotheses.job import enqueue
     from memory import store
     from memory.db import write
-    from memory.models import Author
+    from memory.models import Author, utcnow
 
     engine = build_engine(load_settings())
     ada = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
@@ -145,10 +147,18 @@ def test_profile_infer_then_show(monkeypatch, fake_llm):
                                      "Give me the short version first, please, then details.",
                                      "Concrete examples help me far more than theory does."]):
             store.save_message(session, step_id=f"s{i}", thread_id="t", user_id=ada.id, author=Author.USER,
-                               content=content)
+                               content=content, created_at=utcnow() - timedelta(minutes=minutes_ago))
+        if queued:
+            enqueue(session, user_id=ada.id, trigger="messages")
 
     write(engine, chat)
     engine.dispose()
+
+
+def test_profile_infer_then_show(monkeypatch, fake_llm):
+    import json
+
+    ada_with_three_texts()
     assert "needs a language model" in run("profile", "infer", "ada").stderr
     monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
     monkeypatch.setenv("HYPERALIGN_MAX_RETRIES", "0")
@@ -167,27 +177,7 @@ def test_profile_infer_then_show(monkeypatch, fake_llm):
 def test_worker_once_runs_the_queued_jobs_and_needs_a_model(monkeypatch, fake_llm):
     import json
 
-    from datetime import timedelta
-
-    from hypotheses.job import enqueue
-    from memory import store
-    from memory.db import write
-    from memory.models import Author, utcnow
-
-    engine = build_engine(load_settings())
-    ada = sign_in(engine, registration=Registration.OPEN, username="ada", password="password1")
-
-    def queued(session):
-        store.upsert_thread(session, thread_id="t", user_id=ada.id)
-        for i, content in enumerate(["I always sketch a map before I write any code.",
-                                     "Give me the short version first, please, then details.",
-                                     "Concrete examples help me far more than theory does."]):
-            store.save_message(session, step_id=f"w{i}", thread_id="t", user_id=ada.id, author=Author.USER,
-                               content=content, created_at=utcnow() - timedelta(minutes=10))
-        enqueue(session, user_id=ada.id, trigger="messages")
-
-    write(engine, queued)
-    engine.dispose()
+    ada_with_three_texts(minutes_ago=10, queued=True)  # settled: a worker's round embeds them
     assert "need a language model" in run("worker", "--once").stderr
     monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
     monkeypatch.setenv("HYPERALIGN_MAX_RETRIES", "0")
