@@ -249,12 +249,12 @@ def usage_report(session: Session, *, days: int, prices: dict[str, Price], now: 
                        func.sum(case((col(r.outcome) != "ok", 1), else_=0)), func.sum(r.ms))
         .where(col(r.at) >= since).group_by(day, purpose, model)).all()
     users = session.execute(
-        select_columns(who, model, func.count(), func.sum(r.tokens_in), func.sum(r.tokens_out))
+        select_columns(who, model, func.count(), func.sum(r.tokens_in), func.sum(r.tokens_out), func.sum(r.ms))
         .where(col(r.at) >= since, who.is_not(None)).group_by(who, model)).all()
     return summarise(
         [(str(d), p, m, Group(n, int(i or 0), int(o or 0), int(e or 0), int(f or 0), float(ms or 0)))
          for d, p, m, n, i, o, e, f, ms in rows],
-        [(who, m, Group(n, int(i or 0), int(o or 0))) for who, m, n, i, o in users],
+        [(who, m, Group(n, int(i or 0), int(o or 0), ms=float(ms or 0))) for who, m, n, i, o, ms in users],
         prices=prices, days=[str((since + timedelta(days=k)).date()) for k in range(days)], heaviest=heaviest,
         unusable=unusable_answers(session, since=since),
     )

@@ -206,6 +206,7 @@ async def test_the_usage_report_sums_per_day_purpose_model_and_user_with_prices(
     users = report["users"]
     assert [u["pseudonym"] for u in users] == [read(engine, lambda s: pseudonym(s, user_id=ann)),
                                               read(engine, lambda s: pseudonym(s, user_id=bob))]
+    assert users[0]["mean_ms"] == 100  # each user's own latency, as per purpose and model
     assert users[0]["tokens_in"] == 3000 and users[0]["cost"] == pytest.approx((2000 + 8 * 500 + 1000 + 100) / 1e6)
 
 
