@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         default=True, description="The web process runs the hypothesis jobs it enqueues; false leaves them to "
         "`hyperalign worker` processes (any number, on the same database).",
     )
+    instance: str = Field(
+        default="", max_length=64, pattern=r"^[0-9A-Za-z._-]*$",
+        description="A name for this process (a replica's port, say), shown by `/api/health`, so an operator "
+        "behind a proxy can tell which replica answered. Empty shows none.",
+    )
     safety_spec: Path | None = Field(
         default=None, description="The safety specification (YAML); empty means the bundled "
         "assistant/safety/spec.yaml. Check a file with `hyperalign spec check PATH`.",

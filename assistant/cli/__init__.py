@@ -2,6 +2,7 @@
 
 Commands (each is documented in README; a test checks):
   hyperalign serve [--host HOST] [--port PORT]
+  hyperalign deploy --out DIR [--replicas N] [--first-port PORT] [--listen PORT] [--server-name NAME] ...
   hyperalign doctor [--json]
   hyperalign worker [--once] [--poll SECONDS] [--concurrency N]
   hyperalign users add NAME [--operator] [--password-stdin]
@@ -31,12 +32,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from assistant.cli import audit, bench, doctor, profile, reindex, safety, serve, users, worker
+from assistant.cli import audit, bench, deploy, doctor, profile, reindex, safety, serve, users, worker
 from assistant.cli.base import CommandError
 from assistant.config import ConfigError, load_settings
 
 # The order `hyperalign --help` lists them in.
-COMMAND_GROUPS = (serve, worker, doctor, users, profile, reindex, bench, safety, audit)
+COMMAND_GROUPS = (serve, worker, deploy, doctor, users, profile, reindex, bench, safety, audit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
 from assistant.cli.base import CommandError
@@ -27,6 +28,9 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.offline:
         raise CommandError("a worker runs hypothesis jobs, which need a language model: set OPENAI_API_KEY or "
                            "OPENAI_BASE_URL as for serve")
+    # The web process logs through Chainlit's set-up; without one of its own a worker's failed jobs and
+    # its migrations would leave no trace. The same format, so a proxy host's logs read alike.
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s")
     app = build_app(settings)
 
     async def run() -> None:

@@ -18,8 +18,11 @@ import socketio
 
 class ChatTab:
     def __init__(self, base_url: str, token: str | None, *, session_id: str | None = None,
-                 thread_id: str | None = None, origin: str | None = None) -> None:
+                 thread_id: str | None = None, origin: str | None = None,
+                 cookies: dict[str, str] | None = None) -> None:
+        """`cookies`: sent beside the sign-in's (a proxy's route cookie, say)."""
         self.base_url, self.token, self.origin = base_url, token, origin
+        self.cookies = dict(cookies or {})
         self.session_id = session_id or str(uuid.uuid4())
         self.thread_id = thread_id
         self.events: list[tuple[str, object]] = []
@@ -58,8 +61,9 @@ class ChatTab:
     async def open(self, timeout: float = 15) -> ChatTab:
         """Connect and wait for the server's first task_end (raises socketio ConnectionError if refused)."""
         headers = {}
-        if self.token:
-            headers["Cookie"] = f"access_token={self.token}"
+        cookies = self.cookies | ({"access_token": self.token} if self.token else {})
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
         if self.origin:
             headers["Origin"] = self.origin
         self._task_end.clear()

@@ -73,7 +73,8 @@ async def startup() -> None:
     app = runtime.app()
     guard = Guard(app.engine)
     install_guard(fastapi_app, guard, window_message=asks_for_the_panel)
-    install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration, lambda: app.embedder.ready)
+    install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration, lambda: app.embedder.ready,
+                   instance=app.settings.instance)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
     install_console(fastapi_app, Console(app.engine, app.spec, parse_prices(app.settings.prices)))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)

@@ -82,8 +82,9 @@ async def revoke_account(engine: Engine, user_id: int) -> None:
 
 
 def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, registration: Registration,
-                   recall_ready: Callable[[], bool] = lambda: True) -> None:
-    """`recall_ready`: whether the embedding model has loaded (until then recall is lexical only)."""
+                   recall_ready: Callable[[], bool] = lambda: True, instance: str = "") -> None:
+    """`recall_ready`: whether the embedding model has loaded (until then recall is lexical only);
+    `instance`: this process's name, if the operator gave it one (replicas behind a proxy)."""
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Response:
         client = request.client.host if request.client else ""
         try:
@@ -144,7 +145,8 @@ def install_routes(fastapi_app: FastAPI, engine: Engine, sign_in: SignIn, regist
 
     async def api_health() -> dict:
         await asyncio.to_thread(read, engine, store.count_users)
-        return {"status": "ok", "database": engine.dialect.name, "recall": "ready" if recall_ready() else "loading"}
+        health = {"status": "ok", "database": engine.dialect.name, "recall": "ready" if recall_ready() else "loading"}
+        return health | ({"instance": instance} if instance else {})
 
     ours: list[Route] = [
         ("/login", login, ["POST"]),
