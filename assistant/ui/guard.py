@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -45,6 +46,7 @@ from assistant.ui.datalayer import iso, persisted_user
 from assistant.ui.meter import EventBudget
 from memory.db import read
 from memory.models import User, stored_id
+from memory.store import get_thread
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 5.0
@@ -154,9 +156,29 @@ class Guard:
                     logger.warning("refused to restore session of another account (socket %s)", sid)
                     raise ConnectionRefusedError("authorization failed")
                 existing.token = token  # the session now answers to the token that restored it
-            return await connect(sid, environ, auth)
+            connected = await connect(sid, environ, auth)
+            if existing is None:
+                await self._resume_only_stored(WebsocketSession.get(sid))
+            return connected
 
         return connect_as_the_same_account
+
+    async def _resume_only_stored(self, session: WebsocketSession | None) -> None:
+        """A tab that reconnects to a process without its session (a restart, another replica) names the
+        thread it was in. When that thread was never stored (its first message said nothing, or the
+        process died first), Chainlit would answer `resume_thread_error`, on which the browser leaves
+        the chat and clears its session, cancelling the message it had just sent: no reply, no notice.
+        Nothing of it is stored, so it is simply a new chat, under the id the tab already knows; an id
+        that is not one Chainlit would make gets a fresh one."""
+        if session is None or not session.thread_id_to_resume:
+            return
+        named = session.thread_id_to_resume
+        if await asyncio.to_thread(read, self._engine, lambda s: get_thread(s, thread_id=named)) is not None:
+            return  # Chainlit resumes it (its owner was checked when the socket connected)
+        session.thread_id_to_resume = None
+        if not _is_uuid(named):
+            session.thread_id = str(uuid.uuid4())
+        logger.info("socket %s named a thread that is not stored; a new chat starts", session.socket_id)
 
     def guard_message(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def as_the_user(sid: str, payload: Any, *args: Any) -> Any:
@@ -239,6 +261,13 @@ async def end_session(session: WebsocketSession) -> None:
         user_sessions.pop(session.id, None)
         chat_contexts.pop(session.id, None)  # the conversation Chainlit keeps in memory per session
         await session.delete()
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _forget_cleared_sessions() -> None:
