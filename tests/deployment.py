@@ -11,19 +11,19 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from assistant.deploy import ROUTE_COOKIE, Plan, render
+from assistant.measure.proxy import nginx_serving
 from tests.appserver import HYPERALIGN
 
-NGINX = Path("/usr/sbin/nginx")
 CHECKOUT = "/srv/hyperalign"  # the plan's checkout, replaced by this one's installed command
 
 
@@ -35,14 +35,6 @@ def _ports_free(*ports: int) -> bool:
             except OSError:
                 return False
     return True
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def free_run(count: int) -> int:
@@ -93,6 +85,7 @@ class Deployment:
             env = base | shared | unit_env | {"HYPERALIGN_DATA_DIR": str(workdir / name / "data")}
             self._launch[name] = (command, env)
         self.nginx: subprocess.Popen | None = None
+        self._stack = ExitStack()
 
     # --- processes ------------------------------------------------------------------------------
 
@@ -149,12 +142,7 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self.nginx and self.nginx.poll() is None:
-            self.nginx.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-            try:
-                self.nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.nginx.kill()
+        self._stack.close()  # the proxy
 
     def _port(self, name: str) -> int:
         return self.plan.ports[self.names.index(name)]
@@ -169,39 +157,8 @@ class Deployment:
     # --- the proxy ------------------------------------------------------------------------------
 
     def _start_nginx(self) -> None:
-        prefix = self.workdir / "nginx"
-        (prefix / "temp").mkdir(parents=True, exist_ok=True)
-        site = prefix / "hyperalign.conf"
-        site.write_text(self.files["nginx/hyperalign.conf"])
-        temp = " ".join(f"{kind}_temp_path {prefix / 'temp' / kind};" for kind in
-                        ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        # As root nginx's workers would drop to `nobody`, who cannot write the test's folders.
-        user = "user root;" if os.geteuid() == 0 else ""
-        main = prefix / "nginx.conf"
-        main.write_text(f"""{user}
-daemon off;
-worker_processes 1;
-pid {prefix / 'nginx.pid'};
-error_log {prefix / 'error.log'} warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {prefix / 'access.log'};
-    {temp}
-    include {site};
-}}
-""")
-        shutil.rmtree(prefix / "logs", ignore_errors=True)
-        (prefix / "logs").mkdir()
-        check = subprocess.run([str(NGINX), "-t", "-p", str(prefix), "-c", str(main)], capture_output=True, text=True)
-        assert check.returncode == 0, f"nginx refused the generated site:\n{check.stderr}"
-        with open(prefix / "stderr.log", "wb") as stderr:  # the child keeps its own descriptor
-            self.nginx = subprocess.Popen([str(NGINX), "-p", str(prefix), "-c", str(main)],
-                                          stdout=subprocess.DEVNULL, stderr=stderr)
-        deadline = time.monotonic() + 15
-        while not _listening(self.plan.listen):
-            if self.nginx.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start:\n{(prefix / 'stderr.log').read_text()}")
-            time.sleep(0.1)
+        self.nginx = self._stack.enter_context(
+            nginx_serving(self.files["nginx/hyperalign.conf"], self.workdir / "nginx", self.plan.listen))
 
     def route_to(self, name: str) -> str:
         """A route cookie value that the proxy sends to replica `name` (found by asking the proxy)."""

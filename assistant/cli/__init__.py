@@ -18,7 +18,7 @@ Commands (each is documented in README; a test checks):
   hyperalign bench turn [--json] [--sizes N,N,...] [--others N] [--latency-ms MS] [--part all|memory|ttft]
   hyperalign bench context [--json]
   hyperalign bench inference [--messages N] [--json]
-  hyperalign bench load [--users N,N,...] [--messages N] [--latency-ms MS] [--url URL] [--workers N] [--png FILE] [--json]
+  hyperalign bench load [--users N,N,...] [--messages N] [--latency-ms MS] [--url URL] [--workers N] [--replicas N] ...
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
   hyperalign audit list|show|label|export [filters]

@@ -55,6 +55,8 @@ def add_commands(commands) -> None:
     bench_load.add_argument("--timeout", type=float, default=120.0, help="seconds a turn may take (default 120)")
     bench_load.add_argument("--workers", type=int, default=0, help="run hypothesis jobs in this many `hyperalign "
                             "worker` processes instead of the app (the CPU figure is the app's alone)")
+    bench_load.add_argument("--replicas", type=int, default=1, help="serve replicas behind nginx with `hyperalign "
+                            "deploy`'s site (needs --database-url on PostgreSQL, and nginx; default 1: no proxy)")
     bench_load.add_argument("--png", type=Path, help="draw latency and throughput against users into this PNG")
     bench_load.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_load.set_defaults(run=bench_load_command)
@@ -160,10 +162,14 @@ def bench_load_command(settings: Settings, args: argparse.Namespace) -> int:
         levels = [int(n) for n in args.users.split(",")]
     except ValueError:
         raise CommandError("--users is a comma-separated list of numbers, e.g. 1,10,40") from None
+    if args.replicas < 1 or (args.replicas > 1 and args.url):
+        raise CommandError("--replicas is at least 1, and starts the replicas itself: not with --url")
+    if args.replicas > 1 and "postgresql" not in (args.database_url or ""):
+        raise CommandError("--replicas shares one database between processes: give --database-url postgresql://...")
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     result = run_load(levels=levels, messages=args.messages, latency_ms=args.latency_ms, tokens=args.tokens,
                       tokens_per_s=args.token_rate, url=args.url, database_url=args.database_url, port=args.port,
-                      timeout=args.timeout, workers=args.workers, say=say)
+                      timeout=args.timeout, workers=args.workers, replicas=args.replicas, say=say)
     if args.png:
         draw(result, args.png)
         say(f"chart: {args.png}")

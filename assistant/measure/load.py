@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ class Level:
     users: int
     seconds: float
     turns: list[Turn] = field(default_factory=list)
-    cpu_s: float | None = None  # the app process's CPU time over the level (None: not our process)
+    cpu_s: float | None = None  # the app processes' CPU time over the level, all replicas (None: not ours)
 
     def figures(self) -> dict:
         done = [t for t in self.turns if t.error is None and t.turn_s is not None]
@@ -74,9 +74,11 @@ async def person(base_url: str, name: str, messages: int, *, timeout: float) -> 
     async with httpx2.AsyncClient(base_url=base_url, timeout=timeout) as http:
         signed = await http.post("/login", data={"username": name, "password": "a-bench-password"})
         token = signed.cookies.get("access_token") if signed.status_code == 200 else None
+        # What else the browser would keep, such as a proxy's route cookie: its tab goes where it signed in.
+        kept = {cookie: value for cookie, value in dict(http.cookies).items() if cookie != "access_token"}
     if token is None:
         return [Turn(name, "", error=f"sign-in answered {signed.status_code}")]
-    tab = ChatTab(base_url, token)
+    tab = ChatTab(base_url, token, cookies=kept)
     turns: list[Turn] = []
     try:
         await tab.open(timeout)
@@ -125,12 +127,13 @@ def process_cpu_s(pid: int) -> float:
 
 @contextmanager
 def served_app(*, model_url: str, database_url: str | None, port: int, say: Callable[[str], None], workers: int = 0,
-               ) -> Iterator[tuple[str, int, str]]:
-    """`hyperalign serve` in a fresh data directory against the stand-in model: (base URL, pid, database URL).
-    With `workers`, that many `hyperalign worker` processes run the hypothesis jobs instead of the app."""
+               replicas: int = 1) -> Iterator[tuple[str, list[int], str]]:
+    """`hyperalign serve` in a fresh data directory against the stand-in model: (base URL, pids, database URL).
+    With `workers`, that many `hyperalign worker` processes run the hypothesis jobs instead of the app.
+    With `replicas` > 1, that many serve on consecutive ports behind nginx with `hyperalign deploy`'s site."""
     import httpx2
 
-    with tempfile.TemporaryDirectory(prefix="hyperalign-load-") as folder:
+    with tempfile.TemporaryDirectory(prefix="hyperalign-load-") as folder, ExitStack() as stack:
         database = database_url or f"sqlite:///{folder}/load.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HYPERALIGN_", "OPENAI_"))}
         env.update(HYPERALIGN_DATA_DIR=folder, DATABASE_URL=database, OPENAI_BASE_URL=model_url,
@@ -139,38 +142,54 @@ def served_app(*, model_url: str, database_url: str | None, port: int, say: Call
                    HYPERALIGN_SIGNUPS_PER_CLIENT="1000000", HYPERALIGN_SIGNIN_FAILURES_PER_CLIENT="1000000")
         if workers:
             env["HYPERALIGN_WEB_RUNS_JOBS"] = "false"
-        log = (Path(folder) / "app.log").open("wb")  # open while the app runs
-        process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        log = stack.enter_context((Path(folder) / "app.log").open("wb"))  # open while the app runs
+        ports = [port + i for i in range(replicas)]
+        processes = [subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(p)],
+                                      env=env | {"HYPERALIGN_INSTANCE": str(p)}, stdout=log, stderr=subprocess.STDOUT)
+                     for p in ports]
         crew = [subprocess.Popen([sys.executable, "-m", "assistant.cli", "worker", "--poll", "0.5"], env=env,
                                  stdout=log, stderr=subprocess.STDOUT) for _ in range(workers)]
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
+        stack.callback(_stop, [*processes, *crew])
+
+        def log_tail() -> str:
+            return (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
+
+        deadline = time.monotonic() + 120 + 30 * replicas
+        for process, replica in zip(processes, ports, strict=True):
+            while True:  # up, and its embedding model loaded (it loads in the background after start)
                 if process.poll() is not None:
-                    tail = (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"the app exited with {process.returncode}; its log ends:\n{tail}")
-                try:  # up, and its embedding model loaded (it loads in the background after start)
-                    if httpx2.get(base_url + "/api/health", timeout=2).json().get("recall") == "ready":
+                    raise RuntimeError(f"the app exited with {process.returncode}; its log ends:\n{log_tail()}")
+                try:
+                    if httpx2.get(f"http://127.0.0.1:{replica}/api/health", timeout=2).json().get("recall") == "ready":
                         break
                 except (httpx2.HTTPError, ValueError):
                     pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the app was not up with its embedding model loaded in time; its log ends:\n"
+                                       f"{log_tail()}")
                 time.sleep(0.5)
-            else:
-                tail = (Path(folder) / "app.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the app was not up with its embedding model loaded within 120 s; its log ends:\n{tail}")
-            say(f"app started (pid {process.pid}, {database.split(':', 1)[0]})")
-            yield base_url, process.pid, database
-        finally:
-            for running in (process, *crew):
-                running.terminate()
-            for running in (process, *crew):
-                try:
-                    running.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    running.kill()
-            log.close()
+        base_url = f"http://127.0.0.1:{port}"
+        if replicas > 1:
+            from assistant.deploy import Plan, nginx_site
+            from assistant.measure.proxy import nginx_serving
+
+            listen = port + replicas
+            stack.enter_context(nginx_serving(nginx_site(Plan(replicas=replicas, first_port=port, listen=listen)),
+                                              Path(folder) / "nginx", listen))
+            base_url = f"http://127.0.0.1:{listen}"
+        say(f"app started ({replicas} replica{'s' if replicas > 1 else ''}, pids "
+            f"{', '.join(str(p.pid) for p in processes)}, {database.split(':', 1)[0]})")
+        yield base_url, [p.pid for p in processes], database
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for running in processes:
+        running.terminate()
+    for running in processes:
+        try:
+            running.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            running.kill()
 
 
 def check_stored(database_url: str, turns: Sequence[Turn]) -> list[str]:
@@ -209,24 +228,24 @@ def check_stored(database_url: str, turns: Sequence[Turn]) -> list[str]:
 
 def run_load(*, levels: Sequence[int], messages: int, latency_ms: float, tokens: int, tokens_per_s: float,
              url: str | None, database_url: str | None, port: int, timeout: float, workers: int = 0,
-             say: Callable[[str], None] = print) -> dict:
+             replicas: int = 1, say: Callable[[str], None] = print) -> dict:
     """Each level of simultaneous users in turn, against one app; the figures and the storage check."""
     from assistant.measure.stand_in_server import StandInServer
 
     run = uuid.uuid4().hex[:6]
     result: dict = {"latency_ms": latency_ms, "tokens": tokens, "tokens_per_s": tokens_per_s, "messages": messages,
-                    "workers": workers, "levels": []}
+                    "workers": workers, "replicas": replicas, "levels": []}
     with StandInServer(latency_ms=latency_ms, tokens=tokens, tokens_per_s=tokens_per_s) as model:
-        with _target(url, database_url, model.base_url, port, say, workers) as (base_url, pid, database):
+        with _target(url, database_url, model.base_url, port, say, workers, replicas) as (base_url, pids, database):
             result["database"] = database.split(":", 1)[0] if database else None
             asyncio.run(crowd(base_url, 1, 2, run=f"{run}-warm", timeout=timeout))  # the first turn loads things
             everything: list[Turn] = []
             for users in levels:
-                cpu = process_cpu_s(pid) if pid else None
+                cpu = sum(map(process_cpu_s, pids)) if pids else None
                 started = time.perf_counter()
                 turns = asyncio.run(crowd(base_url, users, messages, run=run, timeout=timeout))
                 level = Level(users, time.perf_counter() - started, turns,
-                              process_cpu_s(pid) - cpu if pid and cpu is not None else None)
+                              sum(map(process_cpu_s, pids)) - cpu if pids and cpu is not None else None)
                 figures = level.figures()
                 result["levels"].append(figures)
                 everything += turns
@@ -244,13 +263,13 @@ def run_load(*, levels: Sequence[int], messages: int, latency_ms: float, tokens:
 
 @contextmanager
 def _target(url: str | None, database_url: str | None, model_url: str, port: int, say: Callable[[str], None],
-            workers: int) -> Iterator[tuple[str, int | None, str | None]]:
+            workers: int, replicas: int) -> Iterator[tuple[str, list[int], str | None]]:
     if url is not None:  # a running app: its model is its own business, its process not ours to measure
-        yield url.rstrip("/"), None, database_url
+        yield url.rstrip("/"), [], database_url
         return
     with served_app(model_url=model_url, database_url=database_url, port=port, say=say,
-                    workers=workers) as (base, pid, database):
-        yield base, pid, database
+                    workers=workers, replicas=replicas) as (base, pids, database):
+        yield base, pids, database
 
 
 def _line(f: dict) -> str:

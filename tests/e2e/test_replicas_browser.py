@@ -19,9 +19,10 @@ import socketio
 from sqlalchemy import text
 
 from assistant.deploy import ROUTE_COOKIE
+from assistant.measure.proxy import NGINX
 from memory.db import MIGRATIONS, make_engine
 from tests.conftest import unavailable
-from tests.deployment import NGINX, Deployment
+from tests.deployment import Deployment
 from tests.e2e.people import LAST_REPLY, Person
 from tests.fakellm import Reply
 from tests.pgserver import create_database, drop_database

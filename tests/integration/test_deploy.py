@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from assistant.deploy import Plan, nginx_site, render
+from assistant.measure.proxy import NGINX
 from tests.conftest import unavailable
-from tests.deployment import NGINX, settings_file, unit_command
+from tests.deployment import settings_file, unit_command
 from tests.inprocess import hyperalign as run
 
 

@@ -27,3 +27,24 @@ def test_simulated_users_are_answered_measured_and_every_message_is_stored_once(
     assert (tmp_path / "load.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The check can fail: a message that was never stored is named.
     assert check_stored(database_url, [Turn("nobody", "never-sent")]) == ["never-sent of nobody: stored 0 times"]
+
+
+def test_two_replicas_behind_nginx_answer_the_crowd_and_lose_nothing(postgres_admin_url, tmp_path):
+    from assistant.measure.proxy import NGINX
+    from tests.conftest import unavailable
+    from tests.deployment import free_run
+    from tests.pgserver import create_database, drop_database
+
+    if postgres_admin_url is None or not NGINX.exists():
+        unavailable("bench load --replicas needs PostgreSQL and nginx (apt-get install postgresql nginx)")
+    url = create_database(postgres_admin_url)
+    lines: list[str] = []
+    try:
+        result = run_load(levels=[4], messages=2, latency_ms=50, tokens=8, tokens_per_s=400, url=None,
+                          database_url=url, port=free_run(3), timeout=60, replicas=2, say=lines.append)
+    finally:
+        drop_database(postgres_admin_url, url)
+    (four,) = result["levels"]
+    assert four["turns"] == 8 and four["errors"] == 0 and result["replicas"] == 2, lines
+    assert result["storage_checked"] == 8 and result["storage_problems"] == []
+    assert any("2 replicas" in line for line in lines)
