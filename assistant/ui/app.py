@@ -26,6 +26,7 @@ from assistant.safety.deliberate import Deliberation
 from assistant.turn import TurnRequest
 from assistant.ui import runtime
 from assistant.ui.api import MeApi, install_api
+from assistant.ui.coalesce import Coalesced
 from assistant.ui.console import Console, install_console
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.guard import SWEEP_S, Guard, install_guard
@@ -299,9 +300,10 @@ async def on_message(message: cl.Message) -> None:
         message_id=message.id, reply_id=reply.id, text=message.content,
     )
     thinking = _ReasoningStep() if app.settings.show_reasoning else None
+    streamed = Coalesced(reply.stream_token)  # a burst every 50 ms, not an emit per token
     try:
         shown = _show_deliberation if app.settings.show_deliberation else None
-        result = await app.turns.run(request, reply.stream_token, _show_recalled, shown,
+        result = await app.turns.run(request, streamed, _show_recalled, shown,
                                      on_reasoning=thinking.stream if thinking else None)
     except NotOwner:
         await cl.ErrorMessage(content="This conversation belongs to another account.").send()
@@ -311,6 +313,7 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content="Something went wrong on the server while answering. Please try again.").send()
         return
     finally:
+        await streamed.close()
         if thinking is not None:
             await thinking.close()
     if result.reply:
