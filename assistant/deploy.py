@@ -8,20 +8,30 @@ Why the proxy config looks as it does (Chainlit 2.x, nginx 1.22 from Debian, bot
   first request and hashes on it (consistent hashing: adding a replica moves few browsers).
 - A replica that is down is skipped for the request that found it down (`proxy_next_upstream`) and for
   the next `fail_timeout`; its browsers reconnect to another replica, which resumes their stored chats.
-- The socket is a WebSocket: the proxy passes the upgrade and keeps an idle socket for an hour.
-- The app sees the browser's address (per-client sign-in limits) from X-Forwarded-For, which uvicorn
-  believes only from 127.0.0.1; the proxy replaces whatever a client sent there. X-Forwarded-Proto
-  tells it the page was served over TLS, so its cookies are marked Secure.
+  One that hangs is given up on after 60 s (open-source nginx has no active health checks).
+- The socket is a WebSocket: only a `websocket` upgrade is passed on, and an idle socket is kept for an
+  hour; every other request has the 60 s limit.
+- TLS ends at this nginx. The app sees the browser's address (per-client sign-in limits) from
+  X-Forwarded-For and the scheme from X-Forwarded-Proto, which uvicorn believes only from 127.0.0.1;
+  the proxy replaces whatever a client sent there. Behind another TLS proxy both would describe that
+  proxy: the browser's `Origin: https://…` would not match the app's idea of its own origin, and every
+  person would share the proxy's sign-in limit. So a certificate is given here, or the site is plain HTTP.
 - The Host header is passed through unchanged: the app compares a request's Origin with it.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 ROUTE_COOKIE = "hyperalign_route"
+# What may go into the files: nothing that nginx (`;`, `#`, braces, quotes, `$`) or systemd (`%`, spaces)
+# would read as more than a value.
+_NAME = re.compile(r"_|(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*")
+_ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
+_PATH = re.compile(r"[A-Za-z0-9/._-]+")
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class Plan:
     config_dir: str = "/etc/hyperalign"
     data_dir: str = "/var/lib/hyperalign"
     upload_limit_mb: int = 10
+    certificate: str | None = None  # TLS ends here when both are given (PEM files nginx can read)
+    key: str | None = None
+    ipv6: bool = True  # listen on [::] too (off for a host without IPv6, where nginx would not start)
 
     def problems(self) -> list[str]:
         found = []
@@ -46,14 +59,22 @@ class Plan:
             found.append("--listen must be a port")
         if self.first_port <= self.listen < self.first_port + self.replicas:
             found.append("--listen must differ from the replicas' ports")
-        for name, value in (("--server-name", self.server_name), ("--user", self.user)):
-            if not value or any(c.isspace() or c in ';{}"\'$\\' for c in value):
-                found.append(f"{name} must be one word without quotes, braces, ; or $")
-        for name, value in (("--checkout", self.checkout), ("--config-dir", self.config_dir),
-                            ("--data-dir", self.data_dir)):
-            if not PurePosixPath(value).is_absolute() or any(c.isspace() or c in ';{}"\'$\\%' for c in value):
-                found.append(f"{name} must be an absolute path without spaces, quotes, braces, %, ; or $")
+        if not _NAME.fullmatch(self.server_name):
+            found.append("--server-name must be one host name (letters, digits, '.', '-', a leading '*.'), or _")
+        if not _ACCOUNT.fullmatch(self.user):
+            found.append("--user must be a system account name (letters, digits, '.', '_', '-')")
+        paths = [("--checkout", self.checkout), ("--config-dir", self.config_dir), ("--data-dir", self.data_dir),
+                 ("--certificate", self.certificate), ("--key", self.key)]
+        for name, value in paths:
+            if value is not None and not (PurePosixPath(value).is_absolute() and _PATH.fullmatch(value)):
+                found.append(f"{name} must be an absolute path of letters, digits, '/', '.', '_' and '-'")
+        if (self.certificate is None) != (self.key is None):
+            found.append("--certificate and --key go together")
         return found
+
+    @property
+    def tls(self) -> bool:
+        return self.certificate is not None
 
     @property
     def ports(self) -> list[int]:
@@ -63,9 +84,25 @@ class Plan:
 def nginx_site(plan: Plan) -> str:
     """A site for /etc/nginx/sites-available (inside nginx's http block)."""
     servers = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in plan.ports)
+    ssl = " ssl" if plan.tls else ""
+    ipv6 = f"\n    listen [::]:{plan.listen}{ssl};" if plan.ipv6 else ""
+    certificate = (f"\n    ssl_certificate {plan.certificate};\n    ssl_certificate_key {plan.key};\n"
+                   "    ssl_protocols TLSv1.2 TLSv1.3;\n" if plan.tls else "")
+    proxied = """        proxy_pass http://hyperalign;
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header Upgrade $hyperalign_upgrade;
+        proxy_set_header Connection $hyperalign_connection;
+        proxy_next_upstream error timeout;
+        proxy_connect_timeout 5s;
+        proxy_buffering off;
+        add_header Set-Cookie $hyperalign_route_cookie always;"""
     return f"""# hyperalign: {plan.replicas} replicas behind one address. Written by `hyperalign deploy`.
 # Each browser keeps one replica (Chainlit holds a chat's socket in one process): a random route cookie,
 # set on its first request, picks the replica; one that is down is skipped and its browsers move on.
+# TLS ends here: behind another TLS proxy the app would take that proxy for every browser.
 
 upstream hyperalign {{
     hash $hyperalign_route consistent;
@@ -86,31 +123,34 @@ map $cookie_{ROUTE_COOKIE} $hyperalign_route_cookie {{
     "~^[0-9A-Za-z]{{16,64}}$" "";
     default "{ROUTE_COOKIE}=$request_id; Path=/; HttpOnly; SameSite=Lax$hyperalign_cookie_secure";
 }}
-# Upgrade for the socket; otherwise an empty Connection header, so upstream connections are reused.
-map $http_upgrade $hyperalign_connection {{
-    default upgrade;
-    "" "";
+# Only the socket's upgrade is passed on; otherwise an empty Connection header, so upstream connections
+# are reused.
+map $http_upgrade $hyperalign_upgrade {{
+    "~*^websocket$" websocket;
+    default "";
+}}
+map $hyperalign_upgrade $hyperalign_connection {{
+    websocket upgrade;
+    default "";
 }}
 
 server {{
-    listen {plan.listen};
+    listen {plan.listen}{ssl};{ipv6}
     server_name {plan.server_name};
     client_max_body_size {plan.upload_limit_mb}m;
-
-    location / {{
-        proxy_pass http://hyperalign;
-        proxy_http_version 1.1;
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $hyperalign_connection;
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 5s;
+{certificate}
+    # The chat's socket: idle for as long as a person reads.
+    location /ws/ {{
+{proxied}
         proxy_read_timeout 1h;
         proxy_send_timeout 1h;
-        proxy_buffering off;
-        add_header Set-Cookie $hyperalign_route_cookie always;
+    }}
+
+    # Everything else answers within a minute, or the replica is taken for hung and skipped.
+    location / {{
+{proxied}
+        proxy_read_timeout 60s;
+        proxy_send_timeout 60s;
     }}
 }}
 """
@@ -178,20 +218,28 @@ HYPERALIGN_WEB_RUNS_JOBS=false
 def install_steps(plan: Plan) -> str:
     units = " ".join(f"hyperalign@{port}" for port in plan.ports)
     ports = f"{plan.ports[0]}-{plan.ports[-1]}"
-    return f"""hyperalign: {plan.replicas} replicas on ports {ports}, a worker, nginx on port {plan.listen}.
+    scheme = "https" if plan.tls else "http"
+    default_site = ("\n     rm -f /etc/nginx/sites-enabled/default   # Debian's own site also answers any name on port 80"
+                    if plan.server_name == "_" else "")
+    tls_note = ("TLS ends at this nginx, with the certificate given." if plan.tls else
+                "Plain HTTP: for people outside this machine, run `hyperalign deploy` again with --certificate and "
+                "--key\n   (TLS must end at this nginx, not at a proxy in front of it).")
+    return f"""hyperalign: {plan.replicas} replicas on ports {ports}, a worker, nginx on {scheme} port {plan.listen}.
 
-1. Fill in DATABASE_URL and the model settings in hyperalign.env, then:
-     install -d -m 700 -o {plan.user} {plan.config_dir} {plan.data_dir}
-     install -m 600 -o {plan.user} hyperalign.env {plan.config_dir}/hyperalign.env
+1. An account for the processes, and the settings (fill in DATABASE_URL and the model in hyperalign.env):
+     useradd --system --home-dir {plan.data_dir} --shell /usr/sbin/nologin {plan.user}
+     install -d -m 700 -o {plan.user} {plan.data_dir}
+     install -d -m 750 -o root -g {plan.user} {plan.config_dir}
+     install -m 640 -o root -g {plan.user} hyperalign.env {plan.config_dir}/hyperalign.env
 2. Check them before anything starts (it reports pending migrations, the model server and its window):
      sudo -u {plan.user} sh -c 'set -a; . {plan.config_dir}/hyperalign.env; {plan.checkout}/.venv/bin/hyperalign doctor'
 3. Processes (the first to start migrates the database; the others wait for it):
      cp systemd/hyperalign@.service systemd/hyperalign-worker.service /etc/systemd/system/
      systemctl daemon-reload
      systemctl enable --now {units} hyperalign-worker
-4. The proxy (terminate TLS here, or in front of it: the route cookie is then marked Secure):
+4. The proxy. {tls_note}
      cp nginx/hyperalign.conf /etc/nginx/sites-available/hyperalign
-     ln -s /etc/nginx/sites-available/hyperalign /etc/nginx/sites-enabled/hyperalign
+     ln -s /etc/nginx/sites-available/hyperalign /etc/nginx/sites-enabled/hyperalign{default_site}
      nginx -t && systemctl reload nginx
 """
 

@@ -12,6 +12,7 @@ stale or unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -189,8 +190,14 @@ class UserIndexes:
             private_dir(self._folder)
             for old in self._files(user_id):
                 old.unlink(missing_ok=True)
+            for left in self._folder.glob(f"u{user_id}-*.partial"):  # a crash's; another's in progress is young
+                with contextlib.suppress(OSError):  # another process may remove it first
+                    if time.time() - left.stat().st_mtime > 60:
+                        left.unlink()
             target = self._path(user_id, entry.rows, entry.max_id)
-            partial = private_file(target.with_suffix(".partial"))  # FAISS writes into it, keeping its mode
+            # FAISS writes into it, keeping its mode. Named per process and thread: replicas on one machine
+            # share the data folder, and two writing one name would mix their halves.
+            partial = private_file(target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial"))
             faiss.write_index(entry.index, str(partial))
             os.replace(partial, target)  # readers never see half a file
         except OSError as exc:

@@ -81,10 +81,11 @@ class Deployment:
         for name, unit in [(n, "systemd/hyperalign@.service") for n in self.names] + \
                           [("worker", "systemd/hyperalign-worker.service")]:
             command, unit_env = unit_command(self.files[unit], name)
-            # Stricter than one machine needs: a data folder each, so nothing rests on shared files.
-            env = base | shared | unit_env | {"HYPERALIGN_DATA_DIR": str(workdir / name / "data")}
+            # One data folder for all, as the recipe has it on one machine (the plan's path, moved here).
+            env = base | shared | unit_env | {"HYPERALIGN_DATA_DIR": str(workdir / "data")}
             self._launch[name] = (command, env)
         self.nginx: subprocess.Popen | None = None
+        self.routes_log = workdir / "nginx" / "routes.log"
         self._stack = ExitStack()
 
     # --- processes ------------------------------------------------------------------------------
@@ -157,8 +158,15 @@ class Deployment:
     # --- the proxy ------------------------------------------------------------------------------
 
     def _start_nginx(self) -> None:
-        self.nginx = self._stack.enter_context(
-            nginx_serving(self.files["nginx/hyperalign.conf"], self.workdir / "nginx", self.plan.listen))
+        self.nginx = self._stack.enter_context(nginx_serving(
+            self.files["nginx/hyperalign.conf"], self.workdir / "nginx", self.plan.listen, routes_log=self.routes_log))
+
+    def served_by(self, route: str, request: str) -> set[str]:
+        """The replicas (by name) the proxy sent requests of this route to whose request line holds `request`."""
+        lines = self.routes_log.read_text().splitlines() if self.routes_log.exists() else []
+        ports = {line.split()[1].rsplit(":", 1)[1] for line in lines
+                 if line.startswith(route + " ") and request in line and line.split()[1] != "-"}
+        return ports
 
     def route_to(self, name: str) -> str:
         """A route cookie value that the proxy sends to replica `name` (found by asking the proxy)."""

@@ -16,11 +16,15 @@ from pathlib import Path
 NGINX = Path("/usr/sbin/nginx")
 
 
-def main_config(site: Path, prefix: Path) -> str:
+def main_config(site: Path, prefix: Path, *, routes_log: Path | None = None) -> str:
+    """`routes_log`: where each request went (its route, the replica, the request line), for tests."""
     temp = " ".join(f"{kind}_temp_path {prefix / 'temp' / kind};"
                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     # As root, nginx's workers would drop to `nobody`, who cannot write this folder.
     user = "user root;" if os.geteuid() == 0 else ""
+    # $hyperalign_route is the site's own map: the route the request was hashed on.
+    routes = (f"log_format routes '$hyperalign_route $upstream_addr \"$request\" $status';\n"
+              f"    access_log {routes_log} routes;" if routes_log else "access_log off;")
     return f"""{user}
 daemon off;
 worker_processes 1;
@@ -28,7 +32,7 @@ pid {prefix / 'nginx.pid'};
 error_log {prefix / 'error.log'} warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {routes}
     {temp}
     include {site};
 }}
@@ -44,7 +48,8 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def nginx_serving(site_text: str, prefix: Path, listen: int) -> Iterator[subprocess.Popen]:
+def nginx_serving(site_text: str, prefix: Path, listen: int, *, routes_log: Path | None = None,
+                  ) -> Iterator[subprocess.Popen]:
     """nginx running `site_text` until the block ends; raises when nginx refuses the site or does not start."""
     if not NGINX.exists():
         raise RuntimeError(f"{NGINX} not found (apt-get install nginx)")
@@ -53,7 +58,7 @@ def nginx_serving(site_text: str, prefix: Path, listen: int) -> Iterator[subproc
     site = prefix / "hyperalign.conf"
     site.write_text(site_text)
     main = prefix / "nginx.conf"
-    main.write_text(main_config(site, prefix))
+    main.write_text(main_config(site, prefix, routes_log=routes_log))
     check = subprocess.run([str(NGINX), "-t", "-p", str(prefix), "-c", str(main)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"nginx refused the site:\n{check.stderr}")

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,14 +111,15 @@ def test_a_person_signs_in_and_chats_through_the_proxy(browser, deployment, fake
 @in_own_loop
 async def test_a_profile_edit_through_one_replica_shapes_the_next_reply_on_the_other(deployment, fake):
     first, other = deployment.names
-    client, token = signed_in(deployment, "lee", deployment.route_to(first))
+    here, there = deployment.route_to(first), deployment.route_to(other)
+    client, token = signed_in(deployment, "lee", here)
     try:
         added = client.post("/api/me/profile/entries",
                             json={"facet": "preference", "text": "Wants every distance given in kilometres"})
     finally:
         client.close()
     assert added.status_code == 201, added.text
-    tab = await ChatTab(deployment.url, token, cookies={ROUTE_COOKIE: deployment.route_to(other)}).open()
+    tab = await ChatTab(deployment.url, token, cookies={ROUTE_COOKIE: there}).open()
     try:
         fake.script("chat", "About twelve kilometres.")
         await tab.say("How far is the lake from the station?")
@@ -125,25 +127,39 @@ async def test_a_profile_edit_through_one_replica_shapes_the_next_reply_on_the_o
         await tab.close()
     system = fake.requests_for("chat")[-1].body["messages"][0]["content"]
     assert "Wants every distance given in kilometres" in system
+    # The proxy's own record: the edit went to one replica, the chat's socket to the other.
+    assert deployment.served_by(here, "POST /api/me/profile/entries") == {first}
+    assert deployment.served_by(there, "transport=websocket") == {other}
 
 
 @in_own_loop
 async def test_forget_me_through_one_replica_ends_the_live_session_on_the_other(deployment, fake):
     first, other = deployment.names
-    client, token = signed_in(deployment, "max", deployment.route_to(first))
-    on_other = {ROUTE_COOKIE: deployment.route_to(other)}
-    tab = await ChatTab(deployment.url, token, cookies=on_other).open()
+    here, there = deployment.route_to(first), deployment.route_to(other)
+    client, token = signed_in(deployment, "max", here)
+    tab = await ChatTab(deployment.url, token, cookies={ROUTE_COOKIE: there}).open()
     try:
         fake.script("chat", "Noted.")
         await tab.say("My locker code is 4471")
+        sweeps = deployment.log(other).count("sessions of revoked sign-ins")
         forgotten = client.post("/api/me/forget", json={"confirm": "max"})
         client.close()
         assert forgotten.status_code == 200, forgotten.text
-        await asyncio.wait_for(tab.disconnected.wait(), 20)  # the other replica's sweep ended it
+        started = time.monotonic()
+        await asyncio.wait_for(tab.disconnected.wait(), 20)
+        took = time.monotonic() - started
     finally:
         await tab.close()
+    # The other replica's sweep (every 5 s) ended it, not the replica that erased the account.
+    assert deployment.served_by(here, "POST /api/me/forget") == {first}
+    assert deployment.served_by(there, "transport=websocket") == {other}
+    deadline = time.monotonic() + 5  # the sweep logs its count once it has ended the sessions
+    while deployment.log(other).count("sessions of revoked sign-ins") == sweeps and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert deployment.log(other).count("sessions of revoked sign-ins") == sweeps + 1
+    assert took < 8, f"the session on the other replica ended {took:.1f} s after forget-me"
     with pytest.raises(socketio.exceptions.ConnectionError):  # and the token opens nothing anywhere
-        await ChatTab(deployment.url, token, cookies=on_other).open()
+        await ChatTab(deployment.url, token, cookies={ROUTE_COOKIE: there}).open()
     assert messages_of(deployment, "max") == []
 
 
@@ -151,10 +167,11 @@ def test_a_replica_killed_mid_reply_loses_nothing_and_the_person_goes_on_from_th
     """Last in the module: it leaves one replica down."""
     from playwright.sync_api import expect
 
-    doomed, _survivor = deployment.names
+    doomed, survivor = deployment.names
     ivy = Person(browser, SimpleNamespace(base_url=deployment.url), "ivy")
     try:
-        ivy.context.add_cookies([{"name": ROUTE_COOKIE, "value": deployment.route_to(doomed), "url": deployment.url}])
+        route = deployment.route_to(doomed)
+        ivy.context.add_cookies([{"name": ROUTE_COOKIE, "value": route, "url": deployment.url}])
         ivy.sign_in()
         long = " ".join(f"word{i}" for i in range(200))
         fake.script("chat", Reply(text=long, chunk_delay=0.1))
@@ -176,8 +193,14 @@ def test_a_replica_killed_mid_reply_loses_nothing_and_the_person_goes_on_from_th
         ivy.shot("replicas-04-the-whole-conversation")
     finally:
         ivy.close()
+    # The same browser, its route unchanged: once its replica died the proxy sent its socket to the other.
+    # (nginx records a socket when it closes.)
+    deadline = time.monotonic() + 10
+    while deployment.served_by(route, "transport=websocket") != {doomed, survivor} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert deployment.served_by(route, "transport=websocket") == {doomed, survivor}
     stored = messages_of(deployment, "ivy")
-    said = [(a, c) for a, c, _ in stored if a == "user"]
-    assert said == [("user", "Tell me a long story"), ("user", "Are you still there?")]  # each once
-    assert stored[-1][:2] == ("assistant", "Still here, from the other replica.")
+    # Each question once; the reply that was streaming when its replica died was never stored.
+    assert [(a, c) for a, c, _ in stored] == [("user", "Tell me a long story"), ("user", "Are you still there?"),
+                                              ("assistant", "Still here, from the other replica.")]
     assert len({thread for _, _, thread in stored}) == 1, "the conversation went on in the same thread"

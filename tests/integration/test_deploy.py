@@ -49,6 +49,10 @@ def test_two_recipes_never_share_a_secret(tmp_path):
     (["--checkout", "relative/path"], "--checkout"),
     (["--data-dir", "/var/lib/x y"], "--data-dir"),
     (["--user", "a$b"], "--user"),
+    (["--server-name", "#"], "--server-name"),  # nginx would read the rest of the line as a comment
+    (["--user", "%n"], "--user"),  # systemd would expand it
+    (["--certificate", "/etc/ssl/site.pem"], "--certificate and --key go together"),
+    (["--certificate", "/etc/ssl/a b.pem", "--key", "/k.pem"], "--certificate"),
 ])
 def test_deploy_refuses_what_would_make_a_broken_or_injected_config(tmp_path, flags, problem):
     done = run("deploy", "--out", str(tmp_path / "out"), *flags)
@@ -56,11 +60,21 @@ def test_deploy_refuses_what_would_make_a_broken_or_injected_config(tmp_path, fl
     assert not (tmp_path / "out").exists()
 
 
-def test_nginx_accepts_the_site_it_is_given(tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_nginx_accepts_the_site_it_is_given(tmp_path, tls):
     if not NGINX.exists():
         unavailable(f"{NGINX} not found (apt-get install nginx)")
+    certificate = {}
+    if tls:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=chat.test",
+                        "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                       check=True, capture_output=True)
+        certificate = {"certificate": str(tmp_path / "cert.pem"), "key": str(tmp_path / "key.pem")}
     site = tmp_path / "site.conf"
-    site.write_text(nginx_site(Plan(replicas=2, first_port=28001, listen=28080)))
+    text = nginx_site(Plan(replicas=2, first_port=28001, listen=28080, **certificate))
+    assert ("listen 28080 ssl;" in text) == tls and "listen [::]:28080" in text
+    assert text.count("proxy_read_timeout 1h;") == 1  # only the socket may idle for an hour
+    site.write_text(text)
     main = tmp_path / "nginx.conf"
     main.write_text(f"pid {tmp_path / 'pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
                     f"http {{ access_log off; include {site}; }}\n")
