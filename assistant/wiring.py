@@ -115,7 +115,7 @@ def build_app(settings: Settings) -> App:
     safety = None if gateway.offline else SafetyGate(spec=spec, router=router, gateway=gateway,
                                                       timeout=settings.safety_timeout)
     turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=TurnLimits.of(settings),
-                  safety=safety, usage=usage)
+                  safety=safety, usage=usage, embed_replies=settings.web_runs_jobs)
     jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=settings.infer_every,
                           usage=usage, daily_token_limit=settings.daily_token_limit, run_here=settings.web_runs_jobs)
     logger.info("app built: database=%s model=%s spec=%s", engine.dialect.name, gateway.label, spec.version)

@@ -232,6 +232,14 @@ def set_remember(session: Session, *, thread_id: str, user_id: int, remember: bo
     return thread
 
 
+def held_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
+    """This user's thread with its row locked until the commit (PostgreSQL's FOR UPDATE; SQLite's write
+    transaction locks the whole database anyway), without rewriting it. A save that adds to a thread
+    locks its row first, as a turn's writes do, so two never lock in opposite orders and deadlock."""
+    thread = session.get(Thread, thread_id, with_for_update=True) if possible_key(thread_id) else None
+    return thread if thread and thread.user_id == user_id else None
+
+
 def owned_thread(session: Session, *, thread_id: str, user_id: int) -> Thread | None:
     thread = get_thread(session, thread_id=thread_id)
     return thread if thread and thread.user_id == user_id else None

@@ -243,13 +243,16 @@ class OurDataLayer(BaseDataLayer):
 
         def save(session: Session) -> None:
             author = _conversation_author(session, step_dict)
-            if author is None and store.owned_thread(session, thread_id=thread_id, user_id=user_id) is None:
-                # A thread exists once it has a message: a display step before the first one (Chainlit's
-                # on_chat_start wrapper, on every page load or "New chat") made an empty conversation.
-                return
             # Always through the thread row first, as the chat turn's writes do: the row lock then orders
-            # this save and the turn's (saving the message first deadlocked them on PostgreSQL).
-            store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
+            # this save and the turn's (saving the message first deadlocked them on PostgreSQL). A message
+            # rewrites the row (the thread's last activity); a display step only locks it.
+            if author is None:
+                if store.held_thread(session, thread_id=thread_id, user_id=user_id) is None:
+                    # A thread exists once it has a message: a display step before the first one (Chainlit's
+                    # on_chat_start wrapper, on every page load or "New chat") made an empty conversation.
+                    return
+            else:
+                store.upsert_thread(session, thread_id=thread_id, user_id=user_id)
             if author is not None:
                 store.save_message(
                     session, step_id=step_dict["id"], thread_id=thread_id, user_id=user_id, author=author,

@@ -24,12 +24,12 @@ SPEC = load_spec()
 async def turns_for(engine, embedder, indexes):
     built = []
 
-    def build(gateway, *, max_chars=1000, history=20):
+    def build(gateway, *, max_chars=1000, history=20, embed_replies=True):
         limits = TurnLimits(max_message_chars=max_chars, history_messages=history)
         safety = None if gateway.offline else SafetyGate(spec=SPEC, router=Router(SPEC, embedder.encode),
                                                          gateway=gateway, timeout=5)
         turns = Turns(engine=engine, gateway=gateway, embedder=embedder, indexes=indexes, limits=limits,
-                      safety=safety)
+                      safety=safety, embed_replies=embed_replies)
         built.append((turns, gateway))
         return turns
 
@@ -241,6 +241,25 @@ async def test_both_sides_are_embedded_the_reply_off_the_path(engine, alice, fak
     assert count_pending(engine, model=embedder.model_name, width=embedder.dimension * 4) == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM embedding")).scalar() == 2
+
+
+async def test_with_a_worker_the_reply_is_left_to_its_catch_up_and_the_message_is_not(
+        engine, alice, fake_llm, turns_for, embedder):
+    from memory.vectors import embed_pending
+
+    fake_llm.script("chat", "Sure, noted: Porto.")
+    turns = turns_for(fake_gateway(fake_llm), embed_replies=False)  # HYPERALIGN_WEB_RUNS_JOBS=false
+    await turns.run(request(alice, "I moved to Porto"), Screen())
+    await turns.settle()
+
+    def embedded():
+        with engine.connect() as conn:
+            return [row[0] for row in conn.execute(text(
+                "SELECT m.author FROM embedding e JOIN message m ON m.id = e.message_id ORDER BY m.id"))]
+
+    assert embedded() == ["user"]  # recall needs the message's vector now; the reply's can wait
+    assert embed_pending(engine, embedder) == 1  # what the worker's round does
+    assert embedded() == ["user", "assistant"]
 
 
 async def test_the_style_card_learns_each_message_and_reaches_the_prompt(engine, alice, fake_llm, turns_for):
