@@ -1,0 +1,349 @@
+"""A person's history from elsewhere, read: chat exports (ChatGPT, Claude) and their own writing (plain
+text, Markdown, e-mail). Pure reading: what a file holds, as conversations and texts, and what was
+skipped and why; storing it is memory.importing's business.
+
+Exports can be large (a heavy ChatGPT user's conversations.json passes 1 GB), so JSON is parsed as a
+stream (ijson): one conversation is in memory at a time. A ZIP is never extracted: its conversations.json
+is read through the archive, and refused when its stated size or compression ratio is not believable.
+
+Formats, from their public descriptions (no real export is in this repository; tests/fixtures/imports
+holds small files written in these shapes):
+- ChatGPT's conversations.json is a list of conversations, each a tree of message nodes (`mapping`, by
+  id, with `parent` and `children`); `current_node` is the leaf of the branch the person last saw.
+  Regenerated answers and edited questions are other branches: only the current one is read.
+- Claude's conversations.json is a list of conversations with `chat_messages` in order, each with a
+  `sender` ("human" or "assistant") and `text` (or `content` blocks of type "text").
+- An e-mail (.eml, or each message of an mbox of sent mail) gives only the sender's own words: quoted
+  replies, the signature and forwarded parts are cut.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import io
+import mailbox
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+from pathlib import Path, PurePath
+from typing import IO, Literal
+
+import ijson
+
+Role = Literal["user", "assistant"]
+MAX_RATIO = 100  # a JSON export compresses about 5-10 to 1; a ZIP bomb by thousands
+MAX_TEXT_CHARS = 200_000  # one message or one text; longer is cut (and counted)
+
+
+class UnreadableImport(Exception):
+    """A file this is not, or not whole; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Said:
+    role: Role
+    text: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    source: Literal["chatgpt", "claude"]
+    key: str  # the export's own id: importing it again adds nothing
+    title: str
+    created_at: datetime | None
+    messages: tuple[Said, ...]
+
+
+@dataclass(frozen=True)
+class Writing:
+    source: Literal["text", "email"]
+    key: str  # a digest of the text: the same text twice is one
+    title: str
+    at: datetime | None
+    text: str
+
+
+@dataclass
+class Skipped:
+    """What was left out, by reason (shown to the person after an import)."""
+
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str, count: int = 1) -> None:
+        self.reasons[reason] += count
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def kind_of(path: Path) -> str:
+    """"chats" (a ZIP or conversations.json), "email" (.eml, .mbox) or "text" (.txt, .md)."""
+    suffix = path.suffix.lower()
+    if suffix in {".zip", ".json"}:
+        return "chats"
+    if suffix in {".eml", ".mbox"} or path.name.lower() in {"sent", "sent mail", "mbox"}:
+        return "email"
+    if suffix in {".txt", ".md", ".markdown", ".text"}:
+        return "text"
+    raise UnreadableImport(f"{path.name}: expected a ChatGPT or Claude export (.zip or conversations.json), "
+                           "text of your own (.txt, .md) or e-mail you sent (.eml, .mbox)")
+
+
+def conversations_file(path: Path, *, max_bytes: int) -> IO[bytes]:
+    """The conversations.json of an export: the file itself, or read through its ZIP (never extracted)."""
+    if path.suffix.lower() != ".zip":
+        if path.stat().st_size > max_bytes:
+            raise UnreadableImport(f"{path.name} is {_size(path.stat().st_size)}; the limit is {_size(max_bytes)}")
+        return path.open("rb")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise UnreadableImport(f"{path.name} is not a ZIP archive (expected the export ChatGPT or Claude "
+                               "e-mailed you)") from None
+    found = [i for i in archive.infolist() if PurePath(i.filename).name == "conversations.json"
+             and len(PurePath(i.filename).parts) <= 2 and not i.is_dir()]
+    if not found:
+        archive.close()
+        raise UnreadableImport(f"{path.name} holds no conversations.json (expected a ChatGPT or Claude export)")
+    entry = min(found, key=lambda i: len(i.filename))  # the top-level one, if the archive repeats it
+    if entry.file_size > max_bytes:
+        archive.close()
+        raise UnreadableImport(f"{path.name}: its conversations.json is {_size(entry.file_size)}; the limit "
+                               f"is {_size(max_bytes)}")
+    if entry.compress_size and entry.file_size / entry.compress_size > MAX_RATIO:
+        archive.close()
+        raise UnreadableImport(f"{path.name}: its conversations.json expands {entry.file_size // entry.compress_size}"
+                               " times; no export does that (refused as a ZIP bomb)")
+    return io.BufferedReader(_Bounded(archive, archive.open(entry), limit=entry.file_size), buffer_size=1 << 16)
+
+
+class _Bounded(io.RawIOBase):
+    """An archive member read no further than it said it was (a forged header cannot stream on forever)."""
+
+    def __init__(self, archive: zipfile.ZipFile, member: IO[bytes], *, limit: int) -> None:
+        self._archive, self._member, self._left = archive, member, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._left <= 0:
+            if self._member.read(1):
+                raise UnreadableImport("the export's conversations.json is longer than its archive says")
+            return 0
+        chunk = self._member.read(min(len(buffer), self._left))
+        self._left -= len(chunk)
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        try:
+            self._member.close()
+            self._archive.close()
+        finally:
+            super().close()
+
+
+# --- chat exports ------------------------------------------------------------------------------
+
+def read_conversations(stream: IO[bytes], skipped: Skipped) -> Iterator[Conversation]:
+    """Each conversation of a ChatGPT or Claude conversations.json, whichever it is, one at a time."""
+    items = ijson.items(stream, "item", use_float=True)
+    try:
+        for position, raw in enumerate(items):
+            if not isinstance(raw, dict):
+                raise UnreadableImport(f"conversation {position + 1} is not an object: expected the list of "
+                                       "conversations of a ChatGPT or Claude export")
+            if "mapping" in raw:
+                conversation = _chatgpt(raw, skipped)
+            elif "chat_messages" in raw:
+                conversation = _claude(raw, skipped)
+            else:
+                raise UnreadableImport(f"conversation {position + 1} has neither `mapping` (ChatGPT) nor "
+                                       "`chat_messages` (Claude): expected a ChatGPT or Claude export")
+            if conversation is None:
+                continue
+            yield conversation
+    except ijson.JSONError as exc:
+        raise UnreadableImport(f"the export's JSON is broken ({_short(exc)}): expected a whole conversations.json "
+                               "from a ChatGPT or Claude export") from None
+
+
+def _chatgpt(raw: dict, skipped: Skipped) -> Conversation | None:
+    mapping = raw.get("mapping") or {}
+    node_id = raw.get("current_node")
+    branch: list[dict] = []
+    seen: set[str] = set()
+    while isinstance(node_id, str) and node_id in mapping and node_id not in seen:  # leaf up to the root
+        seen.add(node_id)
+        node = mapping[node_id] or {}
+        branch.append(node)
+        node_id = node.get("parent")
+    messages = []
+    for node in reversed(branch):
+        message = node.get("message") or {}
+        role = (message.get("author") or {}).get("role")
+        if role not in {"user", "assistant"}:
+            continue  # system prompts and tool output are nobody's words
+        if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
+            continue
+        content = message.get("content") or {}
+        if content.get("content_type") not in {"text", "multimodal_text"}:
+            skipped.add(f"ChatGPT {content.get('content_type') or 'unknown'} parts (not text)")
+            continue
+        text = "\n".join(p for p in content.get("parts") or [] if isinstance(p, str)).strip()
+        if text:
+            messages.append(Said(role, _clip(text, skipped), _epoch(message.get("create_time"))))
+    return _conversation("chatgpt", str(raw.get("conversation_id") or raw.get("id") or ""), raw.get("title"),
+                         _epoch(raw.get("create_time")), messages, skipped)
+
+
+def _claude(raw: dict, skipped: Skipped) -> Conversation | None:
+    messages = []
+    for message in raw.get("chat_messages") or []:
+        role = {"human": "user", "assistant": "assistant"}.get((message or {}).get("sender"))
+        if role is None:
+            continue
+        text = message.get("text") or "\n".join(
+            block.get("text", "") for block in message.get("content") or []
+            if isinstance(block, dict) and block.get("type") == "text")
+        if text.strip():
+            messages.append(Said(role, _clip(text.strip(), skipped), _iso(message.get("created_at"))))
+    return _conversation("claude", str(raw.get("uuid") or ""), raw.get("name"), _iso(raw.get("created_at")),
+                         messages, skipped)
+
+
+def _conversation(source, key: str, title, created_at, messages: list[Said], skipped: Skipped) -> Conversation | None:
+    if not key:
+        skipped.add("conversations without an id")
+        return None
+    if not any(m.role == "user" for m in messages):
+        skipped.add("conversations with nothing you wrote")
+        return None
+    name = (title or "").strip() if isinstance(title, str) else ""
+    return Conversation(source, key, name[:255] or "Imported conversation", created_at, tuple(messages))
+
+
+# --- your own writing --------------------------------------------------------------------------
+
+def read_text_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator[Writing]:
+    data = _small_enough(path, max_bytes).read_bytes()
+    if b"\x00" in data[:8192]:
+        raise UnreadableImport(f"{path.name} is not text (expected .txt or .md written by you)")
+    text = data.decode("utf-8", errors="replace").strip()
+    if text:
+        at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        yield _writing("text", path.stem, at, text, skipped)
+    else:
+        skipped.add("empty files")
+
+
+def read_email_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator[Writing]:
+    _small_enough(path, max_bytes)
+    if path.suffix.lower() == ".eml":
+        with path.open("rb") as handle:
+            messages: Iterator = iter([email.message_from_binary_file(handle, policy=email.policy.default)])
+            yield from _mails(messages, skipped)
+        return
+    box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default),
+                       create=False)
+    try:
+        yield from _mails(iter(box), skipped)
+    finally:
+        box.close()
+
+
+def _mails(messages: Iterator, skipped: Skipped) -> Iterator[Writing]:
+    for message in messages:
+        if not isinstance(message, EmailMessage) or not message.keys():
+            skipped.add("parts that are not e-mail")
+            continue
+        body = message.get_body(preferencelist=("plain",))
+        if body is None:
+            skipped.add("e-mails without plain text")
+            continue
+        try:
+            words = own_words(body.get_content())
+        except (LookupError, UnicodeError):
+            skipped.add("e-mails in an unknown encoding")
+            continue
+        if not words:
+            skipped.add("e-mails with nothing of your own (only quoted or forwarded text)")
+            continue
+        try:
+            at = parsedate_to_datetime(message["date"]) if message["date"] else None
+        except (TypeError, ValueError):
+            at = None
+        yield _writing("email", str(message["subject"] or "E-mail"), at, words, skipped)
+
+
+_QUOTE_START = re.compile(
+    r"^(On .{0,200}(wrote|schrieb|a écrit|escribió)\s*:\s*$"
+    r"|-{2,}\s*(Original Message|Forwarded message)\s*-{2,}"
+    r"|Begin forwarded message:"
+    r"|From: .+\n(Sent|Date): )", re.I | re.M)
+
+
+def own_words(body: str) -> str:
+    """The sender's own words of an e-mail body: up to a quoted reply's header, a forwarded part or the
+    signature ("-- " on its own line), without quoted lines ("> ...")."""
+    text = body.replace("\r\n", "\n")
+    if (cut := _QUOTE_START.search(text)) is not None:
+        text = text[: cut.start()]
+    if (signature := re.search(r"^-- ?$", text, re.M)) is not None:
+        text = text[: signature.start()]
+    lines = [line for line in text.split("\n") if not line.lstrip().startswith(">")]
+    return "\n".join(lines).strip()
+
+
+def _writing(source, title: str, at: datetime | None, text: str, skipped: Skipped) -> Writing:
+    text = _clip(text, skipped)
+    return Writing(source, hashlib.sha256(text.encode()).hexdigest(), title.strip()[:255] or "Untitled", at, text)
+
+
+# --- small parts -------------------------------------------------------------------------------
+
+def _small_enough(path: Path, max_bytes: int) -> Path:
+    if path.stat().st_size > max_bytes:
+        raise UnreadableImport(f"{path.name} is {_size(path.stat().st_size)}; the limit is {_size(max_bytes)}")
+    return path
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def _clip(text: str, skipped: Skipped) -> str:
+    if len(text) > MAX_TEXT_CHARS:
+        skipped.add(f"text beyond {MAX_TEXT_CHARS:,} characters in one message (cut)")
+        return text[:MAX_TEXT_CHARS]
+    return text
+
+
+def _epoch(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _iso(value) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC) if parsed else None
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]
