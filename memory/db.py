@@ -252,6 +252,17 @@ def m011_usage(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_usage_record_at ON usage_record (at)"))
 
 
+def m012_imports(conn: Connection) -> None:
+    """Imports: a batch per file, and the threads it brought marked with it and their origin."""
+    models.table_of(models.ImportBatch).create(conn, checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("thread")}
+    if "import_batch_id" not in columns:
+        conn.execute(text("ALTER TABLE thread ADD COLUMN import_batch_id INTEGER"))
+    if "origin" not in columns:
+        conn.execute(text("ALTER TABLE thread ADD COLUMN origin VARCHAR(16)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_thread_import_batch_id ON thread (import_batch_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -264,6 +275,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m009_job_leases", m009_job_leases),
     ("m010_one_active_job", m010_one_active_job),
     ("m011_usage", m011_usage),
+    ("m012_imports", m012_imports),
 ]
 
 

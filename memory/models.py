@@ -154,6 +154,27 @@ class User(SQLModel, table=True):
     token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
+class ImportBatch(SQLModel, table=True):
+    """One file a person brought (an export, their writing): what it added, so that all of it can be undone."""
+
+    __tablename__ = "import_batch"
+    __table_args__ = (Index("ix_import_batch_user", "user_id", "id"), NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
+    source: str = Field(max_length=16)  # chatgpt, claude, text, email
+    file_name: str = Field(max_length=255)
+    file_digest: str = Field(max_length=64)  # sha256 of the file: the same file twice is one import
+    status: str = Field(default="running", max_length=16)  # running, done, failed, undone
+    conversations: int = 0
+    messages: int = 0
+    texts: int = 0
+    skipped_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # reason -> count
+    reason: str | None = Field(default=None, max_length=255)  # why it failed
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 class Thread(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     user_id: int = Field(
@@ -166,6 +187,12 @@ class Thread(SQLModel, table=True):
     tags_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    # Brought by an import (None: made here). Its conversations are chats like any other; its writing
+    # samples are the person's texts, kept in threads of their own that the chat list does not show.
+    # No foreign key: m001 creates this table from the current model, before import_batch exists; a batch
+    # row goes only with its user, whose threads go with them.
+    import_batch_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
+    origin: str | None = Field(default=None, max_length=16)  # chatgpt, claude, writing
 
 
 class Message(SQLModel, table=True):

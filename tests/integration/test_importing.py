@@ -1,0 +1,120 @@
+"""Importing a person's history into the database: conversations as threads, texts as their own, the
+same thing twice adds nothing, a file that breaks halfway leaves nothing, and all of a batch undoes."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from memory import store
+from memory.db import read, write
+from memory.importing import batch_message_ids, import_file, thread_id_for, undo_batch
+from memory.history import UnreadableImport
+from memory.models import ImportBatch, Message, Thread
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
+LIMIT = 50 * 2**20
+
+
+@pytest.fixture
+def ada(engine):
+    return write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+
+
+@pytest.fixture
+def bob(engine):
+    return write(engine, lambda s: store.create_user(s, identifier="bob", password="password1"))
+
+
+def threads_of(engine, user):
+    return read(engine, lambda s: s.exec(select(Thread).where(Thread.user_id == user.id).order_by(Thread.name)).all())
+
+
+def test_an_export_becomes_threads_with_titles_dates_and_origin(engine, ada):
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "chatgpt-conversations.json", max_bytes=LIMIT)
+    assert (done.source, done.conversations, done.messages, done.texts) == ("chatgpt", 1, 3, 0)
+    assert done.skipped == {"conversations with nothing you wrote": 1}
+    (thread,) = threads_of(engine, ada)
+    assert (thread.name, thread.origin, thread.import_batch_id) == ("Sourdough starter help", "chatgpt", done.batch_id)
+    assert thread.created_at.year == 2024
+    messages = read(engine, lambda s: store.thread_messages(s, thread_id=thread.id))
+    assert [str(m.author) for m in messages] == ["user", "assistant", "user"]
+    assert messages[1].model == "imported from ChatGPT"
+    assert [m.created_at for m in messages] == sorted(m.created_at for m in messages)
+
+
+def test_writing_is_kept_as_the_persons_texts_in_threads_of_their_own(engine, ada):
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "sent.mbox", max_bytes=LIMIT)
+    assert (done.source, done.texts, done.conversations) == ("email", 1, 0)
+    (thread,) = threads_of(engine, ada)
+    assert thread.origin == "writing"
+    (message,) = read(engine, lambda s: store.thread_messages(s, thread_id=thread.id))
+    assert str(message.author) == "user" and "otter spraints" in message.content
+
+
+def test_the_same_file_twice_and_an_overlapping_export_add_nothing_new(engine, ada, tmp_path):
+    first = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    again = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    assert again.same_file_as == first.batch_id and again.conversations == 0
+    bigger = json.loads((FIXTURES / "claude-conversations.json").read_text())
+    bigger.append({**bigger[0], "uuid": "another-conversation", "name": "Another"})
+    (tmp_path / "conversations.json").write_text(json.dumps(bigger))
+    overlap = import_file(engine, user_id=ada.id, path=tmp_path / "conversations.json", max_bytes=LIMIT)
+    assert (overlap.conversations, overlap.already) == (1, 1)
+    assert len(threads_of(engine, ada)) == 2
+
+
+def test_one_persons_import_never_reaches_another(engine, ada, bob):
+    import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    theirs = import_file(engine, user_id=bob.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    assert theirs.conversations == 1 and theirs.same_file_as is None  # bob's own copy, not "already here"
+    (a,), (b,) = threads_of(engine, ada), threads_of(engine, bob)
+    assert a.id != b.id == thread_id_for(bob.id, _claude_conversation())
+
+
+def _claude_conversation():
+    from memory.history import Skipped, read_conversations
+
+    with (FIXTURES / "claude-conversations.json").open("rb") as stream:
+        return next(read_conversations(stream, Skipped()))
+
+
+def test_an_export_broken_halfway_leaves_nothing_behind(engine, ada, tmp_path, monkeypatch):
+    import memory.importing
+
+    monkeypatch.setattr(memory.importing, "WRITE_EVERY", 1)  # the first conversation is written before the break
+    conversations = [json.loads((FIXTURES / "claude-conversations.json").read_text())[0] for _ in range(3)]
+    for i, conversation in enumerate(conversations):
+        conversation["uuid"] = f"conversation-{i}"
+    text = json.dumps(conversations)
+    broken = tmp_path / "export.zip"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("conversations.json", text[: int(len(text) * 0.8)])
+    with pytest.raises(UnreadableImport, match="JSON is broken.*Nothing of export.zip was kept"):
+        import_file(engine, user_id=ada.id, path=broken, max_bytes=LIMIT)
+    assert threads_of(engine, ada) == []
+    (batch,) = read(engine, lambda s: s.exec(select(ImportBatch)).all())
+    assert batch.status == "failed" and "JSON is broken" in batch.reason
+
+
+def test_undo_removes_all_of_a_batch_and_nothing_else(engine, ada):
+    keep = import_file(engine, user_id=ada.id, path=FIXTURES / "reply.eml", max_bytes=LIMIT)
+    gone = import_file(engine, user_id=ada.id, path=FIXTURES / "chatgpt-conversations.json", max_bytes=LIMIT)
+    ids = read(engine, lambda s: batch_message_ids(s, batch_id=gone.batch_id))
+    assert len(ids) == 3
+    assert undo_batch(engine, user_id=ada.id, batch_id=gone.batch_id) == 3
+    assert [t.origin for t in threads_of(engine, ada)] == ["writing"]
+    assert read(engine, lambda s: s.exec(select(Message).where(Message.id.in_(ids))).all()) == []
+    assert read(engine, lambda s: s.get(ImportBatch, gone.batch_id)).status == "undone"
+    assert read(engine, lambda s: s.get(ImportBatch, keep.batch_id)).status == "done"
+    with pytest.raises(LookupError):
+        undo_batch(engine, user_id=ada.id + 1, batch_id=keep.batch_id)  # only one's own
+
+
+def test_a_dry_run_counts_and_stores_nothing(engine, ada):
+    seen = import_file(engine, user_id=ada.id, path=FIXTURES / "chatgpt-conversations.json", max_bytes=LIMIT,
+                       dry_run=True)
+    assert (seen.conversations, seen.messages, seen.batch_id) == (1, 3, None)
+    assert threads_of(engine, ada) == [] and read(engine, lambda s: s.exec(select(ImportBatch)).all()) == []
