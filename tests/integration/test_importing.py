@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from memory import store
 from memory.db import read, write
-from memory.importing import batch_message_ids, import_file, thread_id_for, undo_batch
 from memory.history import UnreadableImport
+from memory.importing import batch_message_ids, import_file, thread_id_for, undo_batch
 from memory.models import ImportBatch, Message, Thread
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
