@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from memory import store
@@ -260,8 +260,3 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: str = "un
 def batches(session: Session, *, user_id: int) -> list[ImportBatch]:
     return list(session.exec(select(ImportBatch).where(ImportBatch.user_id == user_id)
                              .order_by(col(ImportBatch.id).desc())).all())
-
-
-def forget_batches(session: Session, *, user_id: int) -> None:
-    """Forget-me: the batch rows themselves (their threads go with the person's)."""
-    session.exec(delete(ImportBatch).where(col(ImportBatch.user_id) == user_id))

@@ -25,6 +25,7 @@ from memory.models import (
     Embedding,
     Feedback,
     HypothesisJob,
+    ImportBatch,
     Message,
     MessageStatus,
     ProfileEntry,
@@ -165,6 +166,7 @@ def delete_user(session: Session, *, user: User) -> None:
     session.exec(delete(ProfileHistory).where(col(ProfileHistory.user_id) == user.id))
     session.exec(delete(ProfileEntry).where(col(ProfileEntry.user_id) == user.id))
     session.exec(delete(HypothesisJob).where(col(HypothesisJob.user_id) == user.id))
+    session.exec(delete(ImportBatch).where(col(ImportBatch.user_id) == user.id))  # file names of their imports
     session.delete(user)
 
 
@@ -271,7 +273,9 @@ def list_threads(
         .subquery()
     )
     last_at = activity.c.last_at
-    query = select(Thread, last_at).join(activity, activity.c.thread_id == Thread.id).where(Thread.user_id == user_id)
+    # Imported writing is the person's texts, not a conversation to resume: the Import section lists it.
+    query = (select(Thread, last_at).join(activity, activity.c.thread_id == Thread.id)
+             .where(Thread.user_id == user_id, or_(col(Thread.origin).is_(None), col(Thread.origin) != "writing")))
     search = clean_text(search or "").strip()[:MAX_SEARCH]
     if search:
         pattern = f"%{_escape_like(search)}%"

@@ -118,3 +118,18 @@ def test_a_dry_run_counts_and_stores_nothing(engine, ada):
                        dry_run=True)
     assert (seen.conversations, seen.messages, seen.batch_id) == (1, 3, None)
     assert threads_of(engine, ada) == [] and read(engine, lambda s: s.exec(select(ImportBatch)).all()) == []
+
+
+def test_imported_conversations_are_in_the_chat_list_and_writing_is_not(engine, ada):
+    import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    import_file(engine, user_id=ada.id, path=FIXTURES / "why-i-walk.md", max_bytes=LIMIT)
+    listed, _ = read(engine, lambda s: store.list_threads(s, user_id=ada.id, first=20))
+    assert [t.name for t, _ in listed] == ["Trail running shoes"]
+
+
+def test_forgetting_the_person_removes_their_imports_too(engine, ada, bob):
+    import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    import_file(engine, user_id=bob.id, path=FIXTURES / "reply.eml", max_bytes=LIMIT)
+    write(engine, lambda s: store.delete_user(s, user=s.get(type(ada), ada.id)))
+    assert [b.user_id for b in read(engine, lambda s: s.exec(select(ImportBatch)).all())] == [bob.id]
+    assert threads_of(engine, ada) == [] and len(threads_of(engine, bob)) == 1
