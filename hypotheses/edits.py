@@ -12,7 +12,7 @@ entry id is "not found", never "forbidden", so ids reveal nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlmodel import Session, col, select
 
@@ -193,3 +193,36 @@ def evidence(session: Session, *, user_id: int, entry_id: int) -> list[dict]:
     # step_id is the message's id in the chat page (Chainlit's `step-<id>` element), to scroll to it.
     return [{"message_id": m.id, "step_id": m.step_id, "text": m.content, "at": m.created_at.isoformat(),
              "thread_id": m.thread_id, "thread_name": name} for m, name in rows]
+
+
+def withdraw_evidence(session: Session, *, user_id: int, message_ids: Iterable[int], reason: str) -> tuple[int, int]:
+    """Texts that are gone (an import undone) stop supporting what the profile says: an inferred entry
+    that rested only on them goes (superseded, with its history), one that rested partly on them loses
+    that support. What the person wrote or edited themselves stays: it rests on their word, not on
+    evidence. Returns (entries gone, entries weakened)."""
+    gone_ids = set(message_ids)
+    retired = weakened = 0
+    if not gone_ids:
+        return retired, weakened
+    rows = session.exec(select(ProfileEntry).where(
+        ProfileEntry.user_id == user_id, col(ProfileEntry.source) == EntrySource.INFERRED,
+        ProfileEntry.status == EntryStatus.ACTIVE)).all()
+    for row in rows:
+        evidence = [int(i) for i in json.loads(row.evidence_json or "[]")]
+        lost = [i for i in evidence if i in gone_ids]
+        if not lost:
+            continue
+        before = profile.snapshot(row)
+        kept = [i for i in evidence if i not in gone_ids]
+        row.evidence_json = json.dumps(kept)
+        if kept:
+            row.support = max(1, row.support - len(lost))
+            kind, weakened = "weaken", weakened + 1
+        else:
+            row.status, row.valid_to, row.pinned = EntryStatus.SUPERSEDED, utcnow(), False
+            kind, retired = "withdraw", retired + 1
+        row.version += 1
+        session.add(row)
+        session.flush()
+        profile.record_change(session, entry=row, actor=Actor.SYSTEM, kind=kind, before=before, reason=reason)
+    return retired, weakened

@@ -133,3 +133,43 @@ def test_forgetting_the_person_removes_their_imports_too(engine, ada, bob):
     write(engine, lambda s: store.delete_user(s, user=s.get(type(ada), ada.id)))
     assert [b.user_id for b in read(engine, lambda s: s.exec(select(ImportBatch)).all())] == [bob.id]
     assert threads_of(engine, ada) == [] and len(threads_of(engine, bob)) == 1
+
+
+def test_undo_takes_back_the_support_an_import_gave_the_profile(engine, ada):
+    from hypotheses.edits import withdraw_evidence
+    from memory.models import EntrySource, EntryStatus, ProfileEntry, ProfileHistory
+
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "chatgpt-conversations.json", max_bytes=LIMIT)
+    imported = read(engine, lambda s: batch_message_ids(s, batch_id=done.batch_id))
+    own = write(engine, lambda s: store.save_message(
+        s, step_id="here-1", thread_id=write_thread(s, ada), user_id=ada.id, author=store.Author.USER,
+        content="I bake every Sunday")).id
+
+    def entry(text, evidence, source=EntrySource.INFERRED):
+        return write(engine, lambda s: _added(s, ProfileEntry(user_id=ada.id, facet="preference", text=text,
+                                                               evidence_json=json.dumps(evidence), support=len(evidence),
+                                                               source=source)))
+
+    only = entry("Bakes sourdough", imported[:2])
+    partly = entry("Bakes at weekends", [imported[0], own])
+    untouched = entry("Likes hills", [own])
+    theirs = entry("Is learning to bake", imported[:1], source=EntrySource.USER)
+    assert write(engine, lambda s: withdraw_evidence(s, user_id=ada.id, message_ids=imported,
+                                                     reason="import undone")) == (1, 1)
+    rows = {r.id: r for r in read(engine, lambda s: s.exec(select(ProfileEntry)).all())}
+    assert rows[only].status == EntryStatus.SUPERSEDED
+    assert rows[partly].status == EntryStatus.ACTIVE and json.loads(rows[partly].evidence_json) == [own]
+    assert rows[partly].support == 1
+    assert rows[untouched].version == 1 and rows[theirs].status == EntryStatus.ACTIVE  # the person's word stays
+    history = read(engine, lambda s: s.exec(select(ProfileHistory.kind, ProfileHistory.reason)).all())
+    assert sorted(history) == [("weaken", "import undone"), ("withdraw", "import undone")]
+
+
+def write_thread(session, user):
+    return store.upsert_thread(session, thread_id="here", user_id=user.id).id
+
+
+def _added(session, row):
+    session.add(row)
+    session.flush()
+    return row.id
