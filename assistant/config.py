@@ -136,6 +136,10 @@ class Settings(BaseSettings):
         default=True, description="The web process runs the hypothesis jobs it enqueues; false leaves them to "
         "`hyperalign worker` processes (any number, on the same database).",
     )
+    import_limit_mb: int = Field(
+        default=1024, ge=1, le=65536, description="The largest file a person may import (an export's "
+        "conversations.json inside its ZIP counts at its unpacked size), in MB.",
+    )
     instance: str = Field(
         default="", max_length=64, pattern=r"^[0-9A-Za-z._-]*$",
         description="A name for this process (a replica's port, say), shown by `/api/health`, so an operator "

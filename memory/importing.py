@@ -38,7 +38,6 @@ from memory.models import Author, ImportBatch, Message, Thread, stored_id, utcno
 logger = logging.getLogger(__name__)
 _IDS = uuid.UUID("3f1c2a9e-8d47-4b8e-9a51-6f0d1e2c7b34")  # the namespace of imported ids
 WRITE_EVERY = 200  # items per transaction: a big export never holds one long write lock
-Progress = Callable[[int, int], None]  # (bytes read, file size)
 
 
 @dataclass
@@ -76,9 +75,10 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry_run: bool = False) -> Imported:
+def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry_run: bool = False,
+                progress: Callable[[Imported], None] | None = None) -> Imported:
     """Import one file for this person (see the module's docstring); raises UnreadableImport with what was
-    expected, after undoing whatever it had added."""
+    expected, after undoing whatever it had added. `progress` hears the counts after each stored chunk."""
     kind = kind_of(path)
     if path.stat().st_size > max_bytes and kind != "chats":  # a ZIP's member is checked inside
         raise UnreadableImport(f"{path.name} is larger than the limit of {max_bytes // 2**20} MB")
@@ -97,9 +97,13 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
         for chunk in _chunks(_items(path, kind, skipped, max_bytes), WRITE_EVERY):
             if dry_run:
                 _count(result, chunk)
+                if progress is not None:
+                    progress(result)
                 continue
             write(engine, lambda s, chunk=chunk: _store(s, user_id=user_id, batch_id=result.batch_id, items=chunk,
                                                         result=result))
+            if progress is not None:
+                progress(result)
     except (UnreadableImport, OSError) as exc:
         if result.batch_id is not None:
             undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status="failed", reason=str(exc)[:255])

@@ -8,6 +8,7 @@ Commands (each is documented in README; a test checks):
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
   hyperalign users set-role NAME operator|user
+  hyperalign import NAME FILE... [--dry-run]
   hyperalign profile show NAME
   hyperalign profile infer NAME
   hyperalign profile export NAME [--out FILE]
@@ -32,12 +33,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from assistant.cli import audit, bench, deploy, doctor, profile, reindex, safety, serve, users, worker
+from assistant.cli import audit, bench, deploy, doctor, imports, profile, reindex, safety, serve, users, worker
 from assistant.cli.base import CommandError
 from assistant.config import ConfigError, load_settings
 
 # The order `hyperalign --help` lists them in.
-COMMAND_GROUPS = (serve, worker, deploy, doctor, users, profile, reindex, bench, safety, audit)
+COMMAND_GROUPS = (serve, worker, deploy, doctor, users, imports, profile, reindex, bench, safety, audit)
 
 
 def main(argv: list[str] | None = None) -> int:

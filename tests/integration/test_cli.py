@@ -298,3 +298,30 @@ def test_audit_commands_print_the_same_records_as_the_console_and_set_role_works
     assert read(engine, lambda s: str(store.get_user(s, identifier="lee").role)) == "user"
     assert run("users", "set-role", "nobody", "user").returncode == 2
     engine.dispose()
+
+
+def test_import_reads_stores_embeds_and_refuses_what_it_cannot_read(tmp_path):
+    from pathlib import Path
+
+    from sqlmodel import select
+
+    from memory.db import read
+    from memory.models import Embedding
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
+    assert run("users", "add", "ada", "--password-stdin", stdin="a-long-password\n").returncode == 0
+    dry = run("import", "ada", str(fixtures / "claude-conversations.json"), "--dry-run")
+    assert dry.returncode == 0 and "would import claude-conversations.json: 1 conversations (3 messages)" in dry.stdout
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8")
+    done = run("import", "ada", str(fixtures / "claude-conversations.json"), str(fixtures / "reply.eml"),
+               str(tmp_path / "photo.jpg"))
+    assert done.returncode == 1  # one file refused, the others imported
+    assert "claude-conversations.json: 1 conversations (3 messages)" in done.stdout
+    assert "reply.eml: 1 texts" in done.stdout
+    assert "photo.jpg: photo.jpg: expected a ChatGPT or Claude export" in done.stderr
+    engine = build_engine(load_settings())
+    assert read(engine, lambda s: len(s.exec(select(Embedding)).all())) == 4  # 3 messages and the e-mail
+    again = run("import", "ada", str(fixtures / "reply.eml"))
+    assert "imported before" in again.stdout and "nothing added" in again.stdout
+    engine.dispose()
+    assert run("import", "nobody", str(fixtures / "reply.eml")).returncode == 2

@@ -1,0 +1,64 @@
+"""`hyperalign import NAME FILE...`: bring a person's history from elsewhere (chat exports, their own writing)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from assistant.cli.base import CommandError, opened_engine, progress_bar, user_id_of
+from assistant.config import Settings
+
+
+def add_commands(commands) -> None:
+    import_cmd = commands.add_parser(
+        "import", help="import a person's ChatGPT or Claude export, text files or sent e-mail")
+    import_cmd.add_argument("name", help="the person (an existing account)")
+    import_cmd.add_argument("files", nargs="+", type=Path,
+                            help="a ChatGPT or Claude export (.zip or conversations.json), .txt/.md, .eml or .mbox")
+    import_cmd.add_argument("--dry-run", action="store_true", help="read the files and say what they hold; store nothing")
+    import_cmd.set_defaults(run=import_files)
+
+
+def import_files(settings: Settings, args: argparse.Namespace) -> int:
+    from memory.history import UnreadableImport
+    from memory.importing import Imported, import_file
+
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise CommandError(f"no such file: {', '.join(missing)}")
+    refused = 0
+    added = 0
+
+    def show(counts: Imported) -> None:
+        print(f"\r  {counts.conversations} conversations, {counts.messages} messages, {counts.texts} texts",
+              end="", file=sys.stderr, flush=True)
+
+    with opened_engine(settings) as engine:
+        user_id = user_id_of(engine, args.name)
+        for path in args.files:
+            print(f"{'reading' if args.dry_run else 'importing'} {path.name} ...", file=sys.stderr, flush=True)
+            try:
+                done = import_file(engine, user_id=user_id, path=path, max_bytes=settings.import_limit_mb * 2**20,
+                                   dry_run=args.dry_run, progress=show)
+            except UnreadableImport as exc:
+                print(f"\n{path.name}: {exc}", file=sys.stderr, flush=True)
+                refused += 1
+                continue
+            print(file=sys.stderr)
+            print(("would import " if args.dry_run else "") + done.line(), flush=True)
+            added += done.conversations + done.texts
+        if added and not args.dry_run:
+            _embed(settings, engine, user_id)
+    return 1 if refused else 0
+
+
+def _embed(settings: Settings, engine, user_id: int) -> None:
+    """Vectors for what was imported, here and now: off any chat's path, batched."""
+    from assistant.wiring import build_memory
+    from memory.vectors import embed_pending
+
+    embedder, _ = build_memory(settings, engine)
+    print("embedding the imported texts for recall ...", file=sys.stderr, flush=True)
+    done = embed_pending(engine, embedder, user_id=user_id, progress=progress_bar)
+    print(f"\nembedded {done} messages", file=sys.stderr, flush=True)
