@@ -24,7 +24,7 @@ from sqlmodel import Session, col, delete, select
 from assistant.safety.audit import anonymise_records, records_for
 from assistant.usage import anonymise_usage, records_of
 from hypotheses.style import StyleStats, describe
-from memory import profile, store
+from memory import importing, profile, store
 from memory.db import read, write
 from memory.erasure import scrub
 from memory.index import UserIndexes
@@ -79,12 +79,21 @@ def export_data(session: Session, *, user_id: int) -> dict:
             select(HypothesisJob).where(HypothesisJob.user_id == user_id).order_by(col(HypothesisJob.id))).all()],
         "safety_audit": [_audit(r) for r in records_for(session, user_id=user_id)],
         "model_usage": records_of(session, user_id=user_id),
+        "imports": [_import(b) for b in importing.batches(session, user_id=user_id)],
     }
+
+
+def _import(b) -> dict:
+    return {"id": b.id, "source": b.source, "file_name": b.file_name, "status": str(b.status),
+            "conversations": b.conversations, "messages": b.messages, "texts": b.texts,
+            "skipped": json.loads(b.skipped_json or "{}"), "reason": b.reason,
+            "created_at": aware(b.created_at).isoformat()}
 
 
 def _thread(session: Session, thread: Thread) -> dict:
     return {
         "id": thread.id, "name": thread.name, "remember": thread.remember,
+        "origin": thread.origin, "import": thread.import_batch_id,
         "created_at": aware(thread.created_at).isoformat(),
         "messages": [{
             "id": m.step_id, "author": str(m.author), "text": m.content, "status": str(m.status),

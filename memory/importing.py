@@ -33,7 +33,7 @@ from memory.history import (
     read_email_file,
     read_text_file,
 )
-from memory.models import Author, ImportBatch, Message, Thread, stored_id, utcnow
+from memory.models import Author, ImportBatch, ImportStatus, Message, Thread, stored_id, utcnow
 
 logger = logging.getLogger(__name__)
 _IDS = uuid.UUID("3f1c2a9e-8d47-4b8e-9a51-6f0d1e2c7b34")  # the namespace of imported ids
@@ -85,7 +85,7 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
     digest = file_digest(path)
     result = Imported(file_name=path.name[:255], source=kind)
     earlier = read(engine, lambda s: s.exec(select(ImportBatch.id).where(
-        ImportBatch.user_id == user_id, ImportBatch.file_digest == digest, ImportBatch.status == "done")).first())
+        ImportBatch.user_id == user_id, ImportBatch.file_digest == digest, ImportBatch.status == ImportStatus.DONE)).first())
     if earlier is not None:
         result.same_file_as = stored_id(earlier)
         return result
@@ -106,7 +106,8 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
                 progress(result)
     except (UnreadableImport, OSError) as exc:
         if result.batch_id is not None:
-            undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status="failed", reason=str(exc)[:255])
+            undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status=ImportStatus.FAILED,
+                       reason=str(exc)[:255])
         raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
     result.skipped = dict(skipped.reasons)
     if result.source == "chats":
@@ -215,7 +216,7 @@ def _chat_source(engine: Engine, batch_id: int) -> str:
 def _finish(session: Session, result: Imported) -> None:
     batch = session.get(ImportBatch, result.batch_id)
     assert batch is not None, "the batch was made by this import"
-    batch.status, batch.finished_at, batch.source = "done", utcnow(), result.source
+    batch.status, batch.finished_at, batch.source = ImportStatus.DONE, utcnow(), result.source
     batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
     batch.skipped_json = json.dumps(result.skipped)
     session.add(batch)
@@ -229,7 +230,7 @@ def batch_message_ids(session: Session, *, batch_id: int) -> list[int]:
     ).all()]
 
 
-def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: str = "undone",
+def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus = ImportStatus.UNDONE,
                reason: str | None = None) -> int:
     """Remove everything the batch added (threads, messages, their vectors), a thread at a time so no write
     holds the database long; return the messages removed. The profile's evidence is the caller's."""
@@ -259,6 +260,11 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: str = "un
 
     write(engine, mark)
     return removed
+
+
+def batch_of(session: Session, *, user_id: int, batch_id: int) -> ImportBatch | None:
+    batch = session.get(ImportBatch, batch_id)
+    return batch if batch is not None and batch.user_id == user_id else None
 
 
 def batches(session: Session, *, user_id: int) -> list[ImportBatch]:

@@ -117,6 +117,13 @@ class OperatorActionKind(StrEnum):
     EXPORT = "export"
 
 
+class ImportStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # broke halfway: everything it had added was removed
+    UNDONE = "undone"  # by the person
+
+
 class Vocabulary(TypeDecorator):
     """A column holding one of the enums above: stored as its value (a plain string column, so the
     schema is the same on every database), read back as the member, and refused if it is not one."""
@@ -165,7 +172,8 @@ class ImportBatch(SQLModel, table=True):
     source: str = Field(max_length=16)  # chatgpt, claude, text, email
     file_name: str = Field(max_length=255)
     file_digest: str = Field(max_length=64)  # sha256 of the file: the same file twice is one import
-    status: str = Field(default="running", max_length=16)  # running, done, failed, undone
+    status: ImportStatus = Field(default=ImportStatus.RUNNING,
+                                 sa_column=Column(Vocabulary(ImportStatus), nullable=False))
     conversations: int = 0
     messages: int = 0
     texts: int = 0

@@ -8,7 +8,7 @@ Commands (each is documented in README; a test checks):
   hyperalign users add NAME [--operator] [--password-stdin]
   hyperalign users list
   hyperalign users set-role NAME operator|user
-  hyperalign import NAME FILE... [--dry-run]
+  hyperalign import NAME FILE... [--dry-run] | NAME --list | NAME --undo ID
   hyperalign profile show NAME
   hyperalign profile infer NAME
   hyperalign profile export NAME [--out FILE]

@@ -14,9 +14,12 @@ def add_commands(commands) -> None:
     import_cmd = commands.add_parser(
         "import", help="import a person's ChatGPT or Claude export, text files or sent e-mail")
     import_cmd.add_argument("name", help="the person (an existing account)")
-    import_cmd.add_argument("files", nargs="+", type=Path,
+    import_cmd.add_argument("files", nargs="*", type=Path,
                             help="a ChatGPT or Claude export (.zip or conversations.json), .txt/.md, .eml or .mbox")
     import_cmd.add_argument("--dry-run", action="store_true", help="read the files and say what they hold; store nothing")
+    import_cmd.add_argument("--list", action="store_true", help="the person's imports, newest first")
+    import_cmd.add_argument("--undo", type=int, metavar="ID", help="remove all that import ID added, and the support "
+                            "it gave the profile")
     import_cmd.set_defaults(run=import_files)
 
 
@@ -24,6 +27,12 @@ def import_files(settings: Settings, args: argparse.Namespace) -> int:
     from memory.history import UnreadableImport
     from memory.importing import Imported, import_file
 
+    if args.list or args.undo is not None:
+        if args.files or args.dry_run or (args.list and args.undo is not None):
+            raise CommandError("--list and --undo take only the person's name")
+        return _list(settings, args.name) if args.list else _undo(settings, args.name, args.undo)
+    if not args.files:
+        raise CommandError("name at least one file to import (or --list, or --undo ID)")
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise CommandError(f"no such file: {', '.join(missing)}")
@@ -62,3 +71,35 @@ def _embed(settings: Settings, engine, user_id: int) -> None:
     print("embedding the imported texts for recall ...", file=sys.stderr, flush=True)
     done = embed_pending(engine, embedder, user_id=user_id, progress=progress_bar)
     print(f"\nembedded {done} messages", file=sys.stderr, flush=True)
+
+
+def _list(settings: Settings, name: str) -> int:
+    from memory.db import read
+    from memory.importing import batches
+
+    with opened_engine(settings) as engine:
+        user_id = user_id_of(engine, name)
+        rows = read(engine, lambda s: batches(s, user_id=user_id))
+    for b in rows:
+        added = f"{b.conversations} conversations ({b.messages} messages)" if b.conversations else f"{b.texts} texts"
+        print(f"{b.id:>5}  {b.created_at:%Y-%m-%d %H:%M}  {b.status!s:<7} {b.source:<8} {b.file_name}: {added}"
+              + (f" ({b.reason})" if b.reason else ""))
+    if not rows:
+        print(f"{name} has imported nothing")
+    return 0
+
+
+def _undo(settings: Settings, name: str, batch_id: int) -> int:
+    from assistant.imports import undo_import
+    from assistant.wiring import build_memory
+
+    with opened_engine(settings) as engine:
+        user_id = user_id_of(engine, name)
+        _, indexes = build_memory(settings, engine)
+        try:
+            done = undo_import(engine, indexes, user_id=user_id, batch_id=batch_id)
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"undid import {batch_id}: {done['messages']} messages removed; profile entries withdrawn: "
+          f"{done['entries_withdrawn']}, weakened: {done['entries_weakened']}")
+    return 0

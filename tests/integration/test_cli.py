@@ -325,3 +325,28 @@ def test_import_reads_stores_embeds_and_refuses_what_it_cannot_read(tmp_path):
     assert "imported before" in again.stdout and "nothing added" in again.stdout
     engine.dispose()
     assert run("import", "nobody", str(fixtures / "reply.eml")).returncode == 2
+
+
+def test_import_list_and_undo_take_back_all_of_a_batch_and_nothing_else():
+    from pathlib import Path
+
+    from sqlmodel import select
+
+    from memory.db import read
+    from memory.models import Thread
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
+    assert run("users", "add", "ada", "--password-stdin", stdin="a-long-password\n").returncode == 0
+    assert run("import", "ada", str(fixtures / "reply.eml")).returncode == 0
+    assert run("import", "ada", str(fixtures / "claude-conversations.json")).returncode == 0
+    listing = run("import", "ada", "--list").stdout.splitlines()
+    assert len(listing) == 2 and "claude-conversations.json: 1 conversations (3 messages)" in listing[0]
+    newest = int(listing[0].split()[0])
+    undone = run("import", "ada", "--undo", str(newest))
+    assert undone.returncode == 0 and "3 messages removed" in undone.stdout
+    engine = build_engine(load_settings())
+    assert read(engine, lambda s: [t.origin for t in s.exec(select(Thread)).all()]) == ["writing"]
+    engine.dispose()
+    assert "undone" in run("import", "ada", "--list").stdout.splitlines()[0]
+    assert run("import", "ada", "--undo", "999").returncode == 2  # not theirs, or no such import
+    assert run("import", "ada", "--undo", "1", "--list").returncode == 2  # one thing at a time
