@@ -1,17 +1,24 @@
-"""Undoing an import, whole: memory.importing removes what the batch added, hypotheses.edits takes back
-the support it gave the profile, and the person's recall index forgets its vectors."""
+"""What an import means beyond its rows: the style card learns the person's imported words (only theirs,
+never the other assistant's replies), and undoing an import takes it all back: memory.importing
+removes what the batch added, hypotheses.edits the support it gave the profile, the style card is
+counted again from what is left, and the person's recall index forgets the vectors."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from hypotheses.edits import withdraw_evidence
-from memory import importing
+from hypotheses.style import StyleStats, observe
+from memory import importing, profile
 from memory.db import read, write
 from memory.index import UserIndexes
-from memory.models import ImportStatus
+from memory.models import Author, ImportStatus, Message, stored_id
+
+CHUNK = 1000  # texts per read while the card counts: a large history never sits in memory at once
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +37,50 @@ def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, ba
     withdrawn, weakened = write(engine, lambda s: withdraw_evidence(
         s, user_id=user_id, message_ids=message_ids, reason=f"import {batch_id} undone"))
     removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id)
+    recount_style(engine, user_id=user_id)
     if indexes is not None:
         indexes.drop(user_id)  # rebuilt from what is left at the next recall
     logger.info("undid import %s of user %s: %d messages, %d entries withdrawn, %d weakened",
                 batch_id, user_id, removed, withdrawn, weakened)
     return {"undone": True, "messages": removed, "entries_withdrawn": withdrawn, "entries_weakened": weakened}
+
+
+def recount_style(engine: Engine, *, user_id: int) -> int:
+    """The style card counted again from all the person's own words as they now are: after an import
+    (its texts, never the other assistant's replies) and after an undo (a card cannot subtract). The
+    counting runs outside any write; the short write that saves it first counts what turns stored
+    meanwhile, under the card's lock, so no message is missed or counted twice. Returns texts counted."""
+    stats, last, counted = StyleStats(), 0, 0
+    for rows in _own_texts(engine, user_id=user_id, after=0):
+        for message_id, text in rows:
+            stats, last, counted = observe(stats, text), message_id, counted + 1
+
+    def save(session: Session) -> int:
+        profile.load_style(session, user_id=user_id, for_update=True)  # a turn now waits for this commit
+        final = stats
+        late = _own_rows(session, user_id=user_id, after=last, limit=None)
+        for _, text in late:
+            final = observe(final, text)
+        profile.save_style(session, user_id=user_id, stats=final.to_json())
+        return len(late)
+
+    return counted + write(engine, save)
+
+
+def _own_rows(session: Session, *, user_id: int, after: int, limit: int | None) -> list[tuple[int, str]]:
+    query = (select(Message.id, Message.content)
+             .where(Message.user_id == user_id, Message.author == Author.USER, col(Message.id) > after)
+             .order_by(col(Message.id)))
+    return [(stored_id(i), c) for i, c in session.exec(query.limit(limit) if limit else query).all()]
+
+
+def _own_texts(engine: Engine, *, user_id: int, after: int) -> Iterator[list[tuple[int, str]]]:
+    while True:
+        def chunk(session: Session, after: int = after) -> list[tuple[int, str]]:
+            return _own_rows(session, user_id=user_id, after=after, limit=CHUNK)
+
+        rows = read(engine, chunk)
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]

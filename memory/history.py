@@ -20,6 +20,7 @@ holds small files written in these shapes):
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import hashlib
 import io
@@ -133,7 +134,7 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if self._left <= 0:
             if self._member.read(1):
                 raise UnreadableImport("the export's conversations.json is longer than its archive says")
@@ -208,7 +209,8 @@ def _chatgpt(raw: dict, skipped: Skipped) -> Conversation | None:
 def _claude(raw: dict, skipped: Skipped) -> Conversation | None:
     messages = []
     for message in raw.get("chat_messages") or []:
-        role = {"human": "user", "assistant": "assistant"}.get((message or {}).get("sender"))
+        sender = (message or {}).get("sender")
+        role: Role | None = "user" if sender == "human" else "assistant" if sender == "assistant" else None
         if role is None:
             continue
         text = message.get("text") or "\n".join(
@@ -249,13 +251,13 @@ def read_email_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator
     _small_enough(path, max_bytes)
     if path.suffix.lower() == ".eml":
         with path.open("rb") as handle:
-            messages: Iterator = iter([email.message_from_binary_file(handle, policy=email.policy.default)])
-            yield from _mails(messages, skipped)
+            parsed = email.parser.BytesParser(policy=email.policy.default).parse(handle)
+            yield from _mails(iter([parsed]), skipped)
         return
-    box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default),
-                       create=False)
-    try:
-        yield from _mails(iter(box), skipped)
+    parser = email.parser.BytesParser(policy=email.policy.default)
+    box = mailbox.mbox(path, create=False)
+    try:  # each message parsed again with the modern policy, for get_body()
+        yield from _mails((parser.parsebytes(raw.as_bytes()) for raw in box), skipped)
     finally:
         box.close()
 

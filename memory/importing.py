@@ -100,8 +100,7 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
                 if progress is not None:
                     progress(result)
                 continue
-            write(engine, lambda s, chunk=chunk: _store(s, user_id=user_id, batch_id=result.batch_id, items=chunk,
-                                                        result=result))
+            _store_chunk(engine, user_id=user_id, items=chunk, result=result)
             if progress is not None:
                 progress(result)
     except (UnreadableImport, OSError) as exc:
@@ -127,6 +126,13 @@ def _items(path: Path, kind: str, skipped: Skipped, max_bytes: int) -> Iterator[
         yield from read_email_file(path, skipped, max_bytes=max_bytes)
     else:
         yield from read_text_file(path, skipped, max_bytes=max_bytes)
+
+
+def _store_chunk(engine: Engine, *, user_id: int, items: list, result: Imported) -> None:
+    def store_them(session: Session) -> None:
+        _store(session, user_id=user_id, batch_id=result.batch_id, items=items, result=result)
+
+    write(engine, store_them)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -209,7 +215,8 @@ def _store_writing(session: Session, *, user_id: int, batch_id: int | None, thre
 
 
 def _chat_source(engine: Engine, batch_id: int) -> str:
-    origins = read(engine, lambda s: set(s.exec(select(Thread.origin).where(Thread.import_batch_id == batch_id)).all()))
+    origins = read(engine, lambda s: {o for o in s.exec(select(Thread.origin).where(Thread.import_batch_id == batch_id))
+                                      if o is not None})
     return origins.pop() if len(origins) == 1 else "chats"
 
 
@@ -247,16 +254,19 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
         def remove(session: Session, threads=threads) -> int:
             count = 0
             for thread in threads:
-                count += len(session.exec(select(Message.id).where(Message.thread_id == thread.id)).all())
-                store.delete_thread(session, thread=session.get(Thread, thread.id))
+                row = session.get(Thread, thread.id)
+                if row is not None:
+                    count += len(session.exec(select(Message.id).where(Message.thread_id == row.id)).all())
+                    store.delete_thread(session, thread=row)
             return count
 
         removed += write(engine, remove)
 
     def mark(session: Session) -> None:
         row = session.get(ImportBatch, batch_id)
-        row.status, row.finished_at, row.reason = status, utcnow(), reason
-        session.add(row)
+        if row is not None:
+            row.status, row.finished_at, row.reason = status, utcnow(), reason
+            session.add(row)
 
     write(engine, mark)
     return removed

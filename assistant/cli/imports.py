@@ -58,6 +58,9 @@ def import_files(settings: Settings, args: argparse.Namespace) -> int:
             print(("would import " if args.dry_run else "") + done.line(), flush=True)
             added += done.conversations + done.texts
         if added and not args.dry_run:
+            from assistant.imports import recount_style
+
+            recount_style(engine, user_id=user_id)  # the card learns the imported words that are the person's
             _embed(settings, engine, user_id)
     return 1 if refused else 0
 

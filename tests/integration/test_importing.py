@@ -173,3 +173,20 @@ def _added(session, row):
     session.add(row)
     session.flush()
     return row.id
+
+
+def test_the_style_card_learns_only_the_persons_imported_words_and_forgets_them_on_undo(engine, ada):
+    from assistant.imports import recount_style, undo_import
+    from memory import profile
+
+    def card():
+        return read(engine, lambda s: profile.load_style(s, user_id=ada.id))
+
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    assert recount_style(engine, user_id=ada.id) == 2  # the two questions; the assistant's reply is not hers
+    assert card()["messages"] == 2
+    undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)
+    assert card()["messages"] == 0
+    assert undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)["messages"] == 0  # again: nothing left
+    with pytest.raises(LookupError):
+        undo_import(engine, None, user_id=ada.id + 99, batch_id=done.batch_id)
