@@ -27,6 +27,7 @@ import io
 import mailbox
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,40 +123,30 @@ def conversations_file(path: Path, *, max_bytes: int) -> IO[bytes]:
         archive.close()
         raise UnreadableImport(f"{path.name}: its conversations.json expands {entry.file_size // entry.compress_size}"
                                " times; no export does that (refused as a ZIP bomb)")
-    return io.BufferedReader(_Bounded(archive, archive.open(entry), limit=entry.file_size), buffer_size=1 << 16)
+    # ZipExtFile stops at the stated size and checks the CRC at the end (a forged header raises BadZipFile,
+    # which the reader turns into UnreadableImport).
+    return _ArchiveMember(archive, entry)
 
 
-class _Bounded(io.RawIOBase):
-    """An archive member read no further than it said it was (a forged header cannot stream on forever)."""
+class _ArchiveMember(io.BufferedReader):
+    """An archive's member that closes its archive with it."""
 
-    def __init__(self, archive: zipfile.ZipFile, member: IO[bytes], *, limit: int) -> None:
-        self._archive, self._member, self._left = archive, member, limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._left <= 0:
-            if self._member.read(1):
-                raise UnreadableImport("the export's conversations.json is longer than its archive says")
-            return 0
-        chunk = self._member.read(min(len(buffer), self._left))
-        self._left -= len(chunk)
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+    def __init__(self, archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> None:
+        super().__init__(archive.open(entry), buffer_size=1 << 16)  # type: ignore[arg-type]
+        self._archive = archive
 
     def close(self) -> None:
         try:
-            self._member.close()
-            self._archive.close()
-        finally:
             super().close()
+        finally:
+            self._archive.close()
 
 
 # --- chat exports ------------------------------------------------------------------------------
 
 def read_conversations(stream: IO[bytes], skipped: Skipped) -> Iterator[Conversation]:
     """Each conversation of a ChatGPT or Claude conversations.json, whichever it is, one at a time."""
+    _expect_a_list(stream)
     items = ijson.items(stream, "item", use_float=True)
     try:
         for position, raw in enumerate(items):
@@ -175,31 +166,56 @@ def read_conversations(stream: IO[bytes], skipped: Skipped) -> Iterator[Conversa
     except ijson.JSONError as exc:
         raise UnreadableImport(f"the export's JSON is broken ({_short(exc)}): expected a whole conversations.json "
                                "from a ChatGPT or Claude export") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise UnreadableImport(f"the export's archive is damaged ({_short(exc)}): download it again") from None
+
+
+def _expect_a_list(stream: IO[bytes]) -> None:
+    """Both exports are a JSON list; an object or a bare string is another file (and a huge string would
+    be read whole before anything could say so)."""
+    head = stream.peek(64) if hasattr(stream, "peek") else b"["
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first != b"[":
+        raise UnreadableImport("this JSON is not a list of conversations: expected the conversations.json of a "
+                               "ChatGPT or Claude export")
+
+
+def _dict(value: object) -> dict:
+    """An export's object, or an empty one where the file has something else (nothing is trusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _chatgpt(raw: dict, skipped: Skipped) -> Conversation | None:
-    mapping = raw.get("mapping") or {}
+    mapping = _dict(raw.get("mapping"))
     node_id = raw.get("current_node")
     branch: list[dict] = []
     seen: set[str] = set()
     while isinstance(node_id, str) and node_id in mapping and node_id not in seen:  # leaf up to the root
         seen.add(node_id)
-        node = mapping[node_id] or {}
+        node = _dict(mapping[node_id])
         branch.append(node)
         node_id = node.get("parent")
     messages = []
     for node in reversed(branch):
-        message = node.get("message") or {}
-        role = (message.get("author") or {}).get("role")
+        message = _dict(node.get("message"))
+        role = _dict(message.get("author")).get("role")
         if role not in {"user", "assistant"}:
             continue  # system prompts and tool output are nobody's words
-        if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
+        if _dict(message.get("metadata")).get("is_visually_hidden_from_conversation"):
             continue
-        content = message.get("content") or {}
+        content = _dict(message.get("content"))
         if content.get("content_type") not in {"text", "multimodal_text"}:
             skipped.add(f"ChatGPT {content.get('content_type') or 'unknown'} parts (not text)")
             continue
-        text = "\n".join(p for p in content.get("parts") or [] if isinstance(p, str)).strip()
+        text = "\n".join(p for p in _list(content.get("parts")) if isinstance(p, str)).strip()
         if text:
             messages.append(Said(role, _clip(text, skipped), _epoch(message.get("create_time"))))
     return _conversation("chatgpt", str(raw.get("conversation_id") or raw.get("id") or ""), raw.get("title"),
@@ -208,14 +224,14 @@ def _chatgpt(raw: dict, skipped: Skipped) -> Conversation | None:
 
 def _claude(raw: dict, skipped: Skipped) -> Conversation | None:
     messages = []
-    for message in raw.get("chat_messages") or []:
-        sender = (message or {}).get("sender")
+    for item in _list(raw.get("chat_messages")):
+        message = _dict(item)
+        sender = message.get("sender")
         role: Role | None = "user" if sender == "human" else "assistant" if sender == "assistant" else None
         if role is None:
             continue
-        text = message.get("text") or "\n".join(
-            block.get("text", "") for block in message.get("content") or []
-            if isinstance(block, dict) and block.get("type") == "text")
+        text = _str(message.get("text")) or "\n".join(
+            _str(block.get("text")) for block in map(_dict, _list(message.get("content"))) if block.get("type") == "text")
         if text.strip():
             messages.append(Said(role, _clip(text.strip(), skipped), _iso(message.get("created_at"))))
     return _conversation("claude", str(raw.get("uuid") or ""), raw.get("name"), _iso(raw.get("created_at")),

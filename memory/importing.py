@@ -33,10 +33,10 @@ from memory.history import (
     read_email_file,
     read_text_file,
 )
+from memory.keys import keyed_hash
 from memory.models import Author, ImportBatch, ImportStatus, Message, Thread, stored_id, utcnow
 
 logger = logging.getLogger(__name__)
-_IDS = uuid.UUID("3f1c2a9e-8d47-4b8e-9a51-6f0d1e2c7b34")  # the namespace of imported ids
 WRITE_EVERY = 200  # items per transaction: a big export never holds one long write lock
 
 
@@ -103,11 +103,13 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
             _store_chunk(engine, user_id=user_id, items=chunk, result=result)
             if progress is not None:
                 progress(result)
-    except (UnreadableImport, OSError) as exc:
+    except BaseException as exc:  # whatever stopped it, nothing of the file stays half-imported
         if result.batch_id is not None:
             undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status=ImportStatus.FAILED,
-                       reason=str(exc)[:255])
-        raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
+                       reason=(str(exc) or type(exc).__name__)[:255])
+        if isinstance(exc, UnreadableImport | OSError):
+            raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
+        raise
     result.skipped = dict(skipped.reasons)
     if result.source == "chats":
         result.source = _chat_source(engine, result.batch_id) if result.batch_id else "chats"
@@ -153,14 +155,25 @@ def _new_batch(session: Session, *, user_id: int, source: str, name: str, digest
     return stored_id(batch.id)
 
 
-def thread_id_for(user_id: int, item: Conversation | Writing) -> str:
+def derived_id(session: Session, text: str) -> str:
+    """A UUID keyed by the database's own secret: the same for the same import, and one nobody can make in
+    advance. Thread and message ids also come from clients in chat; a plain uuid5 of public parts would
+    let one person take the ids another's import will need (found by review: an import then failed or
+    skipped the person's mail as "already here")."""
+    return str(uuid.UUID(bytes=bytes.fromhex(keyed_hash(session, f"import/{text}")[:32]), version=4))
+
+
+def thread_id_for(session: Session, user_id: int, item: Conversation | Writing) -> str:
     kind = "writing" if isinstance(item, Writing) else item.source
-    return str(uuid.uuid5(_IDS, f"{user_id}/{kind}/{item.key}"))
+    return derived_id(session, f"{user_id}/{kind}/{item.key}")
 
 
 def _store(session: Session, *, user_id: int, batch_id: int | None, items: list, result: Imported) -> None:
-    ids = [thread_id_for(user_id, item) for item in items]
-    present = set(session.exec(select(Thread.id).where(col(Thread.id).in_(ids))).all())
+    ids = [thread_id_for(session, user_id, item) for item in items]
+    owners = dict(session.exec(select(Thread.id, Thread.user_id).where(col(Thread.id).in_(ids))).all())
+    present = {i for i, owner in owners.items() if owner == user_id}
+    if len(present) != len(owners):  # cannot happen unless the key leaked: never write into another's thread
+        raise UnreadableImport("an id this import needs is taken by another account; nothing was imported")
     for thread_id, item in zip(ids, items, strict=True):
         if thread_id in present:
             result.already += 1
@@ -198,7 +211,7 @@ def _store_conversation(session: Session, *, user_id: int, batch_id: int | None,
         at = said.at if said.at is not None and said.at > last else last + timedelta(milliseconds=1)
         last = at
         session.add(Message(
-            step_id=str(uuid.uuid5(_IDS, f"{thread_id}/{position}")), thread_id=thread_id, user_id=user_id,
+            step_id=derived_id(session, f"{thread_id}/{position}"), thread_id=thread_id, user_id=user_id,
             author=Author.USER if said.role == "user" else Author.ASSISTANT, content=said.text, created_at=at,
             model=None if said.role == "user" else f"imported from {label}",
             name=None if said.role == "user" else label))
@@ -210,7 +223,7 @@ def _store_writing(session: Session, *, user_id: int, batch_id: int | None, thre
                        import_batch_id=batch_id, origin="writing",
                        metadata_json=json.dumps({"imported_from": writing.source})))
     session.flush()
-    session.add(Message(step_id=str(uuid.uuid5(_IDS, f"{thread_id}/0")), thread_id=thread_id, user_id=user_id,
+    session.add(Message(step_id=derived_id(session, f"{thread_id}/0"), thread_id=thread_id, user_id=user_id,
                         author=Author.USER, content=writing.text, created_at=at))
 
 

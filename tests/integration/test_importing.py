@@ -71,7 +71,7 @@ def test_one_persons_import_never_reaches_another(engine, ada, bob):
     theirs = import_file(engine, user_id=bob.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
     assert theirs.conversations == 1 and theirs.same_file_as is None  # bob's own copy, not "already here"
     (a,), (b,) = threads_of(engine, ada), threads_of(engine, bob)
-    assert a.id != b.id == thread_id_for(bob.id, _claude_conversation())
+    assert a.id != b.id == read(engine, lambda s: thread_id_for(s, bob.id, _claude_conversation()))
 
 
 def _claude_conversation():
@@ -190,3 +190,49 @@ def test_the_style_card_learns_only_the_persons_imported_words_and_forgets_them_
     assert undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)["messages"] == 0  # again: nothing left
     with pytest.raises(LookupError):
         undo_import(engine, None, user_id=ada.id + 99, batch_id=done.batch_id)
+
+
+def test_ids_another_account_could_plant_are_not_the_ones_an_import_uses(engine, ada, bob):
+    """Chat clients choose thread and message ids; an id derived from public parts could be taken first."""
+    import uuid
+
+    conversation = _claude_conversation()
+    public = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{bob.id}/claude/{conversation.key}"))
+    write(engine, lambda s: store.upsert_thread(s, thread_id=public, user_id=ada.id))  # Ada plants a guess
+    done = import_file(engine, user_id=bob.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    assert (done.conversations, done.already) == (1, 0)
+    keyed = read(engine, lambda s: thread_id_for(s, bob.id, conversation))
+    assert keyed != public and read(engine, lambda s: s.get(Thread, keyed)).user_id == bob.id
+
+
+def test_an_export_with_fields_of_the_wrong_type_or_a_damaged_archive_leaves_nothing(engine, ada, tmp_path):
+    import memory.importing
+
+    good = json.loads((FIXTURES / "claude-conversations.json").read_text())[0]
+    odd = {**good, "uuid": "odd", "chat_messages": [{"sender": "human", "text": 42}, "not a message",
+                                                    {"sender": "human", "text": "A real question?"}]}
+    (tmp_path / "conversations.json").write_text(json.dumps([good, odd]))
+    done = import_file(engine, user_id=ada.id, path=tmp_path / "conversations.json", max_bytes=LIMIT)
+    assert (done.conversations, done.messages) == (2, 4)  # the odd fields are passed over, not fatal
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("conversations.json", json.dumps([{**good, "uuid": f"c{i}"} for i in range(400)]))
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte in the compressed data
+    damaged.write_bytes(bytes(data))
+    before = len(threads_of(engine, ada))
+    memory.importing.WRITE_EVERY = 50
+    try:
+        with pytest.raises(UnreadableImport, match="Nothing of damaged.zip was kept"):
+            import_file(engine, user_id=ada.id, path=damaged, max_bytes=LIMIT)
+    finally:
+        memory.importing.WRITE_EVERY = 200
+    assert len(threads_of(engine, ada)) == before
+
+
+@pytest.mark.parametrize("content", ['{"conversations": []}', '"' + "x" * 1000 + '"', "42"])
+def test_json_that_is_not_a_list_of_conversations_is_refused(engine, ada, tmp_path, content):
+    (tmp_path / "conversations.json").write_text(content)
+    with pytest.raises(UnreadableImport, match="not a list of conversations"):
+        import_file(engine, user_id=ada.id, path=tmp_path / "conversations.json", max_bytes=LIMIT)
+    assert read(engine, lambda s: s.exec(select(ImportBatch)).one()).status == "failed"
