@@ -24,7 +24,6 @@ import email.parser
 import email.policy
 import hashlib
 import io
-import mailbox
 import re
 import zipfile
 import zlib
@@ -147,7 +146,7 @@ class _ArchiveMember(io.BufferedReader):
 def read_conversations(stream: IO[bytes], skipped: Skipped) -> Iterator[Conversation]:
     """Each conversation of a ChatGPT or Claude conversations.json, whichever it is, one at a time."""
     _expect_a_list(stream)
-    items = ijson.items(stream, "item", use_float=True)
+    items = _conversation_objects(stream)
     try:
         for position, raw in enumerate(items):
             if not isinstance(raw, dict):
@@ -168,6 +167,42 @@ def read_conversations(stream: IO[bytes], skipped: Skipped) -> Iterator[Conversa
                                "from a ChatGPT or Claude export") from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise UnreadableImport(f"the export's archive is damaged ({_short(exc)}): download it again") from None
+
+
+MAX_DEPTH = 64  # no export nests deeper than about 12; ijson's own item builder slows quadratically with depth
+
+
+def _conversation_objects(stream: IO[bytes]) -> Iterator[object]:
+    """The elements of the top-level list, each built from ijson's basic events (which keep no path, unlike
+    `ijson.items`, whose per-level prefixes made 40 KB of brackets cost 958 MB), refusing deep nesting."""
+    stack: list[list | dict] = []
+    keys: list[str | None] = []
+    for event, value in ijson.basic_parse(stream, use_float=True):
+        if event in ("start_map", "start_array"):
+            if len(stack) >= MAX_DEPTH:
+                raise UnreadableImport(f"the export nests more than {MAX_DEPTH} levels deep; no ChatGPT or Claude "
+                                       "export does")
+            stack.append({} if event == "start_map" else [])
+            keys.append(None)
+            continue
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event in ("end_map", "end_array"):
+            done = stack.pop()
+            keys.pop()
+            if not stack:
+                return  # the end of the top-level list
+        else:
+            done = value
+        if len(stack) == 1:
+            yield done  # an element of the top-level list
+            continue
+        parent = stack[-1]
+        if isinstance(parent, list):
+            parent.append(done)
+        else:
+            parent[keys[-1] or ""] = done
 
 
 def _expect_a_list(stream: IO[bytes]) -> None:
@@ -252,9 +287,11 @@ def _conversation(source, key: str, title, created_at, messages: list[Said], ski
 # --- your own writing --------------------------------------------------------------------------
 
 def read_text_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator[Writing]:
-    data = _small_enough(path, max_bytes).read_bytes()
+    _small_enough(path, max_bytes)
+    with path.open("rb") as handle:  # no more than is kept (a character is at most 4 bytes)
+        data = handle.read(MAX_TEXT_CHARS * 4 + 1)
     if b"\x00" in data[:8192]:
-        raise UnreadableImport(f"{path.name} is not text (expected .txt or .md written by you)")
+        raise UnreadableImport(f"{path.name} is not text (expected .txt or .md written by you, in UTF-8)")
     text = data.decode("utf-8", errors="replace").strip()
     if text:
         at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
@@ -263,19 +300,50 @@ def read_text_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator[
         skipped.add("empty files")
 
 
+MAX_MAIL_BYTES = 10 * 2**20  # one e-mail; larger ones are attachments, not words
+
+
 def read_email_file(path: Path, skipped: Skipped, *, max_bytes: int) -> Iterator[Writing]:
     _small_enough(path, max_bytes)
-    if path.suffix.lower() == ".eml":
-        with path.open("rb") as handle:
-            parsed = email.parser.BytesParser(policy=email.policy.default).parse(handle)
-            yield from _mails(iter([parsed]), skipped)
-        return
     parser = email.parser.BytesParser(policy=email.policy.default)
-    box = mailbox.mbox(path, create=False)
-    try:  # each message parsed again with the modern policy, for get_body()
-        yield from _mails((parser.parsebytes(raw.as_bytes()) for raw in box), skipped)
-    finally:
-        box.close()
+    if path.suffix.lower() == ".eml":
+        if path.stat().st_size > MAX_MAIL_BYTES:
+            raise UnreadableImport(f"{path.name} is over {_size(MAX_MAIL_BYTES)}: an e-mail that large is "
+                                   "attachments, not your words")
+        with path.open("rb") as handle:
+            yield from _mails(iter([parser.parse(handle)]), skipped)
+        return
+    yield from _mails((parser.parsebytes(raw) for raw in _mbox_messages(path, skipped)), skipped)
+
+
+def _mbox_messages(path: Path, skipped: Skipped) -> Iterator[bytes]:
+    """Each message of an mbox, read line by line (the standard library's mailbox reads each whole and
+    indexes the file first); one over MAX_MAIL_BYTES is skipped, and counted."""
+    lines: list[bytes] = []
+    size, too_big, previous_blank = 0, False, True
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.startswith(b"From ") and previous_blank:
+                if lines or too_big:
+                    if too_big:
+                        skipped.add(f"e-mails over {_size(MAX_MAIL_BYTES)}")
+                    else:
+                        yield b"".join(lines)
+                lines, size, too_big = [], 0, False
+                previous_blank = False
+                continue
+            previous_blank = line.strip() == b""
+            if too_big:
+                continue
+            size += len(line)
+            if size > MAX_MAIL_BYTES:
+                lines, too_big = [], True
+                continue
+            lines.append(line[1:] if line.startswith(b">From ") else line)  # mboxrd's escaping
+    if too_big:
+        skipped.add(f"e-mails over {_size(MAX_MAIL_BYTES)}")
+    elif lines:
+        yield b"".join(lines)
 
 
 def _mails(messages: Iterator, skipped: Skipped) -> Iterator[Writing]:

@@ -134,3 +134,42 @@ def test_the_same_text_has_the_same_key_so_a_second_import_adds_nothing():
     first = list(read_text_file(FIXTURES / "why-i-walk.md", Skipped(), max_bytes=MB))
     second = list(read_text_file(FIXTURES / "why-i-walk.md", Skipped(), max_bytes=MB))
     assert first[0].key == second[0].key
+
+
+def test_deeply_nested_json_is_refused_before_it_costs_memory(tmp_path):
+    import resource
+
+    deep = tmp_path / "conversations.json"
+    deep.write_text("[" * 20_000 + "]" * 20_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UnreadableImport, match="nests more than 64 levels"):
+        conversations(deep)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 50_000  # ijson.items took 958 MB on this input
+
+
+def test_a_big_text_file_is_read_no_further_than_what_is_kept(tmp_path):
+    import resource
+
+    big = tmp_path / "novel.txt"
+    big.write_bytes(b"word " * (4 * 2**20))  # 20 MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    skipped = Skipped()
+    (kept,) = read_text_file(big, skipped, max_bytes=100 * MB)
+    assert len(kept.text) <= 200_000 and any("cut" in reason for reason in skipped.reasons)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 15_000  # KB; it read 20 MB whole before
+
+
+def test_an_mbox_is_read_message_by_message_and_an_oversized_one_is_skipped(tmp_path, monkeypatch):
+    import memory.history
+
+    monkeypatch.setattr(memory.history, "MAX_MAIL_BYTES", 2000)
+    box = tmp_path / "sent.mbox"
+    mail = "From ada@example.org Wed Mar  5 17:30:00 2025\nFrom: ada@example.org\nSubject: {s}\n\n{b}\n\n"
+    box.write_text(mail.format(s="one", b="First words of mine.\n>From the hills, a line that mboxrd escaped.")
+                   + mail.format(s="huge", b="x" * 5000) + mail.format(s="three", b="Third words."))
+    skipped = Skipped()
+    texts = list(read_email_file(box, skipped, max_bytes=MB))
+    assert [t.title for t in texts] == ["one", "three"]
+    assert "From the hills" in texts[0].text  # unescaped, and not taken for a new message
+    assert skipped.reasons["e-mails over 1.95 KB"] == 1
