@@ -40,6 +40,7 @@ import ijson
 
 Role = Literal["user", "assistant"]
 MAX_RATIO = 100  # a JSON export compresses about 5-10 to 1; a ZIP bomb by thousands
+MAX_ENTRIES = 200_000  # an export's files (images, audio) number in the thousands
 MAX_TEXT_CHARS = 200_000  # one message or one text; longer is cut (and counted)
 
 
@@ -103,6 +104,8 @@ def conversations_file(path: Path, *, max_bytes: int) -> IO[bytes]:
         if path.stat().st_size > max_bytes:
             raise UnreadableImport(f"{path.name} is {_size(path.stat().st_size)}; the limit is {_size(max_bytes)}")
         return path.open("rb")
+    if path.stat().st_size > max_bytes:
+        raise UnreadableImport(f"{path.name} is {_size(path.stat().st_size)}; the limit is {_size(max_bytes)}")
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -113,12 +116,15 @@ def conversations_file(path: Path, *, max_bytes: int) -> IO[bytes]:
     if not found:
         archive.close()
         raise UnreadableImport(f"{path.name} holds no conversations.json (expected a ChatGPT or Claude export)")
+    if len(archive.infolist()) > MAX_ENTRIES:
+        archive.close()
+        raise UnreadableImport(f"{path.name} holds over {MAX_ENTRIES:,} files; no export does")
     entry = min(found, key=lambda i: len(i.filename))  # the top-level one, if the archive repeats it
     if entry.file_size > max_bytes:
         archive.close()
         raise UnreadableImport(f"{path.name}: its conversations.json is {_size(entry.file_size)}; the limit "
                                f"is {_size(max_bytes)}")
-    if entry.compress_size and entry.file_size / entry.compress_size > MAX_RATIO:
+    if entry.file_size / max(entry.compress_size, 1) > MAX_RATIO:
         archive.close()
         raise UnreadableImport(f"{path.name}: its conversations.json expands {entry.file_size // entry.compress_size}"
                                " times; no export does that (refused as a ZIP bomb)")
@@ -370,23 +376,31 @@ def _mails(messages: Iterator, skipped: Skipped) -> Iterator[Writing]:
         yield _writing("email", str(message["subject"] or "E-mail"), at, words, skipped)
 
 
-_QUOTE_START = re.compile(
-    r"^(On .{0,200}(wrote|schrieb|a écrit|escribió)\s*:\s*$"
-    r"|-{2,}\s*(Original Message|Forwarded message)\s*-{2,}"
+# Where the rest of a mail is someone else's: a forwarded part, or Outlook's quoted original (its header
+# block, not a lone "From:" in the person's prose).
+_FORWARD = re.compile(
+    r"^(-{2,}\s*(Original Message|Forwarded message)\s*-{2,}"
     r"|Begin forwarded message:"
-    r"|From: .+\n(Sent|Date): )", re.I | re.M)
+    r"|From: .+\n(Sent|Date): .+\n(To|Subject|Cc): )", re.I | re.M)
+# "On <date>, <someone> wrote:" heads a quote only when quoted lines follow it.
+_ATTRIBUTION = re.compile(r"^On .{0,200}(wrote|schrieb|a écrit|escribió)\s*:\s*\n(\s*\n)*>", re.I | re.M)
+SIGNATURE_LINES = 12  # RFC 3676's "-- " starts a signature only this near the end
 
 
 def own_words(body: str) -> str:
-    """The sender's own words of an e-mail body: up to a quoted reply's header, a forwarded part or the
-    signature ("-- " on its own line), without quoted lines ("> ...")."""
+    """The sender's own words of an e-mail body: without quoted lines ("> ...") and the lines that
+    attribute them, up to a forwarded part, and without a signature ("-- " near the end). Answers
+    written between quoted lines stay."""
     text = body.replace("\r\n", "\n")
-    if (cut := _QUOTE_START.search(text)) is not None:
+    if (cut := _FORWARD.search(text)) is not None:
         text = text[: cut.start()]
-    if (signature := re.search(r"^-- ?$", text, re.M)) is not None:
-        text = text[: signature.start()]
-    lines = [line for line in text.split("\n") if not line.lstrip().startswith(">")]
-    return "\n".join(lines).strip()
+    lines = text.split("\n")
+    for index in range(len(lines) - 1, max(-1, len(lines) - 1 - SIGNATURE_LINES), -1):
+        if lines[index] == "-- ":
+            lines = lines[:index]
+            break
+    text = _ATTRIBUTION.sub(">", "\n".join(lines))
+    return "\n".join(line for line in text.split("\n") if not line.lstrip().startswith(">")).strip()
 
 
 def _writing(source, title: str, at: datetime | None, text: str, skipped: Skipped) -> Writing:

@@ -107,8 +107,15 @@ def test_a_sent_mbox_yields_each_mail_and_skips_a_bare_forward():
     ("Yes, Thursday works.\n\n> When are you free?\n", "Yes, Thursday works."),
     ("Agreed.\n-----Original Message-----\nFrom: x\nold", "Agreed."),
     ("See below.\nBegin forwarded message:\n\nhello", "See below."),
-    ("Thanks!\nFrom: Sam <s@x>\nSent: Monday\nold text", "Thanks!"),
+    ("Thanks!\nFrom: Sam <s@x>\nSent: Monday\nTo: Ada\nSubject: x\nold text", "Thanks!"),
     ("All mine.\n-- \nsig", "All mine."),
+    # The person's own prose that only looks like a quote's start stays (found by review).
+    ("On reflection, here is what my father wrote:\nBe kind.", "On reflection, here is what my father wrote:\nBe kind."),
+    ("Notes\n--\nMore notes", "Notes\n--\nMore notes"),
+    ("From: my diary\nDate: today\nIt rained.", "From: my diary\nDate: today\nIt rained."),
+    # Inline answers between quoted lines are the person's words.
+    ("My replies inline:\n\nOn Mon, Sam wrote:\n> Friday?\nYes, Friday.\n> Snacks?\nI'll bring them.",
+     "My replies inline:\n\nYes, Friday.\nI'll bring them."),
 ])
 def test_own_words_cuts_quotes_forwards_and_signatures(body, kept):
     assert own_words(body) == kept
