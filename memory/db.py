@@ -261,6 +261,10 @@ def m012_imports(conn: Connection) -> None:
     if "origin" not in columns:
         conn.execute(text("ALTER TABLE thread ADD COLUMN origin VARCHAR(16)"))
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_thread_import_batch_id ON thread (import_batch_id)"))
+    if "import_batch_id" not in {c["name"] for c in inspect(conn).get_columns("message")}:
+        conn.execute(text("ALTER TABLE message ADD COLUMN import_batch_id INTEGER"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_message_import_batch_id ON message (import_batch_id)"))
+    models.table_of(models.ImportHeld).create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [

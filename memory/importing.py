@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
 from memory import store
 from memory.db import read, write
 from memory.history import (
     Conversation,
+    Said,
     Skipped,
     UnreadableImport,
     Writing,
@@ -34,7 +35,7 @@ from memory.history import (
     read_text_file,
 )
 from memory.keys import keyed_hash
-from memory.models import Author, ImportBatch, ImportStatus, Message, Thread, stored_id, utcnow
+from memory.models import Author, ImportBatch, ImportHeld, ImportStatus, Message, Thread, aware, stored_id, utcnow
 
 logger = logging.getLogger(__name__)
 WRITE_EVERY = 200  # items per transaction: a big export never holds one long write lock
@@ -51,6 +52,7 @@ class Imported:
     messages: int = 0
     texts: int = 0
     already: int = 0  # conversations and texts imported before (this file, or another holding them)
+    extended: int = 0  # conversations imported before that this file holds more of (their new messages added)
     skipped: dict[str, int] = field(default_factory=dict)
     same_file_as: int | None = None  # an earlier batch of this very file: nothing was read again
 
@@ -59,7 +61,8 @@ class Imported:
             return f"{self.file_name}: imported before (import {self.same_file_as}); nothing added"
         parts = [f"{self.conversations} conversations ({self.messages} messages)" if self.source in CHATS else "",
                  f"{self.texts} texts" if self.source not in CHATS else "",
-                 f"{self.already} already here" if self.already else ""]
+                 f"{self.already} already here" if self.already else "",
+                 f"{self.extended} continued with new messages" if self.extended else ""]
         skipped = "; skipped: " + ", ".join(f"{n} {why}" for why, n in self.skipped.items()) if self.skipped else ""
         return f"{self.file_name}: " + ", ".join(p for p in parts if p) + skipped
 
@@ -175,17 +178,29 @@ def _store(session: Session, *, user_id: int, batch_id: int | None, items: list,
     if len(present) != len(owners):  # cannot happen unless the key leaked: never write into another's thread
         raise UnreadableImport("an id this import needs is taken by another account; nothing was imported")
     for thread_id, item in zip(ids, items, strict=True):
+        said = [Said("user", item.text, item.at)] if isinstance(item, Writing) else list(item.messages)
         if thread_id in present:
-            result.already += 1
-            continue
-        present.add(thread_id)  # the same conversation twice in one file
-        if isinstance(item, Writing):
-            _store_writing(session, user_id=user_id, batch_id=batch_id, thread_id=thread_id, writing=item)
-            result.texts += 1
+            added = _add_new_messages(session, user_id=user_id, batch_id=batch_id, thread_id=thread_id, said=said)
+            result.messages += added if not isinstance(item, Writing) else 0
+            if added:
+                result.extended += 1
+            else:
+                result.already += 1
         else:
-            _store_conversation(session, user_id=user_id, batch_id=batch_id, thread_id=thread_id, conversation=item)
-            result.conversations += 1
-            result.messages += len(item.messages)
+            present.add(thread_id)  # the same conversation twice in one file
+            _new_thread(session, user_id=user_id, batch_id=batch_id, thread_id=thread_id, item=item)
+            _add_new_messages(session, user_id=user_id, batch_id=batch_id, thread_id=thread_id, said=said)
+            if isinstance(item, Writing):
+                result.texts += 1
+            else:
+                result.conversations += 1
+                result.messages += len(item.messages)
+        if batch_id is not None:
+            held = session.get(ImportHeld, (batch_id, thread_id))
+            if held is None:
+                session.add(ImportHeld(batch_id=batch_id, thread_id=thread_id, messages=len(said)))
+            else:
+                held.messages = max(held.messages, len(said))
 
 
 def _count(result: Imported, items: list) -> None:
@@ -197,34 +212,42 @@ def _count(result: Imported, items: list) -> None:
             result.messages += len(item.messages)
 
 
-def _store_conversation(session: Session, *, user_id: int, batch_id: int | None, thread_id: str,
-                        conversation: Conversation) -> None:
-    started = conversation.created_at or conversation.messages[0].at or utcnow()
-    session.add(Thread(id=thread_id, user_id=user_id, name=conversation.title, created_at=started, updated_at=started,
-                       import_batch_id=batch_id, origin=conversation.source,
-                       metadata_json=json.dumps({"imported_from": conversation.source})))
+def _new_thread(session: Session, *, user_id: int, batch_id: int | None, thread_id: str,
+                item: Conversation | Writing) -> None:
+    if isinstance(item, Writing):
+        at, origin, source = item.at or utcnow(), "writing", str(item.source)
+    else:
+        at, origin, source = item.created_at or item.messages[0].at or utcnow(), item.source, item.source
+    name = item.title
+    session.add(Thread(id=thread_id, user_id=user_id, name=name, created_at=at, updated_at=at,
+                       import_batch_id=batch_id, origin=origin, metadata_json=json.dumps({"imported_from": source})))
     session.flush()
-    last = started
-    label = {"chatgpt": "ChatGPT", "claude": "Claude"}[conversation.source]
-    for position, said in enumerate(conversation.messages):
+
+
+def _add_new_messages(session: Session, *, user_id: int, batch_id: int | None, thread_id: str, said: list[Said]) -> int:
+    """The messages of the file's copy that the thread lacks (by position), after what it has; how many."""
+    step_ids = [derived_id(session, f"{thread_id}/{position}") for position in range(len(said))]
+    stored = set(session.exec(select(Message.step_id).where(col(Message.step_id).in_(step_ids))).all())
+    if len(stored) == len(said):
+        return 0
+    thread = session.get(Thread, thread_id)
+    newest = session.exec(select(func.max(Message.created_at)).where(Message.thread_id == thread_id)).one()
+    last = aware(newest or (thread.created_at if thread is not None else utcnow()))
+    label = {"chatgpt": "ChatGPT", "claude": "Claude"}.get((thread.origin if thread else None) or "", "")
+    added = 0
+    for step_id, message in zip(step_ids, said, strict=True):
+        if step_id in stored:
+            continue
         # In order even where the export has no times (or the same time twice).
-        at = said.at if said.at is not None and said.at > last else last + timedelta(milliseconds=1)
+        at = message.at if message.at is not None and message.at > last else last + timedelta(milliseconds=1)
         last = at
-        session.add(Message(
-            step_id=derived_id(session, f"{thread_id}/{position}"), thread_id=thread_id, user_id=user_id,
-            author=Author.USER if said.role == "user" else Author.ASSISTANT, content=said.text, created_at=at,
-            model=None if said.role == "user" else f"imported from {label}",
-            name=None if said.role == "user" else label))
-
-
-def _store_writing(session: Session, *, user_id: int, batch_id: int | None, thread_id: str, writing: Writing) -> None:
-    at = writing.at or utcnow()
-    session.add(Thread(id=thread_id, user_id=user_id, name=writing.title, created_at=at, updated_at=at,
-                       import_batch_id=batch_id, origin="writing",
-                       metadata_json=json.dumps({"imported_from": writing.source})))
+        mine = message.role == "user"
+        session.add(Message(step_id=step_id, thread_id=thread_id, user_id=user_id, import_batch_id=batch_id,
+                            author=Author.USER if mine else Author.ASSISTANT, content=message.text, created_at=at,
+                            model=None if mine else f"imported from {label}", name=None if mine else label))
+        added += 1
     session.flush()
-    session.add(Message(step_id=derived_id(session, f"{thread_id}/0"), thread_id=thread_id, user_id=user_id,
-                        author=Author.USER, content=writing.text, created_at=at))
+    return added
 
 
 def _chat_source(engine: Engine, batch_id: int) -> str:
@@ -245,35 +268,74 @@ def _finish(session: Session, result: Imported) -> None:
 # --- undoing -----------------------------------------------------------------------------------
 
 def batch_message_ids(session: Session, *, batch_id: int) -> list[int]:
-    return [stored_id(i) for i in session.exec(
-        select(Message.id).join(Thread, col(Thread.id) == Message.thread_id).where(Thread.import_batch_id == batch_id)
-    ).all()]
+    """The messages that would go if the batch were undone: those it brought that no other file still holds."""
+    return [stored_id(m.id) for m in _going(session, batch_id=batch_id)]
+
+
+def _going(session: Session, *, batch_id: int, thread_id: str | None = None) -> list[Message]:
+    query = select(Message).where(Message.import_batch_id == batch_id)
+    if thread_id is not None:
+        query = query.where(Message.thread_id == thread_id)
+    going = []
+    for message in session.exec(query).all():
+        if _holder_of(session, message, besides=batch_id) is None:
+            going.append(message)
+    return going
+
+
+def _holder_of(session: Session, message: Message, *, besides: int) -> int | None:
+    """Another batch whose file held this message (its copy reached the message's position), if any."""
+    for held in session.exec(select(ImportHeld).where(ImportHeld.thread_id == message.thread_id,
+                                                     ImportHeld.batch_id != besides)).all():
+        if message.step_id in {derived_id(session, f"{message.thread_id}/{i}") for i in range(held.messages)}:
+            return held.batch_id
+    return None
 
 
 def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus = ImportStatus.UNDONE,
                reason: str | None = None) -> int:
-    """Remove everything the batch added (threads, messages, their vectors), a thread at a time so no write
-    holds the database long; return the messages removed. The profile's evidence is the caller's."""
+    """Remove what the batch added and no other import still holds, a thread at a time so no write holds
+    the database long; return the messages removed. What another file also held passes to that file's
+    batch; messages written here in an imported conversation stay, and so does their thread. The
+    profile's evidence is the caller's (assistant.imports)."""
     batch = read(engine, lambda s: s.get(ImportBatch, batch_id))
     if batch is None or batch.user_id != user_id:
         raise LookupError("no such import of yours")
     removed = 0
     while True:
-        threads = read(engine, lambda s: s.exec(select(Thread).where(Thread.import_batch_id == batch_id,
-                                                                     Thread.user_id == user_id).limit(100)).all())
-        if not threads:
+        held = read(engine, lambda s: s.exec(select(ImportHeld.thread_id).where(ImportHeld.batch_id == batch_id)
+                                             .limit(100)).all())
+        if not held:
             break
 
-        def remove(session: Session, threads=threads) -> int:
+        def let_go(session: Session, threads=held) -> int:
             count = 0
-            for thread in threads:
-                row = session.get(Thread, thread.id)
-                if row is not None:
-                    count += len(session.exec(select(Message.id).where(Message.thread_id == row.id)).all())
-                    store.delete_thread(session, thread=row)
+            for thread_id in threads:
+                for message in session.exec(select(Message).where(Message.thread_id == thread_id,
+                                                                  Message.import_batch_id == batch_id)).all():
+                    other = _holder_of(session, message, besides=batch_id)
+                    if other is not None:
+                        message.import_batch_id = other
+                        session.add(message)
+                    else:
+                        store.delete_message(session, message=message)
+                        count += 1
+                session.exec(delete(ImportHeld).where(col(ImportHeld.batch_id) == batch_id,
+                                                      col(ImportHeld.thread_id) == thread_id))
+                session.flush()
+                thread = session.get(Thread, thread_id)
+                if thread is None:
+                    continue
+                left = session.exec(select(func.count()).select_from(Message).where(Message.thread_id == thread_id)).one()
+                others = session.exec(select(ImportHeld.batch_id).where(ImportHeld.thread_id == thread_id)).first()
+                if not left and others is None:
+                    store.delete_thread(session, thread=thread)
+                elif thread.import_batch_id == batch_id:
+                    thread.import_batch_id = others  # None: what is left was written here, a conversation of theirs
+                    session.add(thread)
             return count
 
-        removed += write(engine, remove)
+        removed += write(engine, let_go)
 
     def mark(session: Session) -> None:
         row = session.get(ImportBatch, batch_id)

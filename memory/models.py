@@ -183,6 +183,17 @@ class ImportBatch(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class ImportHeld(SQLModel, table=True):
+    """A conversation or text that an import's file held: several files may hold one (an export and a
+    later, longer one), and undoing one of them leaves what another still holds."""
+
+    __tablename__ = "import_held"
+
+    batch_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    thread_id: str = Field(sa_column=Column(String(64), ForeignKey("thread.id", ondelete="CASCADE"), primary_key=True))
+    messages: int = 0  # how many messages that file's copy had (positions 0 .. messages-1)
+
+
 class Thread(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     user_id: int = Field(
@@ -231,6 +242,8 @@ class Message(SQLModel, table=True):
     safety_json: str | None = Field(default=None, sa_column=Column(Text))
     name: str | None = Field(default=None, max_length=64)  # the author name the UI shows
     parent_step_id: str | None = Field(default=None, max_length=64)
+    # The import that brought it (None: written here); no foreign key, as for thread.import_batch_id.
+    import_batch_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 

@@ -26,6 +26,7 @@ from memory.models import (
     Feedback,
     HypothesisJob,
     ImportBatch,
+    ImportHeld,
     Message,
     MessageStatus,
     ProfileEntry,
@@ -310,7 +311,7 @@ def delete_thread(session: Session, *, thread: Thread) -> None:
     message_ids = select(Message.id).where(Message.thread_id == thread.id)
     session.exec(delete(Feedback).where(col(Feedback.message_id).in_(message_ids)))
     session.exec(delete(Embedding).where(col(Embedding.message_id).in_(message_ids)))
-    for table in (Message, Step, Element):
+    for table in (Message, Step, Element, ImportHeld):
         session.exec(delete(table).where(col(table.thread_id) == thread.id))
     session.delete(thread)
 

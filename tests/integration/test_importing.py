@@ -236,3 +236,40 @@ def test_json_that_is_not_a_list_of_conversations_is_refused(engine, ada, tmp_pa
     with pytest.raises(UnreadableImport, match="not a list of conversations"):
         import_file(engine, user_id=ada.id, path=tmp_path / "conversations.json", max_bytes=LIMIT)
     assert read(engine, lambda s: s.exec(select(ImportBatch)).one()).status == "failed"
+
+
+def test_a_longer_later_export_continues_a_conversation_and_undoing_either_keeps_what_the_other_holds(
+        engine, ada, tmp_path):
+    base = json.loads((FIXTURES / "claude-conversations.json").read_text())[0]
+    short = {**base, "chat_messages": base["chat_messages"][:1]}
+    other = {**base, "uuid": "another", "name": "Another"}
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    (tmp_path / "first" / "conversations.json").write_text(json.dumps([short]))
+    (tmp_path / "second" / "conversations.json").write_text(json.dumps([base, other]))
+    first = import_file(engine, user_id=ada.id, path=tmp_path / "first" / "conversations.json", max_bytes=LIMIT)
+    second = import_file(engine, user_id=ada.id, path=tmp_path / "second" / "conversations.json", max_bytes=LIMIT)
+    assert (second.conversations, second.extended, second.messages) == (1, 1, 2 + 3)
+
+    def messages_in(name):
+        threads = [t for t in threads_of(engine, ada) if t.name == name]
+        return [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id=threads[0].id))] \
+            if threads else None
+
+    assert len(messages_in("Trail running shoes")) == 3
+    undo_batch(engine, user_id=ada.id, batch_id=first.batch_id)  # the second file holds all three still
+    assert len(messages_in("Trail running shoes")) == 3
+    undo_batch(engine, user_id=ada.id, batch_id=second.batch_id)
+    assert messages_in("Trail running shoes") is None and messages_in("Another") is None
+
+
+def test_undo_keeps_what_the_person_wrote_here_in_an_imported_conversation(engine, ada):
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    (thread,) = threads_of(engine, ada)
+    write(engine, lambda s: store.save_message(s, step_id="typed-here", thread_id=thread.id, user_id=ada.id,
+                                               author=store.Author.USER, content="And waterproof ones?"))
+    assert undo_batch(engine, user_id=ada.id, batch_id=done.batch_id) == 3
+    (kept,) = threads_of(engine, ada)
+    assert kept.id == thread.id and kept.import_batch_id is None
+    assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id=thread.id))] == [
+        "And waterproof ones?"]
