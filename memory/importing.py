@@ -83,7 +83,7 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
     """Import one file for this person (see the module's docstring); raises UnreadableImport with what was
     expected, after undoing whatever it had added. `progress` hears the counts after each stored chunk."""
     kind = kind_of(path)
-    if path.stat().st_size > max_bytes and kind != "chats":  # a ZIP's member is checked inside
+    if path.stat().st_size > max_bytes:  # before hashing it; an archive's member is checked again, unpacked
         raise UnreadableImport(f"{path.name} is larger than the limit of {max_bytes // 2**20} MB")
     digest = file_digest(path)
     result = Imported(file_name=path.name[:255], source=kind)
@@ -272,12 +272,9 @@ def batch_message_ids(session: Session, *, batch_id: int) -> list[int]:
     return [stored_id(m.id) for m in _going(session, batch_id=batch_id)]
 
 
-def _going(session: Session, *, batch_id: int, thread_id: str | None = None) -> list[Message]:
-    query = select(Message).where(Message.import_batch_id == batch_id)
-    if thread_id is not None:
-        query = query.where(Message.thread_id == thread_id)
+def _going(session: Session, *, batch_id: int) -> list[Message]:
     going = []
-    for message in session.exec(query).all():
+    for message in session.exec(select(Message).where(Message.import_batch_id == batch_id)).all():
         if _holder_of(session, message, besides=batch_id) is None:
             going.append(message)
     return going
