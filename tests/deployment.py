@@ -161,12 +161,19 @@ class Deployment:
         self.nginx = self._stack.enter_context(nginx_serving(
             self.files["nginx/hyperalign.conf"], self.workdir / "nginx", self.plan.listen, routes_log=self.routes_log))
 
-    def served_by(self, route: str, request: str) -> set[str]:
-        """The replicas (by name) the proxy sent requests of this route to whose request line holds `request`."""
-        lines = self.routes_log.read_text().splitlines() if self.routes_log.exists() else []
-        ports = {line.split()[1].rsplit(":", 1)[1] for line in lines
-                 if line.startswith(route + " ") and request in line and line.split()[1] != "-"}
-        return ports
+    def served_by(self, route: str, request: str, wait: float = 10.0) -> set[str]:
+        """The replicas (by name) the proxy sent requests of this route to whose request line holds `request`.
+
+        nginx logs a request when it ends, and a socket's end reaches nginx a moment after the client
+        closed it: so this waits up to `wait` seconds for the first matching line."""
+        deadline = time.monotonic() + wait
+        while True:
+            lines = self.routes_log.read_text().splitlines() if self.routes_log.exists() else []
+            ports = {line.split()[1].rsplit(":", 1)[1] for line in lines
+                     if line.startswith(route + " ") and request in line and line.split()[1] != "-"}
+            if ports or time.monotonic() > deadline:
+                return ports
+            time.sleep(0.1)
 
     def route_to(self, name: str) -> str:
         """A route cookie value that the proxy sends to replica `name` (found by asking the proxy)."""

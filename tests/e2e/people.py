@@ -45,13 +45,30 @@ class Person:
         expect(self.page.locator("#chat-input")).to_be_visible(timeout=30_000)
 
     def send(self, text: str) -> None:
+        """Type `text` and send it.
+
+        After a new chat's first message Chainlit re-fetches the thread list and only then moves the page
+        from "/" to "/thread/<id>"; that move builds a new composer and drops what was typed into the old
+        one (seen in CI under load, after the first reply was already shown). So when the text is gone
+        before it could be sent, it is typed again; text still there with the button disabled is a real
+        fault and fails."""
+        from playwright.sync_api import TimeoutError as Timeout
         from playwright.sync_api import expect
 
-        self.page.locator("#chat-input").click()
-        self.page.keyboard.insert_text(text)  # one input event, as a paste would be, not a key per letter
-        expect(self.page.locator("#chat-submit")).to_be_enabled(timeout=15_000)  # socket ready
-        self.page.locator("#chat-submit").click()
-        expect(self.page.locator("#chat-input")).to_have_text("", timeout=5_000)
+        composer, submit = self.page.locator("#chat-input"), self.page.locator("#chat-submit")
+        for _ in range(3):
+            composer.click()
+            self.page.keyboard.insert_text(text)  # one input event, as a paste would be, not a key per letter
+            try:
+                expect(submit).to_be_enabled(timeout=15_000)  # socket ready
+                submit.click(timeout=5_000)
+            except (Timeout, AssertionError):
+                if composer.inner_text().strip():
+                    raise
+                continue
+            expect(composer).to_have_text("", timeout=5_000)
+            return
+        raise AssertionError(f"{self.name}: the composer lost the typed message three times")
 
     def shot(self, name: str) -> None:
         # Chainlit's fade-ins are CSS animations: Playwright finishes them for the picture instead of
