@@ -17,7 +17,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from assistant.llm import Gateway, Purpose
-from hypotheses.job import LEASE, JobLost, JobOutcome, count_new_substantive, enqueue, run_job, waiting
+from hypotheses.job import (
+    IMPORT_TRIGGER,
+    LEASE,
+    JobLost,
+    JobOutcome,
+    count_new_substantive,
+    enqueue,
+    run_job,
+    waiting,
+)
 from hypotheses.schedule import FIRST_AFTER, due
 from memory.db import read, write
 from memory.embed import Embedder
@@ -88,6 +97,28 @@ class HypothesisJobs:
         job_id = await asyncio.to_thread(write, self._engine, maybe_enqueue)
         if job_id is not None and self._run_here:
             self._tasks.spawn(self._run_unless_taken(job_id, user_id))
+
+    async def after_import(self, user_id: int) -> int | None:
+        """Queue the first job over what the person brought (a bounded sample of it; hypotheses.infer,
+        IMPORT_BUDGET_TOKENS) and run it here unless workers do; the job's id, or None when there is
+        no model, nothing substantive, the day's limit is reached, or a job of theirs is already active
+        (the texts stay unseen, so a later job reads them)."""
+        if self._gateway.offline:
+            return None
+
+        def queue(session) -> int | None:
+            if not count_new_substantive(session, user_id=user_id)[0] or self._over_limit(session, user_id):
+                return None
+            job = enqueue(session, user_id=user_id, trigger=IMPORT_TRIGGER, lease=self._lease)
+            if job is None:
+                return None
+            session.flush()
+            return job.id
+
+        job_id = await asyncio.to_thread(write, self._engine, queue)
+        if job_id is not None and self._run_here:
+            self._tasks.spawn(self._run_unless_taken(job_id, user_id))
+        return job_id
 
     async def _run_unless_taken(self, job_id: int, user_id: int) -> None:
         try:

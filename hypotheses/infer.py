@@ -74,6 +74,48 @@ def choose_samples(new: Sequence[Text], older: Sequence[Text], *, budget_tokens:
     return sorted(chosen, key=lambda t: t.message_id)
 
 
+# The first job over an imported history reads a sample, never all of it: its cost is one inference
+# (two model calls at most, with the re-ask) over at most this many tokens of the person's own words,
+# whatever the size of the export.
+IMPORT_BUDGET_TOKENS = 3000
+PER_CONVERSATION = 2  # so one long conversation does not speak for all the others
+LONGEST_SHARE = 3  # a text over a third of the budget is left out: three good texts beat one essay
+
+
+@dataclass(frozen=True)
+class Written:
+    """One of the person's texts with the conversation it is in (the import sample spreads over them)."""
+
+    text: Text
+    conversation: str
+
+
+def substance(text: str) -> int:
+    """How much a text shows of its writer: its words. A considered paragraph shows more of how someone
+    thinks and writes than a quick question; pasted material shows nothing of them."""
+    return 0 if is_pasted(text) else len(re.findall(r"\w+", text))
+
+
+def choose_import_samples(pool: Sequence[Written], *, budget_tokens: int = IMPORT_BUDGET_TOKENS,
+                          per_conversation: int = PER_CONVERSATION) -> list[Text]:
+    """The most substantive of the person's texts that fit the budget together: by words, most first
+    (the newest first among equals), at most `per_conversation` from one conversation, none under
+    MIN_WORDS words or over a third of the budget. In the order they were written."""
+    budget = budget_tokens * CHARS_PER_TOKEN
+    longest = budget // LONGEST_SHARE
+    ranked = sorted((s for s in pool if substance(s.text.content) >= MIN_WORDS and len(s.text.content) <= longest),
+                    key=lambda s: (substance(s.text.content), s.text.message_id), reverse=True)
+    chosen: list[Text] = []
+    taken: dict[str, int] = {}
+    for said in ranked:
+        if taken.get(said.conversation, 0) >= per_conversation or len(said.text.content) > budget:
+            continue
+        chosen.append(said.text)
+        taken[said.conversation] = taken.get(said.conversation, 0) + 1
+        budget -= len(said.text.content)
+    return sorted(chosen, key=lambda t: t.message_id)
+
+
 async def infer(complete: Complete, samples: Sequence[Text], profile: Sequence[Entry],
                 replaced: Sequence[str] = ()) -> Inference:
     """Hypotheses from the samples, as merge candidates; raises InferenceFailed after one failed re-ask.

@@ -11,6 +11,7 @@ it and queues a new one (which reads the same evidence, since only "done" jobs m
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import secrets
@@ -26,7 +27,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from hypotheses.infer import Complete, InferenceFailed, Text, choose_samples, infer, is_substantive
+from hypotheses.infer import (
+    IMPORT_BUDGET_TOKENS,
+    Complete,
+    InferenceFailed,
+    Text,
+    Written,
+    choose_import_samples,
+    choose_samples,
+    infer,
+    is_substantive,
+    substance,
+)
 from hypotheses.merge import Change, Entry, Kind, Withdrawn, merge
 from memory import profile
 from memory.db import read, write
@@ -226,6 +238,29 @@ def user_texts(session: Session, *, user_id: int, after: int | None = None, befo
     return [Text(stored_id(mid), content) for mid, content in reversed(rows)]
 
 
+IMPORT_TRIGGER = "import"
+POOL = 400  # the import sample is chosen from the most substantive texts, kept this many at a time
+READ_EVERY = 2000  # texts per read while the pool is gathered: a large history never sits in memory
+
+
+def unseen_pool(session: Session, *, user_id: int, after: int) -> tuple[list[Written], int]:
+    """The most substantive of the person's complete texts in remembered chats newer than `after` (the
+    import's candidates), and the newest such text's id: the job that samples them has considered them all."""
+    pool: list[Written] = []
+    newest = after
+    while True:
+        rows = session.exec(
+            select(Message.id, Message.thread_id, Message.content).join(Thread, col(Thread.id) == Message.thread_id)
+            .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
+                   Thread.remember == True, col(Message.id) > newest)  # noqa: E712
+            .order_by(col(Message.id)).limit(READ_EVERY)).all()
+        if not rows:
+            return pool, newest
+        newest = stored_id(rows[-1][0])
+        fresh = [Written(Text(stored_id(mid), content), thread_id) for mid, thread_id, content in rows]
+        pool = heapq.nlargest(POOL, [*pool, *fresh], key=lambda w: (substance(w.text.content), w.text.message_id))
+
+
 def count_new_substantive(session: Session, *, user_id: int) -> tuple[int, bool]:
     """(substantive texts since the last successful job, whether a job ever succeeded)."""
     seen = last_seen_message(session, user_id=user_id)
@@ -290,12 +325,18 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
 
     def gather(session: Session):
         seen = last_seen_message(session, user_id=job.user_id)
-        new = user_texts(session, user_id=job.user_id, after=seen)
-        older = user_texts(session, user_id=job.user_id, before=seen, limit=20)
-        return (choose_samples(new, older, budget_tokens=budget_tokens), load_profile(session, user_id=job.user_id),
+        if job.trigger == IMPORT_TRIGGER:  # a history brought at once: a bounded sample of its best texts
+            pool, considered = unseen_pool(session, user_id=job.user_id, after=seen)
+            samples = choose_import_samples(pool, budget_tokens=IMPORT_BUDGET_TOKENS)
+        else:
+            new = user_texts(session, user_id=job.user_id, after=seen)
+            older = user_texts(session, user_id=job.user_id, before=seen, limit=20)
+            samples = choose_samples(new, older, budget_tokens=budget_tokens)
+            considered = max((t.message_id for t in samples), default=0)
+        return (samples, considered, load_profile(session, user_id=job.user_id),
                 profile.replaced_wordings(session, user_id=job.user_id))
 
-    samples, current, replaced = await asyncio.to_thread(read, engine, gather)
+    samples, up_to, current, replaced = await asyncio.to_thread(read, engine, gather)
     result = await infer(complete, samples, current, replaced)
     candidates, known = result.candidates, {}
     if embed is not None and candidates:
@@ -304,7 +345,6 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
         candidates = [replace(c, vector=tuple(v.tolist())) for c, v in zip(candidates, vectors[:len(texts)], strict=True)]
         known = {text: tuple(v.tolist()) for text, v in zip(replaced, vectors[len(texts):], strict=True)}
     moment = now or utcnow()
-    up_to = max((t.message_id for t in samples), default=0)
 
     def commit(session: Session) -> list[Change]:
         fresh = load_profile(session, user_id=job.user_id)

@@ -338,7 +338,7 @@ class HypothesisJob(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False))
     status: JobStatus = Field(default=JobStatus.QUEUED, sa_column=Column(Vocabulary(JobStatus), nullable=False))
-    trigger: str = Field(default="messages", max_length=16)  # messages | chat_end | command
+    trigger: str = Field(default="messages", max_length=16)  # messages | chat_end | command | import
     reason: str | None = Field(default=None, max_length=500)  # why it failed
     claimed_by: str | None = Field(default=None, max_length=64)  # the claim's token: worker and a nonce
     # Until when the job holds its user's one slot. A queued or running job past it is abandoned (its

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -61,19 +62,45 @@ def import_files(settings: Settings, args: argparse.Namespace) -> int:
             from assistant.imports import recount_style
 
             recount_style(engine, user_id=user_id)  # the card learns the imported words that are the person's
-            _embed(settings, engine, user_id)
+            asyncio.run(_learn(settings, user_id))
     return 1 if refused else 0
 
 
-def _embed(settings: Settings, engine, user_id: int) -> None:
-    """Vectors for what was imported, here and now: off any chat's path, batched."""
-    from assistant.wiring import build_memory
+async def _learn(settings: Settings, user_id: int) -> None:
+    """Vectors for what was imported, here and now (off any chat's path, batched); then the first profile
+    from it: one bounded inference (hypotheses.infer, IMPORT_BUDGET_TOKENS), run here unless workers
+    run jobs (HYPERALIGN_WEB_RUNS_JOBS=false), and none without a model."""
+    from assistant.wiring import build_app
+    from memory.db import read
+    from memory.models import HypothesisJob, JobStatus
     from memory.vectors import embed_pending
 
-    embedder, _ = build_memory(settings, engine)
-    print("embedding the imported texts for recall ...", file=sys.stderr, flush=True)
-    done = embed_pending(engine, embedder, user_id=user_id, progress=progress_bar)
-    print(f"\nembedded {done} messages", file=sys.stderr, flush=True)
+    app = build_app(settings)
+    try:
+        print("embedding the imported texts for recall ...", file=sys.stderr, flush=True)
+        await asyncio.to_thread(app.embedder.load)
+        done = await asyncio.to_thread(embed_pending, app.engine, app.embedder, user_id=user_id, progress=progress_bar)
+        print(f"\nembedded {done} messages", file=sys.stderr, flush=True)
+        if settings.offline:
+            print("profile: no language model is configured, so none is inferred yet", flush=True)
+            return
+        job_id = await app.jobs.after_import(user_id)
+        if job_id is None:
+            print("profile: nothing new to learn from (or a job of theirs is already running)", flush=True)
+            return
+        if not settings.web_runs_jobs:
+            print(f"profile: job {job_id} queued for the workers", flush=True)
+            return
+        print("inferring the first profile from a sample of the imported texts ...", file=sys.stderr, flush=True)
+        await app.jobs.settle()
+        job = await asyncio.to_thread(read, app.engine, lambda s: s.get(HypothesisJob, job_id))
+        if job is not None and job.status is JobStatus.DONE:
+            print(f"profile: {job.changes} entries from {job.samples} of the texts", flush=True)
+        else:
+            print(f"profile: the model's answer could not be used ({job.reason if job else 'job lost'}); "
+                  "the next chat tries again", flush=True)
+    finally:
+        await app.aclose()
 
 
 def _list(settings: Settings, name: str) -> int:

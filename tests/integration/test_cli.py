@@ -327,6 +327,27 @@ def test_import_reads_stores_embeds_and_refuses_what_it_cannot_read(tmp_path):
     assert run("import", "nobody", str(fixtures / "reply.eml")).returncode == 2
 
 
+def test_import_with_a_model_leaves_the_person_with_a_first_profile(monkeypatch, fake_llm):
+    import json
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
+    assert run("users", "add", "ada", "--password-stdin", stdin="a-long-password\n").returncode == 0
+    offline = run("import", "ada", str(fixtures / "reply.eml"))
+    assert offline.returncode == 0 and "profile: no language model is configured" in offline.stdout
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("HYPERALIGN_MAX_RETRIES", "0")
+    fake_llm.script("hypotheses", json.dumps({"hypotheses": [
+        {"action": "add", "facet": "communication", "text": "Answers point by point.", "evidence": [1],
+         "confidence": 0.7, "entry": None, "stated": False}]}))
+    done = run("import", "ada", str(fixtures / "claude-conversations.json"))
+    assert done.returncode == 0, done.stderr
+    assert "profile: 1 entries from" in done.stdout
+    assert len(fake_llm.requests_for("hypotheses")) == 1
+    shown = run("profile", "show", "ada").stdout
+    assert "Answers point by point." in shown and "done import:" in shown
+
+
 def test_import_list_and_undo_take_back_all_of_a_batch_and_nothing_else():
     from pathlib import Path
 

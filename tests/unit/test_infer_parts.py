@@ -1,4 +1,4 @@
-from hypotheses.infer import Text, choose_samples, is_substantive
+from hypotheses.infer import Text, Written, choose_import_samples, choose_samples, is_substantive
 from hypotheses.prompts import SYSTEM, Shown, build_messages, reask
 
 
@@ -13,6 +13,20 @@ def test_samples_are_the_new_texts_plus_a_few_older_inside_the_budget():
     new = [Text(10, "ok"), Text(11, "new message with plenty of words here"), Text(12, "x " * 400)]
     chosen = choose_samples(new, older, budget_tokens=40, older_count=2)
     assert [t.message_id for t in chosen] == [4, 5, 11]  # 12 is over the budget, 10 is not substantive
+
+
+def test_an_import_sample_is_the_most_substantive_texts_spread_over_conversations_within_the_budget():
+    def written(message_id: int, words: int, conversation: str = "a") -> Written:
+        return Written(Text(message_id, " ".join(["word"] * words)), conversation)
+
+    pool = [written(1, 30, "a"), written(2, 40, "a"), written(3, 50, "a"),  # a third from "a" is one too many
+            written(4, 20, "b"), written(5, 3, "c"),  # too short to say anything
+            Written(Text(6, "```\n" + "pasted code line\n" * 40 + "```"), "d"),  # not the person's writing
+            written(7, 400, "e")]  # over a third of the budget: left out, three good texts beat one essay
+    chosen = choose_import_samples(pool, budget_tokens=600, per_conversation=2)
+    assert [t.message_id for t in chosen] == [2, 3, 4]  # longest first, then back in the order written
+    # 100 tokens: 400 characters, a text at most a third of that: only the 20 words of 4.
+    assert [t.message_id for t in choose_import_samples(pool, budget_tokens=100)] == [4]
 
 
 def test_the_prompt_shows_small_ids_and_the_reask_adds_the_problem():

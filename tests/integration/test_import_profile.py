@@ -1,0 +1,112 @@
+"""The first profile from an imported history, against the fake model on SQLite and PostgreSQL: one
+bounded inference over a sample of the person's most substantive texts (never the other assistant's
+replies), whose entries rest on the imported messages, and which an undo of the import takes back."""
+
+import json
+
+import pytest
+from sqlmodel import select
+
+from assistant.background import HypothesisJobs
+from assistant.imports import undo_import
+from assistant.llm import OfflineModel, OpenAIGateway, Purpose
+from hypotheses.infer import CHARS_PER_TOKEN, IMPORT_BUDGET_TOKENS, PER_CONVERSATION
+from hypotheses.job import count_new_substantive, last_seen_message
+from memory import store
+from memory.db import read, write
+from memory.importing import import_file
+from memory.models import Author, EntryStatus, HypothesisJob, JobStatus, Message, ProfileEntry
+from tests.fakellm import WINDOWS
+
+pytestmark = pytest.mark.anyio
+LIMIT = 50 * 2**20
+REPLY_MARK = "ASSISTANT-REPLY-NEVER-EVIDENCE"
+
+
+@pytest.fixture
+async def gateway(fake_llm):
+    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
+                       windows=WINDOWS, timeout=5, max_retries=0)
+    yield gw
+    await gw.close()
+
+
+def chatgpt_export(path, conversations: int, *, asks_per_conversation: int = 4):
+    """A ChatGPT conversations.json: each conversation has short questions, one long considered message of
+    the person's three long considered messages (longer the later the conversation), and the assistant's long
+    replies."""
+    items = []
+    for c in range(conversations):
+        mapping, parent = {"root": {"id": "root", "message": None, "parent": None, "children": []}}, "root"
+        said = [f"Quick question number {c}.{n} about the garden path?" for n in range(asks_per_conversation)]
+        said += [" ".join([f"I think conversation {c} matters because, reason {k},"]
+                          + ["the soil and the light and the water"] * (c + 2 + k)) for k in range(3)]
+        for n, text in enumerate(said):
+            for role, content in (("user", text), ("assistant", f"{REPLY_MARK} " + "a very long answer " * 60)):
+                node = f"{c}-{n}-{role}"
+                mapping[node] = {"id": node, "parent": parent, "children": [], "message": {
+                    "id": node, "author": {"role": role}, "create_time": 1700000000 + c * 1000 + n * 10 + (role == "assistant"),
+                    "content": {"content_type": "text", "parts": [content]}}}
+                mapping[parent]["children"].append(node)
+                parent = node
+        items.append({"id": f"conv-{c}", "title": f"Garden {c}", "create_time": 1700000000 + c * 1000,
+                      "current_node": parent, "mapping": mapping})
+    path.write_text(json.dumps(items))
+    return path
+
+
+def answer_citing(sample: int) -> str:
+    return json.dumps({"hypotheses": [{"action": "add", "facet": "communication", "text": "Explains why before what.",
+                                       "evidence": [sample], "confidence": 0.7, "entry": None, "stated": False}]})
+
+
+async def test_the_first_profile_reads_a_bounded_sample_of_the_persons_best_texts(engine, fake_llm, gateway,
+                                                                                  embedder, tmp_path):
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    done = import_file(engine, user_id=ada.id, path=chatgpt_export(tmp_path / "conversations.json", 40),
+                       max_bytes=LIMIT)
+    assert done.conversations == 40
+    fake_llm.script("hypotheses", answer_citing(1))
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    job_id = await jobs.after_import(ada.id)
+    await jobs.settle()
+
+    job = read(engine, lambda s: s.get(HypothesisJob, job_id))
+    assert (job.trigger, job.status) == ("import", JobStatus.DONE)
+    (request,) = fake_llm.requests_for("hypotheses")  # one inference, however large the export
+    prompt = json.dumps(request.body["messages"])
+    assert REPLY_MARK not in prompt  # the other assistant's words are never read as the person's
+    mine = read(engine, lambda s: s.exec(select(Message).where(Message.user_id == ada.id,
+                                                               Message.author == Author.USER)).all())
+    sampled = [m for m in mine if json.dumps(m.content)[1:-1] in prompt]
+    # The longest of the person's texts come first, within the budget, and no conversation twice over its share.
+    assert sampled and all("matters because" in m.content for m in sampled)
+    assert sum(len(m.content) for m in sampled) <= IMPORT_BUDGET_TOKENS * CHARS_PER_TOKEN
+    per_thread = [sum(1 for m in sampled if m.thread_id == t) for t in {m.thread_id for m in sampled}]
+    assert max(per_thread) == PER_CONVERSATION < 3  # each conversation has three such texts: spread over them
+    assert len(per_thread) > 1
+    longest = max(mine, key=lambda m: len(m.content))
+    assert longest in sampled or len(longest.content) > IMPORT_BUDGET_TOKENS * CHARS_PER_TOKEN // 3
+    # All of the import was considered: a later chat starts a fresh count instead of re-reading it.
+    assert last_seen_message(read(engine, lambda s: s), user_id=ada.id) == max(m.id for m in mine)
+    assert read(engine, lambda s: count_new_substantive(s, user_id=ada.id)) == (0, True)
+
+    (entry,) = read(engine, lambda s: s.exec(select(ProfileEntry).where(ProfileEntry.user_id == ada.id)).all())
+    (evidence,) = json.loads(entry.evidence_json)
+    assert evidence == sampled[0].id  # it rests on an imported message of the person's
+
+    # Undoing the import takes the entry back with the texts it rested on.
+    undone = undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)
+    assert undone["entries_withdrawn"] == 1
+    entry = read(engine, lambda s: s.get(ProfileEntry, entry.id))
+    assert entry is None or entry.status is not EntryStatus.ACTIVE
+
+
+async def test_no_job_without_a_model_or_without_anything_substantive(engine, fake_llm, gateway, embedder, tmp_path):
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    assert await HypothesisJobs(engine=engine, gateway=OfflineModel(), embedder=embedder, every=6).after_import(ada.id) is None
+    short = tmp_path / "notes.txt"
+    short.write_text("ok thanks\n")
+    import_file(engine, user_id=ada.id, path=short, max_bytes=LIMIT)
+    assert await HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6).after_import(ada.id) is None
+    assert fake_llm.requests_for("hypotheses") == []
