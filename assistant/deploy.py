@@ -45,6 +45,7 @@ class Plan:
     config_dir: str = "/etc/hyperalign"
     data_dir: str = "/var/lib/hyperalign"
     upload_limit_mb: int = 10
+    import_limit_mb: int = 1024  # a person's history, uploaded from the profile panel (HYPERALIGN_IMPORT_LIMIT_MB)
     certificate: str | None = None  # TLS ends here when both are given (PEM files nginx can read)
     key: str | None = None
     ipv6: bool = True  # listen on [::] too (off for a host without IPv6, where nginx would not start)
@@ -55,6 +56,8 @@ class Plan:
             found.append("--replicas must be between 1 and 64")
         if not 1024 <= self.first_port <= 65535 - self.replicas:
             found.append("--first-port must leave room for every replica between 1024 and 65535")
+        if not 1 <= self.import_limit_mb <= 65536:
+            found.append("--import-limit-mb must be between 1 and 65536")
         if not 1 <= self.listen <= 65535:
             found.append("--listen must be a port")
         if self.first_port <= self.listen < self.first_port + self.replicas:
@@ -146,6 +149,16 @@ server {{
         proxy_send_timeout 1h;
     }}
 
+    # A person's history, uploaded from the profile panel: as large as the import limit (the app checks
+    # it again), and passed on as it arrives instead of spooled to a file here first.
+    location = /api/me/imports {{
+{proxied}
+        client_max_body_size {plan.import_limit_mb}m;
+        proxy_request_buffering off;
+        proxy_read_timeout 60s;
+        proxy_send_timeout 60s;
+    }}
+
     # Everything else answers within a minute, or the replica is taken for hung and skipped.
     location / {{
 {proxied}
@@ -208,6 +221,8 @@ CHAINLIT_AUTH_SECRET={auth_secret}
 HYPERALIGN_DATA_DIR={plan.data_dir}
 # The worker runs the hypothesis jobs, so a reply never waits behind one.
 HYPERALIGN_WEB_RUNS_JOBS=false
+# The largest history a person may import, in MB (the nginx site allows the same).
+HYPERALIGN_IMPORT_LIMIT_MB={plan.import_limit_mb}
 # The model server (README, "Connecting a model"); without one the app runs in offline mode:
 # OPENAI_BASE_URL=http://127.0.0.1:11434/v1
 # OPENAI_API_KEY=

@@ -23,7 +23,8 @@ CHUNK = 1000  # texts per read while the card counts: a large history never sits
 logger = logging.getLogger(__name__)
 
 
-def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, batch_id: int) -> dict:
+def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, batch_id: int,
+                status: ImportStatus = ImportStatus.UNDONE, reason: str | None = None) -> dict:
     """Everything the batch added goes; raises LookupError for a batch that is not this person's.
     Safe to run again after a crash halfway: each step finds what is left."""
     batch = read(engine, lambda s: importing.batch_of(s, user_id=user_id, batch_id=batch_id))
@@ -36,13 +37,24 @@ def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, ba
     # entries they had supported.
     withdrawn, weakened = write(engine, lambda s: withdraw_evidence(
         s, user_id=user_id, message_ids=message_ids, reason=f"import {batch_id} undone"))
-    removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id)
+    removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id, status=status, reason=reason)
     recount_style(engine, user_id=user_id)
     if indexes is not None:
         indexes.drop(user_id)  # rebuilt from what is left at the next recall
     logger.info("undid import %s of user %s: %d messages, %d entries withdrawn, %d weakened",
                 batch_id, user_id, removed, withdrawn, weakened)
     return {"undone": True, "messages": removed, "entries_withdrawn": withdrawn, "entries_weakened": weakened}
+
+
+def abandon_stale_imports(engine: Engine, indexes: UserIndexes | None) -> int:
+    """Undo, entirely, the imports whose process died halfway (memory.importing.STALE); how many. Run by
+    the web processes' housekeeping and by workers; two at once find what the other left."""
+    lost = read(engine, importing.stale_batches)
+    for batch_id, user_id in lost:
+        undo_import(engine, indexes, user_id=user_id, batch_id=batch_id, status=ImportStatus.FAILED,
+                    reason="interrupted: the process importing it stopped")
+        logger.warning("import %s of user %s was interrupted halfway and has been undone", batch_id, user_id)
+    return len(lost)
 
 
 def recount_style(engine: Engine, *, user_id: int) -> int:

@@ -267,6 +267,14 @@ def m012_imports(conn: Connection) -> None:
     models.table_of(models.ImportHeld).create(conn, checkfirst=True)
 
 
+def m013_import_heartbeat(conn: Connection) -> None:
+    """An import's batch says when it last stored a chunk, so one whose process died halfway can be told
+    from one still running, and undone."""
+    if "heard_at" not in {c["name"] for c in inspect(conn).get_columns("import_batch")}:
+        kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+        conn.execute(text(f"ALTER TABLE import_batch ADD COLUMN heard_at {kind}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -280,6 +288,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m010_one_active_job", m010_one_active_job),
     ("m011_usage", m011_usage),
     ("m012_imports", m012_imports),
+    ("m013_import_heartbeat", m013_import_heartbeat),
 ]
 
 

@@ -136,6 +136,11 @@ def _items(path: Path, kind: str, skipped: Skipped, max_bytes: int) -> Iterator[
 def _store_chunk(engine: Engine, *, user_id: int, items: list, result: Imported) -> None:
     def store_them(session: Session) -> None:
         _store(session, user_id=user_id, batch_id=result.batch_id, items=items, result=result)
+        batch = session.get(ImportBatch, result.batch_id)
+        if batch is not None:  # the counts so far, for any process to show, and a sign of life
+            batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
+            batch.heard_at = utcnow()
+            session.add(batch)
 
     write(engine, store_them)
 
@@ -342,6 +347,19 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
 
     write(engine, mark)
     return removed
+
+
+# A running import stores a chunk every few seconds at most; one not heard from for this long lost its
+# process (killed, or the machine went down) and is undone, so nothing stays half-imported.
+STALE = timedelta(minutes=10)
+
+
+def stale_batches(session: Session, *, stale: timedelta = STALE) -> list[tuple[int, int]]:
+    """(batch id, user id) of the imports whose process died halfway (see STALE)."""
+    cutoff = utcnow() - stale
+    return [(stored_id(b), stored_id(u)) for b, u in session.exec(select(ImportBatch.id, ImportBatch.user_id).where(
+        ImportBatch.status == ImportStatus.RUNNING,
+        func.coalesce(ImportBatch.heard_at, ImportBatch.created_at) < cutoff)).all()]
 
 
 def batch_of(session: Session, *, user_id: int, batch_id: int) -> ImportBatch | None:

@@ -181,6 +181,8 @@ class ImportBatch(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=255)  # why it failed
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # While running: when it last stored a chunk (a batch not heard from for long lost its process).
+    heard_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class ImportHeld(SQLModel, table=True):

@@ -23,6 +23,8 @@ def add_commands(commands) -> None:
     deploy_cmd.add_argument("--user", default=Plan.user, help="system account the processes run as")
     deploy_cmd.add_argument("--config-dir", default=Plan.config_dir, help="where hyperalign.env goes")
     deploy_cmd.add_argument("--data-dir", default=Plan.data_dir, help="HYPERALIGN_DATA_DIR of every process")
+    deploy_cmd.add_argument("--import-limit-mb", type=int, default=Plan.import_limit_mb,
+                            help="the largest history a person may import, in MB (default 1024)")
     deploy_cmd.add_argument("--certificate", help="PEM certificate (chain) file: TLS ends at this nginx")
     deploy_cmd.add_argument("--key", help="PEM private key file of the certificate")
     deploy_cmd.add_argument("--no-ipv6", action="store_true", help="listen on IPv4 only (a host without IPv6)")
@@ -34,7 +36,7 @@ def deploy(_settings: object, args: argparse.Namespace) -> int:
     plan = Plan(replicas=args.replicas, first_port=args.first_port, listen=args.listen,
                 server_name=args.server_name, checkout=args.checkout, user=args.user,
                 config_dir=args.config_dir, data_dir=args.data_dir, certificate=args.certificate, key=args.key,
-                ipv6=not args.no_ipv6)
+                ipv6=not args.no_ipv6, import_limit_mb=args.import_limit_mb)
     if problems := plan.problems():
         raise CommandError("; ".join(problems))
     files = render(plan)

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from assistant.accounts import SignInLimits, sign_in
+from assistant.imports import abandon_stale_imports
 from assistant.llm import OFFLINE_STARTER
 from assistant.privacy import drop_erased_indexes, purge_expired_holds
 from assistant.safety.deliberate import Deliberation
@@ -31,6 +32,7 @@ from assistant.ui.console import Console, install_console
 from assistant.ui.datalayer import DISPLAY_ONLY, OurDataLayer, command_of, persisted_user
 from assistant.ui.guard import SWEEP_S, Guard, install_guard
 from assistant.ui.headers import SecurityHeaders
+from assistant.ui.imports import IMPORT_PATH, ImportsApi, install_imports
 from assistant.ui.limits import MAX_BODY, BoundedBodies
 from assistant.ui.origins import OriginPolicy, socket_origin_allowed
 from assistant.ui.page import serve_local_pages
@@ -61,7 +63,8 @@ fastapi_app.user_middleware = [m for m in fastapi_app.user_middleware if m.cls i
 fastapi_app.add_middleware(OriginPolicy, listed=lambda: runtime.app().settings.origins)
 sio.eio.cors_allowed_origins = socket_origin_allowed(lambda: runtime.app().settings.origins)
 # The last one added runs first: the headers go on every answer, the body limit's 413 included.
-fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,))
+# The import route bounds its own body by the import limit as it streams it to disk (ui/imports.py).
+fastapi_app.add_middleware(BoundedBodies, larger=_upload_limits(), exempt=(SOCKET_IO_PATH,), own=(IMPORT_PATH,))
 fastapi_app.add_middleware(SecurityHeaders)
 serve_local_pages(fastapi_app)
 # The ignore: Starlette types every handler as taking any Exception, not its own class (Kludex/starlette#2417).
@@ -77,6 +80,9 @@ async def startup() -> None:
     install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration, lambda: app.embedder.ready,
                    instance=app.settings.instance)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
+    install_imports(fastapi_app, ImportsApi(app.engine, app.embedder, app.indexes, app.jobs, data_dir=app.settings.data_dir,
+                                            limit_bytes=app.settings.import_limit_mb * 2**20,
+                                            embed_here=app.settings.web_runs_jobs))
     install_console(fastapi_app, Console(app.engine, app.spec, parse_prices(app.settings.prices)))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)
     housekeeping = asyncio.create_task(_housekeeping(guard, app))
@@ -88,7 +94,8 @@ async def startup() -> None:
 
 async def _housekeeping(guard: Guard, app) -> None:
     """Every few seconds, what another process may have changed: sessions of revoked sign-ins end, the
-    indexes of erased accounts leave memory, expired name holds are deleted."""
+    indexes of erased accounts leave memory, expired name holds are deleted, and an import whose process
+    died halfway is undone."""
     while True:
         await asyncio.sleep(SWEEP_S)
         try:
@@ -97,6 +104,7 @@ async def _housekeeping(guard: Guard, app) -> None:
             if dropped := await asyncio.to_thread(drop_erased_indexes, app.engine, app.indexes):
                 logger.info("dropped the indexes of %d erased accounts", len(dropped))
             await asyncio.to_thread(write, app.engine, purge_expired_holds)
+            await asyncio.to_thread(abandon_stale_imports, app.engine, app.indexes)
         except Exception:  # the next round tries again; one failure must not stop them
             logger.exception("housekeeping failed")
 

@@ -44,11 +44,14 @@ class BoundedBodies:
     """A plain ASGI middleware: bodies at most `limit` bytes, or `larger[path]` for the paths listed."""
 
     def __init__(self, app, *, limit: int = MAX_BODY, larger: Mapping[str, int] | None = None,
-                 exempt: tuple[str, ...] = ()) -> None:
-        self.app, self.limit, self.larger, self.exempt = app, limit, dict(larger or {}), exempt
+                 exempt: tuple[str, ...] = (), own: tuple[str, ...] = ()) -> None:
+        """`exempt`: path prefixes left alone (the socket's); `own`: exact paths whose route bounds its
+        body itself, by a limit only known once the settings are (the import upload)."""
+        self.app, self.limit, self.larger, self.exempt, self.own = app, limit, dict(larger or {}), exempt, own
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or (self.exempt and scope["path"].startswith(self.exempt)):
+        if (scope["type"] != "http" or (self.exempt and scope["path"].startswith(self.exempt))
+                or scope["path"] in self.own):
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope["path"], self.limit)

@@ -28,6 +28,10 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # HTML forms post here (Chainlit's login page, the script-free console); the origin rule still applies.
 FORM_PATHS = ("/login", "/console/")
 TRANSPORT_PATHS = ("/ws/",)  # socket.io's polling transport posts text/plain; it checks origins itself
+# A file's bytes go up as they are. application/octet-stream is no type a cross-site form can send without
+# a preflight, which is answered only for listed origins.
+UPLOAD_PATHS = frozenset({"/api/me/imports"})
+UPLOAD_TYPE = "application/octet-stream"
 
 
 def origin_of(url: str | None) -> str | None:
@@ -56,6 +60,10 @@ def refusal(method: str, path: str, headers: dict[str, str], own: str | None, li
         return 403, f"This request came from another site ({source}); it may not act for you here."
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if path in UPLOAD_PATHS and method == "POST":
+        if has_body and content_type != UPLOAD_TYPE:
+            return 415, f"Send the file's bytes as they are (Content-Type: {UPLOAD_TYPE})."
+        return None
     if has_body and content_type != "application/json" and not path.startswith(FORM_PATHS + TRANSPORT_PATHS):
         return 415, "Send this request as JSON (Content-Type: application/json)."
     return None

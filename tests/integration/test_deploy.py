@@ -18,15 +18,19 @@ from tests.inprocess import hyperalign as run
 def test_deploy_writes_the_recipe_and_keeps_the_secret_owner_only(tmp_path):
     out = tmp_path / "deploy"
     done = run("deploy", "--out", str(out), "--replicas", "3", "--first-port", "9001", "--listen", "8080",
-               "--server-name", "chat.example.org")
+               "--server-name", "chat.example.org", "--import-limit-mb", "2048")
     assert done.returncode == 0, done.stderr
     site = (out / "nginx/hyperalign.conf").read_text()
+    # The import upload may be as large as the app's limit, and both say the same.
+    imports = site.split("location = /api/me/imports {", 1)[1].split("}", 1)[0]
+    assert "client_max_body_size 2048m;" in imports and "proxy_request_buffering off;" in imports
     assert all(f"server 127.0.0.1:{port} " in site for port in (9001, 9002, 9003)) and "9004" not in site
     assert "listen 8080;" in site and "server_name chat.example.org;" in site
     settings = out / "hyperalign.env"
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     shared = settings_file(settings.read_text())
     assert len(shared["CHAINLIT_AUTH_SECRET"]) >= 64 and shared["HYPERALIGN_WEB_RUNS_JOBS"] == "false"
+    assert shared["HYPERALIGN_IMPORT_LIMIT_MB"] == "2048"
     command, env = unit_command((out / "systemd/hyperalign@.service").read_text(), "9002")
     assert command[1:] == ["serve", "--host", "127.0.0.1", "--port", "9002"] and env == {"HYPERALIGN_INSTANCE": "9002"}
     assert "systemctl enable --now hyperalign@9001 hyperalign@9002 hyperalign@9003 hyperalign-worker" in done.stdout
@@ -43,6 +47,7 @@ def test_two_recipes_never_share_a_secret(tmp_path):
 
 @pytest.mark.parametrize("flags, problem", [
     (["--replicas", "0"], "--replicas"),
+    (["--import-limit-mb", "0"], "--import-limit-mb"),
     (["--first-port", "80"], "--first-port"),
     (["--listen", "8001"], "--listen must differ"),
     (["--server-name", "evil; include /etc/passwd"], "--server-name"),

@@ -273,3 +273,32 @@ def test_undo_keeps_what_the_person_wrote_here_in_an_imported_conversation(engin
     assert kept.id == thread.id and kept.import_batch_id is None
     assert [m.content for m in read(engine, lambda s: store.thread_messages(s, thread_id=thread.id))] == [
         "And waterproof ones?"]
+
+
+def test_an_import_whose_process_died_halfway_is_undone_and_a_running_one_is_left_alone(engine, ada, bob):
+    """A killed process leaves its batch running with what it had stored; once it has not been heard from
+    for STALE it is undone entirely. One that stored a chunk lately is still at work."""
+    from datetime import timedelta
+
+    from assistant.imports import abandon_stale_imports
+    from memory.models import ImportStatus, utcnow
+
+    dead = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    alive = import_file(engine, user_id=bob.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+
+    def as_if_running(batch_id, heard_ago):
+        def change(session):
+            batch = session.get(ImportBatch, batch_id)
+            batch.status, batch.finished_at, batch.heard_at = ImportStatus.RUNNING, None, utcnow() - heard_ago
+            session.add(batch)
+        write(engine, change)
+
+    as_if_running(dead.batch_id, timedelta(minutes=11))
+    as_if_running(alive.batch_id, timedelta(seconds=5))
+    assert abandon_stale_imports(engine, None) == 1
+    batch = read(engine, lambda s: s.get(ImportBatch, dead.batch_id))
+    assert batch.status is ImportStatus.FAILED and "interrupted" in batch.reason
+    assert threads_of(engine, ada) == []
+    assert len(threads_of(engine, bob)) == 1
+    assert read(engine, lambda s: s.get(ImportBatch, alive.batch_id)).status is ImportStatus.RUNNING
+    assert abandon_stale_imports(engine, None) == 0
