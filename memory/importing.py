@@ -59,12 +59,17 @@ class Imported:
     def line(self) -> str:
         if self.same_file_as is not None:
             return f"{self.file_name}: imported before (import {self.same_file_as}); nothing added"
-        parts = [f"{self.conversations} conversations ({self.messages} messages)" if self.source in CHATS else "",
-                 f"{self.texts} texts" if self.source not in CHATS else "",
+        parts = [f"{counted(self.conversations, 'conversation')} ({counted(self.messages, 'message')})"
+                 if self.source in CHATS else counted(self.texts, "text"),
                  f"{self.already} already here" if self.already else "",
                  f"{self.extended} continued with new messages" if self.extended else ""]
-        skipped = "; skipped: " + ", ".join(f"{n} {why}" for why, n in self.skipped.items()) if self.skipped else ""
+        skipped = "; skipped: " + ", ".join(f"{why} ({n})" for why, n in self.skipped.items()) if self.skipped else ""
         return f"{self.file_name}: " + ", ".join(p for p in parts if p) + skipped
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """"1 conversation", "2 conversations"."""
+    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
 
 
 CHATS = {"chatgpt", "claude", "chats"}

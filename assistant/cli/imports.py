@@ -72,6 +72,7 @@ async def _learn(settings: Settings, user_id: int) -> None:
     run jobs (HYPERALIGN_WEB_RUNS_JOBS=false), and none without a model."""
     from assistant.wiring import build_app
     from memory.db import read
+    from memory.importing import counted
     from memory.models import HypothesisJob, JobStatus
     from memory.vectors import embed_pending
 
@@ -95,7 +96,7 @@ async def _learn(settings: Settings, user_id: int) -> None:
         await app.jobs.settle()
         job = await asyncio.to_thread(read, app.engine, lambda s: s.get(HypothesisJob, job_id))
         if job is not None and job.status is JobStatus.DONE:
-            print(f"profile: {job.changes} entries from {job.samples} of the texts", flush=True)
+            print(f"profile: {counted(job.changes, 'entry', 'entries')} from {job.samples} of the texts", flush=True)
         else:
             print(f"profile: the model's answer could not be used ({job.reason if job else 'job lost'}); "
                   "the next chat tries again", flush=True)
@@ -105,13 +106,14 @@ async def _learn(settings: Settings, user_id: int) -> None:
 
 def _list(settings: Settings, name: str) -> int:
     from memory.db import read
-    from memory.importing import batches
+    from memory.importing import batches, counted
 
     with opened_engine(settings) as engine:
         user_id = user_id_of(engine, name)
         rows = read(engine, lambda s: batches(s, user_id=user_id))
     for b in rows:
-        added = f"{b.conversations} conversations ({b.messages} messages)" if b.conversations else f"{b.texts} texts"
+        added = (f"{counted(b.conversations, 'conversation')} ({counted(b.messages, 'message')})"
+                 if b.conversations else counted(b.texts, "text"))
         print(f"{b.id:>5}  {b.created_at:%Y-%m-%d %H:%M}  {b.status!s:<7} {b.source:<8} {b.file_name}: {added}"
               + (f" ({b.reason})" if b.reason else ""))
     if not rows:

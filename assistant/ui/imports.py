@@ -40,7 +40,7 @@ from memory.db import read
 from memory.embed import Embedder
 from memory.files import private_dir
 from memory.history import UnreadableImport, kind_of
-from memory.importing import Imported, batches, import_file
+from memory.importing import Imported, batches, counted, import_file
 from memory.index import UserIndexes
 from memory.models import HypothesisJob, ImportBatch, JobStatus, stored_id
 from memory.vectors import embed_pending
@@ -184,7 +184,8 @@ class ImportsApi:
             job = session.get(HypothesisJob, progress.job_id)
             if job is not None and job.status in (JobStatus.DONE, JobStatus.FAILED):
                 progress.stage = "done"
-                progress.profile = (f"{job.changes} profile entries learned from {job.samples} of your texts"
+                progress.profile = (f"{counted(job.changes, 'profile entry', 'profile entries')} learned from "
+                                    f"{counted(job.samples, 'text')} of yours"
                                     if job.status is JobStatus.DONE else
                                     "The profile could not be learned this time; your next chats will try again.")
         return asdict(progress)

@@ -169,6 +169,141 @@ function Entry({ entry, onChange, onError }) {
   )
 }
 
+// --- Import: bring a history from elsewhere (assistant/ui/imports.py) ------------------------------
+
+const ACCEPTED = ".zip,.json,.txt,.md,.markdown,.eml,.mbox"
+const count = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`
+const STAGES = {
+  reading: (c) => `Reading ${c.file_name}: ${count(c.conversations, "conversation")}, ${count(c.messages, "message")}, ` +
+                  `${count(c.texts, "text")} so far…`,
+  embedding: (c) => `${c.summary}. Making it recallable…`,
+  learning: (c) => `${c.summary}. Learning your profile from a sample of your own words…`,
+}
+
+function held(batch) {
+  const what = batch.conversations || batch.source === "chatgpt" || batch.source === "claude"
+    ? `${count(batch.conversations, "conversation")} (${count(batch.messages, "message")})` : count(batch.texts, "text")
+  const skipped = Object.entries(batch.skipped || {}).map(([why, n]) => `${why} (${n})`).join(", ")
+  return what + (skipped ? `; skipped: ${skipped}` : "")
+}
+
+// The file goes up as it is, with the browser's own progress events (fetch has none for uploads).
+function send(file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest()
+    request.open("POST", `/api/me/imports?name=${encodeURIComponent(file.name)}`)
+    request.setRequestHeader("Content-Type", "application/octet-stream")
+    request.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(Math.round((100 * e.loaded) / e.total)) }
+    request.onload = () => {
+      let body = {}
+      try { body = JSON.parse(request.responseText) } catch (e) { body = {} }
+      if (request.status === 202) resolve(body)
+      else reject(new Error(body.detail || `The upload was refused (${request.status}).`))
+    }
+    request.onerror = () => reject(new Error("The upload broke off; nothing was imported."))
+    request.send(file)
+  })
+}
+
+function Imports({ onProfileChanged }) {
+  const [state, setState] = useState(null)
+  const [sent, setSent] = useState(null)
+  const [error, setError] = useState("")
+  const refresh = async () => {
+    const data = await call("GET", "/api/me/imports")
+    setState(data)
+    return data
+  }
+  useEffect(() => { refresh().catch((e) => setError(e.message)) }, [])
+  const current = state && state.current
+  const working = current && STAGES[current.stage]
+  // While an import works, look again every second; when it is done, the profile it made is shown.
+  useEffect(() => {
+    if (!working) return
+    const timer = setTimeout(async () => {
+      try {
+        const data = await refresh()
+        if (data.current && data.current.stage === "done") onProfileChanged()
+      } catch (e) {
+        setError(e.message)
+      }
+    }, 1000)
+    return () => clearTimeout(timer)
+  }, [state])
+
+  const choose = async (event) => {
+    const file = event.target.files && event.target.files[0]
+    event.target.value = ""  // the same file may be chosen again later
+    if (!file) return
+    setError("")
+    setSent(0)
+    try {
+      await send(file, setSent)
+      await refresh()
+    } catch (e) {
+      setError(e.message)
+    } finally {
+      setSent(null)
+    }
+  }
+  const undo = async (batch) => {
+    try {
+      const done = await call("DELETE", `/api/me/imports/${batch.id}`)
+      setError("")
+      await refresh()
+      onProfileChanged(`Import of ${batch.file_name} undone: ${count(done.messages, "message")} removed, ` +
+                       `${count(done.entries_withdrawn, "profile entry", "profile entries")} withdrawn, ` +
+                       `${done.entries_weakened} weakened.`)
+    } catch (e) {
+      setError(e.message)
+    }
+  }
+  const busy = sent !== null || Boolean(working)
+  return (
+    <section id="imports" className="flex flex-col gap-2">
+      <h3 className="font-semibold">Bring your history</h3>
+      <p className="text-xs opacity-80">
+        A ChatGPT or Claude export (.zip or conversations.json), your own writing (.txt, .md) or e-mail you
+        sent (.eml, .mbox). Only your own words teach your profile. You can undo any import entirely.
+      </p>
+      <input id="import-file" type="file" accept={ACCEPTED} disabled={busy} onChange={choose} />
+      {sent !== null && (
+        <div id="import-upload">Uploading… {sent}% <progress value={sent} max="100" /></div>
+      )}
+      {error && <p id="import-error" className="text-red-500">{error}</p>}
+      {current && (
+        <div id="import-current" data-stage={current.stage}>
+          {working ? working(current) : null}
+          {current.stage === "done" && <p id="import-summary">{current.summary}</p>}
+          {current.stage === "done" && current.profile && <p id="import-profile">{current.profile}</p>}
+          {current.stage === "done" && current.conversations > 0 && (
+            // Chainlit's chat list loads once per page: a plain link reloads it with the new conversations.
+            <a id="import-open-list" href="/" className="underline" style={{ textDecoration: "underline" }}>
+              See the conversations in your chat list</a>
+          )}
+          {current.stage === "failed" && <p id="import-failed" className="text-red-500">{current.error}</p>}
+        </div>
+      )}
+      {state && state.imports.length > 0 && (
+        <ul id="import-list" className="text-xs">
+          {state.imports.map((batch) => (
+            <li key={batch.id} id={`import-${batch.id}`} className="flex flex-wrap gap-2 items-center">
+              <span>
+                {new Date(batch.created_at).toLocaleDateString()} · {batch.file_name}: {held(batch)} · {batch.status}
+                {batch.reason ? ` (${batch.reason})` : ""}
+              </span>
+              {batch.status === "done" && (
+                <Button id={`import-undo-${batch.id}`} size="sm" variant="outline" disabled={busy}
+                        onClick={() => undo(batch)}>Undo this import</Button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  )
+}
+
 // The box shows only a clear yes or no from the server; anything else shows no box at all.
 const answered = (body) => (body && typeof body.remember === "boolean" ? body.remember : null)
 
@@ -227,7 +362,7 @@ export default function ProfilePanel() {
     <div id="profile-panel" className="flex flex-col gap-3 p-2 text-sm">
       {error && <p id="profile-error" className="text-red-500">{error}</p>}
       {notice && <p id="profile-notice" className="text-green-600">{notice}</p>}
-      {empty && <p>Nothing is held about you yet beyond how you write. Hypotheses appear after a few messages.</p>}
+      {empty && <p>Nothing is held about you yet beyond how you write. Hypotheses appear after a few messages, or once you bring your history (below).</p>}
       {Object.entries(data.facets).filter(([, list]) => list.length).map(([name, list]) => (
         <section key={name} id={`facet-${name}`}>
           <h3 className="font-semibold">{FACETS[name] || name}</h3>
@@ -280,6 +415,10 @@ export default function ProfilePanel() {
           </>
         ) : <p>Measured after three messages.</p>}
       </section>
+      <Imports onProfileChanged={(message) => {
+        load().catch((e) => setError(e.message))
+        if (message) setNotice(message)
+      }} />
       <section id="privacy" className="flex flex-col gap-2">
         <h3 className="font-semibold">Privacy</h3>
         {remember !== null && (

@@ -311,13 +311,13 @@ def test_import_reads_stores_embeds_and_refuses_what_it_cannot_read(tmp_path):
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
     assert run("users", "add", "ada", "--password-stdin", stdin="a-long-password\n").returncode == 0
     dry = run("import", "ada", str(fixtures / "claude-conversations.json"), "--dry-run")
-    assert dry.returncode == 0 and "would import claude-conversations.json: 1 conversations (3 messages)" in dry.stdout
+    assert dry.returncode == 0 and "would import claude-conversations.json: 1 conversation (3 messages)" in dry.stdout
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8")
     done = run("import", "ada", str(fixtures / "claude-conversations.json"), str(fixtures / "reply.eml"),
                str(tmp_path / "photo.jpg"))
     assert done.returncode == 1  # one file refused, the others imported
-    assert "claude-conversations.json: 1 conversations (3 messages)" in done.stdout
-    assert "reply.eml: 1 texts" in done.stdout
+    assert "claude-conversations.json: 1 conversation (3 messages)" in done.stdout
+    assert "reply.eml: 1 text" in done.stdout
     assert "photo.jpg: photo.jpg: expected a ChatGPT or Claude export" in done.stderr
     engine = build_engine(load_settings())
     assert read(engine, lambda s: len(s.exec(select(Embedding)).all())) == 4  # 3 messages and the e-mail
@@ -342,7 +342,7 @@ def test_import_with_a_model_leaves_the_person_with_a_first_profile(monkeypatch,
          "confidence": 0.7, "entry": None, "stated": False}]}))
     done = run("import", "ada", str(fixtures / "claude-conversations.json"))
     assert done.returncode == 0, done.stderr
-    assert "profile: 1 entries from" in done.stdout
+    assert "profile: 1 entry from" in done.stdout
     assert len(fake_llm.requests_for("hypotheses")) == 1
     shown = run("profile", "show", "ada").stdout
     assert "Answers point by point." in shown and "done import:" in shown
@@ -361,7 +361,7 @@ def test_import_list_and_undo_take_back_all_of_a_batch_and_nothing_else():
     assert run("import", "ada", str(fixtures / "reply.eml")).returncode == 0
     assert run("import", "ada", str(fixtures / "claude-conversations.json")).returncode == 0
     listing = run("import", "ada", "--list").stdout.splitlines()
-    assert len(listing) == 2 and "claude-conversations.json: 1 conversations (3 messages)" in listing[0]
+    assert len(listing) == 2 and "claude-conversations.json: 1 conversation (3 messages)" in listing[0]
     newest = int(listing[0].split()[0])
     undone = run("import", "ada", "--undo", str(newest))
     assert undone.returncode == 0 and "3 messages removed" in undone.stdout

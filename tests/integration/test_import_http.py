@@ -59,7 +59,7 @@ def test_an_upload_is_summarised_listed_and_undone_entirely(shared_app, signed_i
     assert started.status_code == 202, started.text
     done = finished(client)
     assert done["stage"] == "done" and done["error"] is None
-    assert done["summary"] == "chatgpt-conversations.json: 1 conversations (3 messages); skipped: 1 conversations with nothing you wrote"
+    assert done["summary"] == "chatgpt-conversations.json: 1 conversation (3 messages); skipped: conversations with nothing you wrote (1)"
     (batch,) = client.get("/api/me/imports").json()["imports"]
     assert (batch["status"], batch["source"], batch["conversations"], batch["messages"]) == ("done", "chatgpt", 1, 3)
     (thread,) = read(engine, lambda s: s.exec(select(Thread).where(Thread.user_id == user_id)).all())
