@@ -7,6 +7,7 @@ the reply prompt as data about the user and work with no language model at all.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -50,16 +51,16 @@ class StyleStats:
     informal: int = 0
     english_words: int = 0
     scripts: dict[str, int] = field(default_factory=dict)
-    types: tuple[str, ...] = ()  # distinct lower-cased words, at most MAX_TYPES
+    types: frozenset[str] = frozenset()  # distinct lower-cased words, at most MAX_TYPES (sorted in JSON)
     typed_words: int = 0  # words seen while `types` still had room (the denominator of richness)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "types": sorted(self.types)}
 
     @classmethod
     def from_json(cls, data: dict) -> StyleStats:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["types"] = tuple(known.get("types", ()))
+        known["types"] = frozenset(known.get("types", ()))
         return cls(**known)
 
 
@@ -77,9 +78,9 @@ def observe(stats: StyleStats, text: str) -> StyleStats:
     lowered = [w.lower() for w in words]
     opening = text.lower().lstrip("*_ ")
     closing = re.sub(r"[\W_]+$", "", text.lower()).rsplit("\n", 1)[-1]
-    types, typed = set(stats.types), stats.typed_words
+    types, typed = stats.types, stats.typed_words
     if len(types) < MAX_TYPES:
-        types.update(lowered[: MAX_TYPES - len(types)])
+        types = types.union(lowered[: MAX_TYPES - len(types)])
         typed += len(lowered)
     scripts = dict(stats.scripts)
     for script in _scripts(text):
@@ -94,7 +95,7 @@ def observe(stats: StyleStats, text: str) -> StyleStats:
         exclamations=stats.exclamations + text.count("!"),
         questions=stats.questions + text.count("?"),
         ellipses=stats.ellipses + text.count("...") + text.count("…"),
-        emoji=stats.emoji + sum(1 for c in text if _is_emoji(c)),
+        emoji=stats.emoji + sum(text.count(c) for c in set(text) if _is_emoji(c)),
         caps_words=stats.caps_words + sum(1 for w in words if len(w) >= 2 and w.isupper()),
         lowercase_starts=stats.lowercase_starts + int(first_letter.islower()),
         greetings=stats.greetings + int(any(re.match(rf"{g}\b", opening) for g in GREETINGS)),
@@ -103,7 +104,7 @@ def observe(stats: StyleStats, text: str) -> StyleStats:
         informal=stats.informal + sum(1 for w in lowered if w in INFORMAL),
         english_words=stats.english_words + sum(1 for w in lowered if w in ENGLISH),
         scripts=scripts,
-        types=tuple(sorted(types)),
+        types=types,
         typed_words=typed,
     )
 
@@ -114,11 +115,16 @@ def _is_emoji(char: str) -> bool:
 
 def _scripts(text: str) -> set[str]:
     found: set[str] = set()
-    for char in text:
+    for char in set(text):  # each distinct letter once
         if char.isalpha():
-            name = unicodedata.name(char, "")
-            found.update(label for key, label in SCRIPTS.items() if name.startswith(key))
+            found.update(_script_of(char))
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _script_of(char: str) -> tuple[str, ...]:
+    name = unicodedata.name(char, "")
+    return tuple(label for key, label in SCRIPTS.items() if name.startswith(key))
 
 
 def describe(stats: StyleStats) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func
+from sqlalchemy import Engine, delete, func, insert
 from sqlmodel import Session, col, select
 
 from memory import store
@@ -35,7 +35,19 @@ from memory.history import (
     read_text_file,
 )
 from memory.keys import keyed_hash
-from memory.models import Author, ImportBatch, ImportHeld, ImportStatus, Message, Thread, aware, stored_id, utcnow
+from memory.models import (
+    Author,
+    ImportBatch,
+    ImportHeld,
+    ImportStatus,
+    Message,
+    MessageStatus,
+    Thread,
+    aware,
+    stored_id,
+    table_of,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 WRITE_EVERY = 200  # items per transaction: a big export never holds one long write lock
@@ -244,7 +256,7 @@ def _add_new_messages(session: Session, *, user_id: int, batch_id: int | None, t
     newest = session.exec(select(func.max(Message.created_at)).where(Message.thread_id == thread_id)).one()
     last = aware(newest or (thread.created_at if thread is not None else utcnow()))
     label = {"chatgpt": "ChatGPT", "claude": "Claude"}.get((thread.origin if thread else None) or "", "")
-    added = 0
+    rows = []
     for step_id, message in zip(step_ids, said, strict=True):
         if step_id in stored:
             continue
@@ -252,12 +264,13 @@ def _add_new_messages(session: Session, *, user_id: int, batch_id: int | None, t
         at = message.at if message.at is not None and message.at > last else last + timedelta(milliseconds=1)
         last = at
         mine = message.role == "user"
-        session.add(Message(step_id=step_id, thread_id=thread_id, user_id=user_id, import_batch_id=batch_id,
-                            author=Author.USER if mine else Author.ASSISTANT, content=message.text, created_at=at,
-                            model=None if mine else f"imported from {label}", name=None if mine else label))
-        added += 1
-    session.flush()
-    return added
+        rows.append({"step_id": step_id, "thread_id": thread_id, "user_id": user_id, "import_batch_id": batch_id,
+                     "author": Author.USER if mine else Author.ASSISTANT, "content": message.text, "created_at": at,
+                     "status": MessageStatus.COMPLETE, "model": None if mine else f"imported from {label}",
+                     "name": None if mine else label})
+    if rows:  # one statement for the thread's messages, not an object each: a history has 100,000 of them
+        session.connection().execute(insert(table_of(Message)), rows)  # executemany, no ids fetched back
+    return len(rows)
 
 
 def _chat_source(engine: Engine, batch_id: int) -> str:

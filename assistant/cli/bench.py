@@ -1,4 +1,4 @@
-"""`hyperalign bench recall|turn|context|inference`: benchmarks that print figures (JSON with `--json`)."""
+"""`hyperalign bench recall|turn|context|load|import|inference`: benchmarks that print figures (JSON with `--json`)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def add_commands(commands) -> None:
     bench_load.add_argument("--png", type=Path, help="draw latency and throughput against users into this PNG")
     bench_load.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_load.set_defaults(run=bench_load_command)
+    bench_import = bench_cmd.add_parser("import", help="messages/s, peak memory and time to the first profile "
+                                        "for generated ChatGPT exports")
+    bench_import.add_argument("--sizes", default="10000,100000", help="messages per export, comma-separated")
+    bench_import.add_argument("--latency-ms", type=float, default=300.0,
+                              help="the stand-in model's latency for the profile's call (default 300)")
+    bench_import.add_argument("--embed", action="store_true", help="also embed everything for recall (minutes)")
+    bench_import.add_argument("--database-url", help="a PostgreSQL database to import into (default: fresh SQLite)")
+    bench_import.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench_import.set_defaults(run=bench_import_command)
     bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -147,6 +156,23 @@ def bench_inference_command(settings: Settings, args: argparse.Namespace) -> int
                                  say=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
     if args.json:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def bench_import_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.measure.imports import render, run_import_bench
+
+    try:
+        sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
+    except ValueError:
+        raise CommandError("--sizes takes whole numbers separated by commas, e.g. 10000,100000") from None
+    if not sizes or min(sizes) < 1 or args.latency_ms < 0:
+        raise CommandError("--sizes must be positive, and --latency-ms not negative")
+    result = run_import_bench(sizes=sizes, latency_ms=args.latency_ms, embed=args.embed,
+                              database_url=args.database_url, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=2) if args.json else render(result))
     return 0
 
 

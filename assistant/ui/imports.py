@@ -161,10 +161,11 @@ class ImportsApi:
             if done.conversations or done.texts or done.extended:
                 progress.stage = "embedding"
                 await asyncio.to_thread(recount_style, self._engine, user_id=user_id)
+                # The profile's one model call runs while the texts are embedded (minutes for a large
+                # history): the person sees it as soon as it is there.
+                progress.job_id = await self._jobs.after_import(user_id)
                 if self._embed_here and self._embedder.ready:
                     await asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id)
-                progress.stage = "learning"
-                progress.job_id = await self._jobs.after_import(user_id)
             progress.stage = "learning" if progress.job_id is not None else "done"
         except UnreadableImport as exc:
             progress.stage, progress.error = "failed", str(exc)
