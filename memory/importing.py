@@ -292,24 +292,27 @@ def _finish(session: Session, result: Imported) -> None:
 
 def batch_message_ids(session: Session, *, batch_id: int) -> list[int]:
     """The messages that would go if the batch were undone: those it brought that no other file still holds."""
-    return [stored_id(m.id) for m in _going(session, batch_id=batch_id)]
+    holders = OtherHolders(session, besides=batch_id)
+    return [stored_id(m.id) for m in session.exec(select(Message).where(Message.import_batch_id == batch_id)).all()
+            if holders.of(m) is None]
 
 
-def _going(session: Session, *, batch_id: int) -> list[Message]:
-    going = []
-    for message in session.exec(select(Message).where(Message.import_batch_id == batch_id)).all():
-        if _holder_of(session, message, besides=batch_id) is None:
-            going.append(message)
-    return going
+class OtherHolders:
+    """Which other batch's file held a message (its copy reached the message's position), if any: the step
+    ids of each thread's other copies are derived once per thread, not once per message."""
 
+    def __init__(self, session: Session, *, besides: int) -> None:
+        self._session, self._besides = session, besides
+        self._threads: dict[str, list[tuple[int, set[str]]]] = {}
 
-def _holder_of(session: Session, message: Message, *, besides: int) -> int | None:
-    """Another batch whose file held this message (its copy reached the message's position), if any."""
-    for held in session.exec(select(ImportHeld).where(ImportHeld.thread_id == message.thread_id,
-                                                     ImportHeld.batch_id != besides)).all():
-        if message.step_id in {derived_id(session, f"{message.thread_id}/{i}") for i in range(held.messages)}:
-            return held.batch_id
-    return None
+    def of(self, message: Message) -> int | None:
+        copies = self._threads.get(message.thread_id)
+        if copies is None:
+            copies = self._threads[message.thread_id] = [
+                (held.batch_id, {derived_id(self._session, f"{message.thread_id}/{i}") for i in range(held.messages)})
+                for held in self._session.exec(select(ImportHeld).where(ImportHeld.thread_id == message.thread_id,
+                                                                        ImportHeld.batch_id != self._besides)).all()]
+        return next((batch for batch, step_ids in copies if message.step_id in step_ids), None)
 
 
 def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus = ImportStatus.UNDONE,
@@ -330,10 +333,11 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
 
         def let_go(session: Session, threads=held) -> int:
             count = 0
+            holders = OtherHolders(session, besides=batch_id)
             for thread_id in threads:
                 for message in session.exec(select(Message).where(Message.thread_id == thread_id,
                                                                   Message.import_batch_id == batch_id)).all():
-                    other = _holder_of(session, message, besides=batch_id)
+                    other = holders.of(message)
                     if other is not None:
                         message.import_batch_id = other
                         session.add(message)

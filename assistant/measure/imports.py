@@ -71,7 +71,7 @@ def measure(path: Path, database_url: str, *, latency_ms: float, embed: bool) ->
     import asyncio
 
     from assistant.background import HypothesisJobs
-    from assistant.imports import recount_style
+    from assistant.imports import recount_style, undo_import
     from assistant.llm import OpenAIGateway, Purpose
     from assistant.measure.stand_in_server import StandInServer
     from memory import store
@@ -88,6 +88,7 @@ def measure(path: Path, database_url: str, *, latency_ms: float, embed: bool) ->
     started = time.perf_counter()
     done = import_file(engine, user_id=user_id, path=path, max_bytes=64 * 2**30)
     stored = time.perf_counter()
+    peak_storing = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     recount_style(engine, user_id=user_id)
     counted = time.perf_counter()
 
@@ -115,6 +116,7 @@ def measure(path: Path, database_url: str, *, latency_ms: float, embed: bool) ->
         "profile_entries": job.changes if job is not None else 0,
         "profile_samples": job.samples if job is not None else 0,
         "rss_before_mb": round(before),
+        "peak_rss_storing_mb": round(peak_storing),
         "peak_rss_mb": round(peak_before_embedding),
     }
     if embed:
@@ -125,6 +127,9 @@ def measure(path: Path, database_url: str, *, latency_ms: float, embed: bool) ->
         figures["embedded"] = embedded
         figures["embedded_per_s"] = round(embedded / (time.perf_counter() - began))
         figures["peak_rss_with_embedding_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    began = time.perf_counter()
+    undo_import(engine, None, user_id=user_id, batch_id=stored_id(done.batch_id))
+    figures["undo_s"] = round(time.perf_counter() - began, 2)
     engine.dispose()
     return figures
 
@@ -154,13 +159,15 @@ def run_import_bench(*, sizes: list[int], latency_ms: float, embed: bool, databa
 def render(result: dict) -> str:
     lines = [f"bench import ({result['database']}, stand-in model {result['latency_ms']:.0f} ms):",
              f"{'messages':>9} {'export':>8} {'msgs/s':>7} {'store':>7} {'style':>6} {'profile':>8} "
-             f"{'RSS before':>10} {'peak RSS':>9} {'embed/s':>8}"]
+             f"{'RSS before':>10} {'peak storing':>12} {'peak':>6} {'undo':>7} {'embed/s':>8}"]
     for f in result["sizes"]:
         lines.append(f"{f['messages']:>9} {f['export_mb']:>6.1f}MB {f['messages_per_s']:>7} {f['read_and_store_s']:>6.1f}s "
                      f"{f['style_card_s']:>5.1f}s {f['first_profile_s']:>7.1f}s {f['rss_before_mb']:>8}MB "
-                     f"{f['peak_rss_mb']:>7}MB {f.get('embedded_per_s', '-'):>8}")
-    lines.append("profile: seconds from the start of the import until the first profile is stored "
-                 "(reading, storing, the style card, one inference over a bounded sample).")
+                     f"{f['peak_rss_storing_mb']:>10}MB {f['peak_rss_mb']:>4}MB {f['undo_s']:>6.1f}s "
+                     f"{f.get('embedded_per_s', '-'):>8}")
+    lines.append("profile: seconds from the start of the import until the first profile is stored (reading, "
+                 "storing, the style card, one inference over a bounded sample). peak: the process's high-water "
+                 "mark after the profile (the model client loaded too). undo: the whole import taken back.")
     return "\n".join(lines)
 
 

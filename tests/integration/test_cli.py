@@ -190,6 +190,18 @@ def test_worker_once_runs_the_queued_jobs_and_needs_a_model(monkeypatch, fake_ll
     assert "Plans visually before writing." in run("profile", "show", "ada").stdout
 
 
+def test_bench_import_prints_speed_memory_and_the_time_to_a_first_profile():
+    import json
+
+    result = run("bench", "import", "--sizes", "300", "--latency-ms", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    (figures,) = json.loads(result.stdout)["sizes"]
+    assert (figures["messages"], figures["conversations"]) == (300, 15)
+    assert figures["messages_per_s"] > 0 and figures["profile_entries"] == 1 and figures["profile_samples"] > 0
+    assert figures["peak_rss_mb"] >= figures["peak_rss_storing_mb"] >= figures["rss_before_mb"] > 0
+    assert figures["first_profile_s"] >= figures["read_and_store_s"] and figures["undo_s"] >= 0
+
+
 def test_bench_inference_prints_calls_per_message_and_the_profile_budget():
     import json
 

@@ -302,3 +302,12 @@ def test_an_import_whose_process_died_halfway_is_undone_and_a_running_one_is_lef
     assert len(threads_of(engine, bob)) == 1
     assert read(engine, lambda s: s.get(ImportBatch, alive.batch_id)).status is ImportStatus.RUNNING
     assert abandon_stale_imports(engine, None) == 0
+
+
+def test_a_2_gb_file_is_refused_before_a_byte_of_it_is_read(engine, ada, tmp_path):
+    huge = tmp_path / "conversations.json"
+    with huge.open("wb") as out:
+        out.truncate(2 * 2**30)  # sparse: 2 GB long, no disk used
+    with pytest.raises(UnreadableImport, match="larger than the limit of 1024 MB"):
+        import_file(engine, user_id=ada.id, path=huge, max_bytes=1024 * 2**20)
+    assert read(engine, lambda s: s.exec(select(ImportBatch)).all()) == []  # not even a failed batch
