@@ -3,6 +3,7 @@ thousands of stored messages with vectors written straight into SQL."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -18,10 +19,11 @@ def _vocabulary(size: int = 5_000, seed: int = 7) -> tuple[list[str], list[float
 
 
 WORDS, WEIGHTS = _vocabulary()
+CUMULATIVE = list(itertools.accumulate(WEIGHTS))  # what choices() would add up again at every call
 
 
 def sentence(rng: random.Random) -> str:
-    return " ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(8, 20))).capitalize() + "."
+    return " ".join(rng.choices(WORDS, cum_weights=CUMULATIVE, k=rng.randint(8, 20))).capitalize() + "."
 
 
 def bulk_history(engine, *, user_id: int, count: int, dimension: int, model: str, rng: random.Random) -> None:

@@ -197,8 +197,11 @@ def test_ids_another_account_could_plant_are_not_the_ones_an_import_uses(engine,
     import uuid
 
     conversation = _claude_conversation()
-    public = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{bob.id}/claude/{conversation.key}"))
-    write(engine, lambda s: store.upsert_thread(s, thread_id=public, user_id=ada.id))  # Ada plants a guess
+    # The id the first version derived from public parts (its namespace is in the repository's history):
+    # Ada could start a chat under it before Bob imports, and his import then failed on her thread.
+    first_version = uuid.UUID("3f1c2a9e-8d47-4b8e-9a51-6f0d1e2c7b34")
+    public = str(uuid.uuid5(first_version, f"{bob.id}/claude/{conversation.key}"))
+    write(engine, lambda s: store.upsert_thread(s, thread_id=public, user_id=ada.id))  # Ada plants it
     done = import_file(engine, user_id=bob.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
     assert (done.conversations, done.already) == (1, 0)
     keyed = read(engine, lambda s: thread_id_for(s, bob.id, conversation))
