@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -23,21 +24,30 @@ CHUNK = 1000  # texts per read while the card counts: a large history never sits
 logger = logging.getLogger(__name__)
 
 
-def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, batch_id: int,
-                status: ImportStatus = ImportStatus.UNDONE, reason: str | None = None) -> dict:
-    """Everything the batch added goes; raises LookupError for a batch that is not this person's.
-    Safe to run again after a crash halfway: each step finds what is left."""
+def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, batch_id: int) -> dict:
+    """Everything the batch added goes; raises LookupError for a batch that is not this person's, and
+    importing.StillImporting while it is being imported. Safe to run again after a crash halfway: each
+    step finds what is left (a failed batch whose clean-up was cut short keeps its status and reason)."""
     batch = read(engine, lambda s: importing.batch_of(s, user_id=user_id, batch_id=batch_id))
     if batch is None:
         raise LookupError("That import does not exist (or is not yours).")
+    if batch.status is ImportStatus.RUNNING:
+        raise importing.StillImporting("That import is still running: undo it once it is done.")
     if batch.status is ImportStatus.UNDONE:
         return {"undone": True, "messages": 0, "entries_withdrawn": 0, "entries_weakened": 0}
+    failed = batch.status is ImportStatus.FAILED
+    return _take_back(engine, indexes, user_id=user_id, batch_id=batch_id,
+                      status=None if failed else ImportStatus.UNDONE)
+
+
+def _take_back(engine: Engine, indexes: UserIndexes | None, *, user_id: int, batch_id: int,
+               status: ImportStatus | None) -> dict:
     message_ids = read(engine, lambda s: importing.batch_message_ids(s, batch_id=batch_id))
     # The profile first: were the texts removed first and this interrupted, nothing would say which
     # entries they had supported.
     withdrawn, weakened = write(engine, lambda s: withdraw_evidence(
         s, user_id=user_id, message_ids=message_ids, reason=f"import {batch_id} undone"))
-    removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id, status=status, reason=reason)
+    removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id, status=status)
     recount_style(engine, user_id=user_id)
     if indexes is not None:
         indexes.drop(user_id)  # rebuilt from what is left at the next recall
@@ -46,15 +56,20 @@ def undo_import(engine: Engine, indexes: UserIndexes | None, *, user_id: int, ba
     return {"undone": True, "messages": removed, "entries_withdrawn": withdrawn, "entries_weakened": weakened}
 
 
-def abandon_stale_imports(engine: Engine, indexes: UserIndexes | None) -> int:
+def abandon_stale_imports(engine: Engine, indexes: UserIndexes | None, *, stale: timedelta = importing.STALE) -> int:
     """Undo, entirely, the imports whose process died halfway (memory.importing.STALE); how many. Run by
     the web processes' housekeeping and by workers; two at once find what the other left."""
-    lost = read(engine, importing.stale_batches)
-    for batch_id, user_id in lost:
-        undo_import(engine, indexes, user_id=user_id, batch_id=batch_id, status=ImportStatus.FAILED,
-                    reason="interrupted: the process importing it stopped")
+    undone = 0
+    for batch_id, user_id in read(engine, lambda s: importing.stale_batches(s, stale=stale)):
+        def give_up(session: Session, batch: int = batch_id) -> bool:
+            return importing.give_up_stale(session, batch_id=batch, stale=stale)
+
+        if not write(engine, give_up):
+            continue  # another process took it first, or it was heard from after all
+        _take_back(engine, indexes, user_id=user_id, batch_id=batch_id, status=None)
         logger.warning("import %s of user %s was interrupted halfway and has been undone", batch_id, user_id)
-    return len(lost)
+        undone += 1
+    return undone
 
 
 def recount_style(engine: Engine, *, user_id: int) -> int:

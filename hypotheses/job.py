@@ -11,7 +11,6 @@ it and queues a new one (which reads the same evidence, since only "done" jobs m
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import secrets
@@ -28,7 +27,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from hypotheses.infer import (
+    CHARS_PER_TOKEN,
     IMPORT_BUDGET_TOKENS,
+    LONGEST_SHARE,
+    PER_CONVERSATION,
     Complete,
     InferenceFailed,
     Text,
@@ -39,7 +41,7 @@ from hypotheses.infer import (
     is_substantive,
     substance,
 )
-from hypotheses.merge import Change, Entry, Kind, Withdrawn, merge
+from hypotheses.merge import Candidate, Change, Entry, Kind, Withdrawn, merge
 from memory import profile
 from memory.db import read, write
 from memory.models import (
@@ -243,22 +245,54 @@ POOL = 400  # the import sample is chosen from the most substantive texts, kept 
 READ_EVERY = 2000  # texts per read while the pool is gathered: a large history never sits in memory
 
 
-def unseen_pool(session: Session, *, user_id: int, after: int) -> tuple[list[Written], int]:
-    """The most substantive of the person's complete texts in remembered chats newer than `after` (the
-    import's candidates), and the newest such text's id: the job that samples them has considered them all."""
+@dataclass
+class Unseen:
+    """What an import job reads: the imported texts' best candidates, the newest texts written here (they
+    come first, as in any job), and the newest id read, which the job has then considered (a text too
+    long to be chosen, newer than all of them, is left for later jobs, which pass it over as pasted)."""
+
+    imported: list[Written]
+    chatted: list[Text]
+    newest: int
+
+
+def unseen_texts(session: Session, *, user_id: int, after: int) -> Unseen:
+    """The person's complete texts in remembered chats newer than `after`, read in chunks: of the imported
+    ones only the most substantive POOL that could be chosen (short enough, PER_CONVERSATION a thread),
+    of the ones written here the newest 200 (as `user_texts`)."""
+    longest = IMPORT_BUDGET_TOKENS * CHARS_PER_TOKEN // LONGEST_SHARE
     pool: list[Written] = []
+    chatted: list[Text] = []
     newest = after
     while True:
         rows = session.exec(
-            select(Message.id, Message.thread_id, Message.content).join(Thread, col(Thread.id) == Message.thread_id)
+            select(Message.id, Message.thread_id, Message.import_batch_id, Message.content)
+            .join(Thread, col(Thread.id) == Message.thread_id)
             .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
-                   Thread.remember == True, col(Message.id) > newest)  # noqa: E712
+                   Thread.remember == True, col(Message.id) > newest,  # noqa: E712
+                   func.length(Message.content) <= longest)  # a text too long to be chosen is never loaded
             .order_by(col(Message.id)).limit(READ_EVERY)).all()
         if not rows:
-            return pool, newest
+            return Unseen(pool, chatted, newest)
+        fresh = [Written(Text(stored_id(mid), content), thread_id) for mid, thread_id, batch, content in rows
+                 if batch is not None]
+        chatted = [*chatted, *(Text(stored_id(mid), content) for mid, _, batch, content in rows if batch is None)][-200:]
+        pool = _best(pool, fresh)
         newest = stored_id(rows[-1][0])
-        fresh = [Written(Text(stored_id(mid), content), thread_id) for mid, thread_id, content in rows]
-        pool = heapq.nlargest(POOL, [*pool, *fresh], key=lambda w: (substance(w.text.content), w.text.message_id))
+
+
+def _best(pool: list[Written], fresh: list[Written]) -> list[Written]:
+    """The POOL most substantive of both, at most PER_CONVERSATION of one conversation: a pool that one
+    long conversation fills would leave the sample two texts."""
+    kept: list[Written] = []
+    per: dict[str, int] = {}
+    for written in sorted([*pool, *fresh], key=lambda w: (substance(w.text.content), w.text.message_id), reverse=True):
+        if per.get(written.conversation, 0) < PER_CONVERSATION:
+            kept.append(written)
+            per[written.conversation] = per.get(written.conversation, 0) + 1
+            if len(kept) == POOL:
+                break
+    return kept
 
 
 def count_new_substantive(session: Session, *, user_id: int) -> tuple[int, bool]:
@@ -326,8 +360,14 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
     def gather(session: Session):
         seen = last_seen_message(session, user_id=job.user_id)
         if job.trigger == IMPORT_TRIGGER:  # a history brought at once: a bounded sample of its best texts
-            pool, considered = unseen_pool(session, user_id=job.user_id, after=seen)
-            samples = choose_import_samples(pool, budget_tokens=IMPORT_BUDGET_TOKENS)
+            unseen = unseen_texts(session, user_id=job.user_id, after=seen)
+            # What was written here since the last job comes first, as in any job, within half the budget;
+            # the imported texts' best fill the rest.
+            chatted = choose_samples(unseen.chatted, [], budget_tokens=IMPORT_BUDGET_TOKENS // 2)
+            left = IMPORT_BUDGET_TOKENS - sum(len(t.content) for t in chatted) // CHARS_PER_TOKEN
+            samples = sorted([*chatted, *choose_import_samples(unseen.imported, budget_tokens=left)],
+                             key=lambda t: t.message_id)
+            considered = unseen.newest
         else:
             new = user_texts(session, user_id=job.user_id, after=seen)
             older = user_texts(session, user_id=job.user_id, before=seen, limit=20)
@@ -348,10 +388,11 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
 
     def commit(session: Session) -> list[Change]:
         fresh = load_profile(session, user_id=job.user_id)
+        alive = _still_there(session, user_id=job.user_id, candidates=candidates)
         withdrawn = _withdrawn(profile.replaced_wordings(session, user_id=job.user_id), known,
                                embed if candidates else None)
         next_id = -1_000_000  # provisional ids for new entries; apply_changes maps them to real ones
-        changes = merge(fresh, candidates, now=moment, next_id=next_id, withdrawn=withdrawn)
+        changes = merge(fresh, alive, now=moment, next_id=next_id, withdrawn=withdrawn)
         apply_changes(session, user_id=job.user_id, changes=changes, vector_model=vector_model)
         _finish(session, job_id, token, JobStatus.DONE, up_to=up_to, samples=len(samples), changes=changes,
                 refused=len(result.refused), completions=result.completions, ms=(time.perf_counter() - started) * 1000)
@@ -361,6 +402,23 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
     logger.info("hypothesis job %s user=%s samples=%d changes=%d refused=%d", job_id, job.user_id, len(samples),
                 sum(1 for c in changes if c.kind is not Kind.SKIP), len(result.refused))
     return JobOutcome(job_id, JobStatus.DONE, changes)
+
+
+def _still_there(session: Session, *, user_id: int, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates with the evidence that is still stored and remembered: during the model's call the
+    person may have undone an import, deleted a chat or asked not to remember it. One left with no
+    evidence is dropped; an entry must never rest on texts that are gone."""
+    cited = {m for c in candidates for m in c.evidence}
+    if not cited:
+        return list(candidates)
+    kept = set(session.exec(select(Message.id).join(Thread, col(Thread.id) == Message.thread_id).where(
+        col(Message.id).in_(cited), Message.user_id == user_id, Thread.remember == True)).all())  # noqa: E712
+    alive = []
+    for candidate in candidates:
+        left = tuple(m for m in candidate.evidence if m in kept)
+        if left or not candidate.evidence:
+            alive.append(replace(candidate, evidence=left))
+    return alive
 
 
 def _withdrawn(texts: Sequence[str], known: dict[str, tuple[float, ...]],

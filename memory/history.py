@@ -126,7 +126,7 @@ def conversations_file(path: Path, *, max_bytes: int) -> IO[bytes]:
                                f"is {_size(max_bytes)}")
     if entry.file_size / max(entry.compress_size, 1) > MAX_RATIO:
         archive.close()
-        raise UnreadableImport(f"{path.name}: its conversations.json expands {entry.file_size // entry.compress_size}"
+        raise UnreadableImport(f"{path.name}: its conversations.json expands {entry.file_size // max(entry.compress_size, 1)}"
                                " times; no export does that (refused as a ZIP bomb)")
     # ZipExtFile stops at the stated size and checks the CRC at the end (a forged header raises BadZipFile,
     # which the reader turns into UnreadableImport).

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, insert
+from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
 from memory import store
@@ -95,6 +98,21 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ImportStopped(Exception):
+    """The batch stopped running while this import was at it: the sweep took its process for dead."""
+
+
+class StillImporting(Exception):
+    """The batch is still being imported: it can be undone once it is done (or has failed)."""
+
+
+HEARTBEAT_S = 60.0  # how often a running import says it is alive, whatever it is reading
+# An import not heard from for this long lost its process (killed, or the machine went down): it is
+# undone (assistant.imports.abandon_stale_imports), so nothing stays half-imported.
+STALE = timedelta(minutes=10)
+INTERRUPTED = "interrupted: the process importing it stopped"
+
+
 def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry_run: bool = False,
                 progress: Callable[[Imported], None] | None = None) -> Imported:
     """Import one file for this person (see the module's docstring); raises UnreadableImport with what was
@@ -114,27 +132,27 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
         result.batch_id = write(engine, lambda s: _new_batch(s, user_id=user_id, source=kind, name=result.file_name,
                                                              digest=digest))
     try:
-        for chunk in _chunks(_items(path, kind, skipped, max_bytes), WRITE_EVERY):
-            if dry_run:
-                _count(result, chunk)
+        with _heartbeat(engine, result.batch_id):
+            for chunk in _chunks(_items(path, kind, skipped, max_bytes), WRITE_EVERY):
+                if dry_run:
+                    _count(result, chunk)
+                else:
+                    _store_chunk(engine, user_id=user_id, items=chunk, result=result)
                 if progress is not None:
                     progress(result)
-                continue
-            _store_chunk(engine, user_id=user_id, items=chunk, result=result)
-            if progress is not None:
-                progress(result)
+            result.skipped = dict(skipped.reasons)
+            if result.source == "chats":
+                result.source = _chat_source(engine, result.batch_id) if result.batch_id else "chats"
+            if result.batch_id is not None:
+                write(engine, lambda s: _finish(s, result))
     except BaseException as exc:  # whatever stopped it, nothing of the file stays half-imported
-        if result.batch_id is not None:
-            undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status=ImportStatus.FAILED,
-                       reason=(str(exc) or type(exc).__name__)[:255])
-        if isinstance(exc, UnreadableImport | OSError):
+        if result.batch_id is not None:  # a stopped batch keeps the status and reason the sweep gave it
+            stopped = isinstance(exc, ImportStopped)
+            undo_batch(engine, user_id=user_id, batch_id=result.batch_id,
+                       status=None if stopped else ImportStatus.FAILED, reason=(str(exc) or type(exc).__name__)[:255])
+        if isinstance(exc, UnreadableImport | OSError | ImportStopped):
             raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
         raise
-    result.skipped = dict(skipped.reasons)
-    if result.source == "chats":
-        result.source = _chat_source(engine, result.batch_id) if result.batch_id else "chats"
-    if result.batch_id is not None:
-        write(engine, lambda s: _finish(s, result))
     logger.info("import user=%s batch=%s: %d conversations, %d messages, %d texts, %d already here",
                 user_id, result.batch_id, result.conversations, result.messages, result.texts, result.already)
     return result
@@ -150,14 +168,50 @@ def _items(path: Path, kind: str, skipped: Skipped, max_bytes: int) -> Iterator[
         yield from read_text_file(path, skipped, max_bytes=max_bytes)
 
 
+@contextmanager
+def _heartbeat(engine: Engine, batch_id: int | None) -> Iterator[None]:
+    """While the block runs, the batch says every HEARTBEAT_S that its process is alive: a file read for
+    a long time without storing anything (mail after mail skipped) is not taken for dead."""
+    if batch_id is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                write(engine, lambda s: s.execute(
+                    sql_update(ImportBatch).where(col(ImportBatch.id) == batch_id,
+                                                  col(ImportBatch.status) == ImportStatus.RUNNING)
+                    .values(heard_at=utcnow())))
+            except Exception:  # a missed beat only brings the sweep closer; the import goes on
+                logger.exception("import %s: heartbeat failed", batch_id)
+
+    beating = threading.Thread(target=beat, name=f"import-{batch_id}-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+
+
+def _running(session: Session, batch_id: int | None) -> ImportBatch:
+    """The batch, locked, if it is still running; else ImportStopped (undone or failed meanwhile)."""
+    batch = session.exec(select(ImportBatch).where(ImportBatch.id == batch_id).with_for_update()).first()
+    if batch is None or batch.status is not ImportStatus.RUNNING:
+        raise ImportStopped("the import was stopped: it was taken for interrupted")
+    return batch
+
+
 def _store_chunk(engine: Engine, *, user_id: int, items: list, result: Imported) -> None:
     def store_them(session: Session) -> None:
+        batch = _running(session, result.batch_id)
         _store(session, user_id=user_id, batch_id=result.batch_id, items=items, result=result)
-        batch = session.get(ImportBatch, result.batch_id)
-        if batch is not None:  # the counts so far, for any process to show, and a sign of life
-            batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
-            batch.heard_at = utcnow()
-            session.add(batch)
+        # The counts so far, for any process to show, and a sign of life.
+        batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
+        batch.heard_at = utcnow()
+        session.add(batch)
 
     write(engine, store_them)
 
@@ -280,8 +334,7 @@ def _chat_source(engine: Engine, batch_id: int) -> str:
 
 
 def _finish(session: Session, result: Imported) -> None:
-    batch = session.get(ImportBatch, result.batch_id)
-    assert batch is not None, "the batch was made by this import"
+    batch = _running(session, result.batch_id)
     batch.status, batch.finished_at, batch.source = ImportStatus.DONE, utcnow(), result.source
     batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
     batch.skipped_json = json.dumps(result.skipped)
@@ -315,12 +368,12 @@ class OtherHolders:
         return next((batch for batch, step_ids in copies if message.step_id in step_ids), None)
 
 
-def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus = ImportStatus.UNDONE,
+def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus | None = ImportStatus.UNDONE,
                reason: str | None = None) -> int:
     """Remove what the batch added and no other import still holds, a thread at a time so no write holds
     the database long; return the messages removed. What another file also held passes to that file's
     batch; messages written here in an imported conversation stay, and so does their thread. The
-    profile's evidence is the caller's (assistant.imports)."""
+    profile's evidence is the caller's (assistant.imports). `status` None keeps the batch's own."""
     batch = read(engine, lambda s: s.get(ImportBatch, batch_id))
     if batch is None or batch.user_id != user_id:
         raise LookupError("no such import of yours")
@@ -363,7 +416,7 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
 
     def mark(session: Session) -> None:
         row = session.get(ImportBatch, batch_id)
-        if row is not None:
+        if row is not None and status is not None:
             row.status, row.finished_at, row.reason = status, utcnow(), reason
             session.add(row)
 
@@ -371,9 +424,16 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
     return removed
 
 
-# A running import stores a chunk every few seconds at most; one not heard from for this long lost its
-# process (killed, or the machine went down) and is undone, so nothing stays half-imported.
-STALE = timedelta(minutes=10)
+def give_up_stale(session: Session, *, batch_id: int, stale: timedelta = STALE) -> bool:
+    """Mark a batch failed if it is still running and not heard from for `stale`: atomically, so that
+    only one sweeper takes it, and its import, should it be alive after all, stops at its next write."""
+    cutoff = utcnow() - stale
+    result = session.connection().execute(sql_update(ImportBatch).where(
+        col(ImportBatch.id) == batch_id, col(ImportBatch.status) == ImportStatus.RUNNING,
+        func.coalesce(col(ImportBatch.heard_at), col(ImportBatch.created_at)) < cutoff)
+        .values(status=ImportStatus.FAILED, finished_at=utcnow(), reason=INTERRUPTED))
+    return result.rowcount == 1
+
 
 
 def stale_batches(session: Session, *, stale: timedelta = STALE) -> list[tuple[int, int]]:

@@ -124,13 +124,14 @@ def _list(settings: Settings, name: str) -> int:
 def _undo(settings: Settings, name: str, batch_id: int) -> int:
     from assistant.imports import undo_import
     from assistant.wiring import build_memory
+    from memory.importing import StillImporting
 
     with opened_engine(settings) as engine:
         user_id = user_id_of(engine, name)
         _, indexes = build_memory(settings, engine)
         try:
             done = undo_import(engine, indexes, user_id=user_id, batch_id=batch_id)
-        except LookupError as exc:
+        except (LookupError, StillImporting) as exc:
             raise CommandError(str(exc)) from None
     print(f"undid import {batch_id}: {done['messages']} messages removed; profile entries withdrawn: "
           f"{done['entries_withdrawn']}, weakened: {done['entries_weakened']}")

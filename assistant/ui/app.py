@@ -80,9 +80,11 @@ async def startup() -> None:
     install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration, lambda: app.embedder.ready,
                    instance=app.settings.instance)
     install_api(fastapi_app, MeApi(app.engine, app.embedder, app.indexes))
-    install_imports(fastapi_app, ImportsApi(app.engine, app.embedder, app.indexes, app.jobs, data_dir=app.settings.data_dir,
-                                            limit_bytes=app.settings.import_limit_mb * 2**20,
-                                            embed_here=app.settings.web_runs_jobs))
+    imports = ImportsApi(app.engine, app.embedder, app.indexes, app.jobs, data_dir=app.settings.data_dir,
+                         limit_bytes=app.settings.import_limit_mb * 2**20, embed_here=app.settings.web_runs_jobs)
+    install_imports(fastapi_app, imports)
+    if removed := await asyncio.to_thread(imports.remove_leftovers):
+        logger.info("removed %d uploads left by a process that stopped", removed)
     install_console(fastapi_app, Console(app.engine, app.spec, parse_prices(app.settings.prices)))
     await asyncio.to_thread(write, app.engine, purge_expired_holds)
     housekeeping = asyncio.create_task(_housekeeping(guard, app))

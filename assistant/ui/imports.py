@@ -23,6 +23,7 @@ import logging
 import re
 import secrets
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -40,7 +41,7 @@ from memory.db import read
 from memory.embed import Embedder
 from memory.files import private_dir
 from memory.history import UnreadableImport, kind_of
-from memory.importing import Imported, batches, counted, import_file
+from memory.importing import Imported, StillImporting, batches, counted, import_file
 from memory.index import UserIndexes
 from memory.models import HypothesisJob, ImportBatch, JobStatus, stored_id
 from memory.vectors import embed_pending
@@ -50,14 +51,25 @@ IMPORT_PATH = "/api/me/imports"
 ImportId = Annotated[int, path_id("batch_id", "That import does not exist (it may have been undone).")]
 UNSAFE_NAME = re.compile(r"[^\w. ()-]+")
 WRITE_EVERY = 1 << 20  # upload bytes gathered before each write to disk (off the event loop)
+LEFTOVER_S = 6 * 3600  # an upload folder this old belongs to no live import
 
 
 def clean_name(raw: str | None) -> str:
-    """The file's own name (no folders), in characters that cannot mean anything to a path or a shell."""
-    name = UNSAFE_NAME.sub("_", Path((raw or "").replace("\\", "/")).name).strip(" .")[:120]
-    if not name:
+    """The file's own name (no folders), in characters that cannot mean anything to a path or a shell,
+    short enough for any file system (200 bytes, its ending kept: the ending says what kind it is)."""
+    name = UNSAFE_NAME.sub("_", Path((raw or "").replace("\\", "/")).name).strip(" .")
+    stem, dot, ending = name.rpartition(".")
+    if dot and len(ending.encode()) <= 16:
+        name = _cut(stem, 200 - len(ending.encode()) - 1) + "." + ending
+    else:
+        name = _cut(name, 200)
+    if not name.strip("."):
         raise HTTPException(status_code=400, detail="Say which file this is: ?name=conversations.json, say.")
     return name
+
+
+def _cut(text: str, size: int) -> str:
+    return text.encode()[:size].decode(errors="ignore")
 
 
 @dataclass
@@ -65,7 +77,7 @@ class Progress:
     """An import this process runs for one person, as the panel shows it."""
 
     file_name: str
-    stage: str = "reading"  # reading -> embedding -> learning -> done | failed
+    stage: str = "uploading"  # uploading -> reading -> embedding -> learning -> done | failed
     conversations: int = 0
     messages: int = 0
     texts: int = 0
@@ -74,11 +86,14 @@ class Progress:
     batch_id: int | None = None
     job_id: int | None = None
     profile: str | None = None  # what the first profile job did
+    note: str | None = None  # a step after storing that failed: what was stored stays
     skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
-        return self.stage in ("reading", "embedding")
+        """Still adding rows: a second import, or an undo, waits. Learning (a model call) does not count:
+        the job drops evidence undone meanwhile (hypotheses.job._still_there)."""
+        return self.stage in ("uploading", "reading", "embedding")
 
     def heard(self, counts: Imported) -> None:
         self.conversations, self.messages, self.texts = counts.conversations, counts.messages, counts.texts
@@ -114,20 +129,25 @@ class ImportsApi:
             kind_of(Path(name))
         except UnreadableImport as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            raise self._too_large()
         running = self._now.get(user_id)
         if running is not None and running.busy:
             raise HTTPException(status_code=409, detail=f"{running.file_name} is still being imported; "
                                                         "bring the next file once it is done.")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._limit:
-            raise self._too_large()
-        folder = await asyncio.to_thread(private_dir, self._uploads / secrets.token_hex(8))
+        # Taken before the first byte is read (no await in between), so a second upload waits for this one.
+        progress = self._now[user_id] = Progress(file_name=name)
+        folder = self._uploads / secrets.token_hex(8)
         try:
+            await asyncio.to_thread(private_dir, folder)
             await self._receive(request, folder / name)
         except BaseException:
+            if self._now.get(user_id) is progress:
+                del self._now[user_id]
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
-        progress = self._now[user_id] = Progress(file_name=name)
+        progress.stage = "reading"
         self._tasks.spawn(self._run(user_id, folder, name, progress))
         return JSONResponse(asdict(progress), status_code=202)
 
@@ -151,31 +171,50 @@ class ImportsApi:
             raise HTTPException(status_code=400, detail="That file is empty.")
 
     async def _run(self, user_id: int, folder: Path, name: str, progress: Progress) -> None:
-        """Read and store; then the style card, vectors and the first profile. Nothing is left half-done:
-        import_file undoes a file that fails halfway."""
+        """Read and store (import_file undoes a file that fails halfway: nothing is left half-done); then
+        the first profile, the style card and the vectors, each of which may fail without losing what
+        was stored."""
         try:
             done = await asyncio.to_thread(import_file, self._engine, user_id=user_id, path=folder / name,
                                            max_bytes=self._limit, progress=progress.heard)
-            progress.heard(done)
-            progress.summary, progress.batch_id, progress.skipped = done.line(), done.batch_id, done.skipped
-            if done.conversations or done.texts or done.extended:
-                progress.stage = "embedding"
-                await asyncio.to_thread(recount_style, self._engine, user_id=user_id)
-                # The profile's one model call runs while the texts are embedded (minutes for a large
-                # history): the person sees it as soon as it is there.
-                progress.job_id = await self._jobs.after_import(user_id)
-                if self._embed_here and self._embedder.ready:
-                    await asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id)
-            progress.stage = "learning" if progress.job_id is not None else "done"
         except UnreadableImport as exc:
             progress.stage, progress.error = "failed", str(exc)
+            return
         except Exception:  # the import's boundary: say so, and keep the reason in the log
             logger.exception("import for user %s failed", user_id)
             progress.stage = "failed"
             progress.error = f"Importing {name} failed on our side; nothing of it was kept. Try again later."
+            return
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
+        progress.heard(done)
+        progress.summary, progress.batch_id, progress.skipped = done.line(), done.batch_id, done.skipped
+        if done.conversations or done.texts or done.extended:
+            progress.stage = "embedding"
+            await self._learn(user_id, progress)
+        progress.stage = "learning" if progress.job_id is not None else "done"
         logger.info("import for user %s: %s, batch %s", user_id, progress.stage, progress.batch_id)
+
+    async def _learn(self, user_id: int, progress: Progress) -> None:
+        """The first profile first (its one model call runs while the rest is done: the person sees it as
+        soon as it is there), then the style card, then the vectors (minutes for a large history)."""
+        steps = [("learning your profile", self._first_profile),
+                 ("measuring your style", lambda u, _: asyncio.to_thread(recount_style, self._engine, user_id=u)),
+                 ("making it recallable", self._embed)]
+        for what, step in steps:
+            try:
+                await step(user_id, progress)
+            except Exception:  # a boundary per step: what was stored stays, and the next chats catch up
+                logger.exception("import for user %s: %s failed", user_id, what)
+                progress.note = (f"Your history is stored, but {what} failed on our side; "
+                                 "it is done again as you chat.")
+
+    async def _first_profile(self, user_id: int, progress: Progress) -> None:
+        progress.job_id = await self._jobs.after_import(user_id)
+
+    async def _embed(self, user_id: int, progress: Progress) -> None:
+        if self._embed_here and self._embedder.ready:
+            await asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id)
 
     def _current(self, session, user_id: int) -> dict | None:
         progress = self._now.get(user_id)
@@ -210,12 +249,27 @@ class ImportsApi:
                                              batch_id=batch_id)
         except LookupError:
             raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).") from None
-        if running is not None and running.batch_id == batch_id:
-            del self._now[user_id]
+        except StillImporting as exc:  # being imported by another process (a replica, the command line)
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        shown = self._now.get(user_id)
+        if shown is not None and shown is running and shown.batch_id == batch_id:
+            del self._now[user_id]  # only the progress of the import undone, never a newer one's
         return JSONResponse(undone)
 
     async def settle(self) -> None:
         await self._tasks.settle()
+
+    def remove_leftovers(self, *, older_than_s: float = LEFTOVER_S) -> int:
+        """Uploads a process that died left behind (a crash during an upload or an import); how many. Only
+        old ones: another replica sharing the data folder may be receiving one now."""
+        if not self._uploads.is_dir():
+            return 0
+        cutoff, removed = time.time() - older_than_s, 0
+        for folder in self._uploads.iterdir():
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
 
 
 def install_imports(fastapi_app: FastAPI, api: ImportsApi) -> None:

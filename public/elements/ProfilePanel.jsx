@@ -174,6 +174,7 @@ function Entry({ entry, onChange, onError }) {
 const ACCEPTED = ".zip,.json,.txt,.md,.markdown,.eml,.mbox"
 const count = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`
 const STAGES = {
+  uploading: (c) => `Receiving ${c.file_name}…`,
   reading: (c) => `Reading ${c.file_name}: ${count(c.conversations, "conversation")}, ${count(c.messages, "message")}, ` +
                   `${count(c.texts, "text")} so far…`,
   embedding: (c) => `${c.summary}. Making it recallable…`,
@@ -205,10 +206,13 @@ function send(file, onProgress) {
   })
 }
 
+const ADDING = ["uploading", "reading", "embedding"]  // rows are still being added: no second import, no undo
+
 function Imports({ onProfileChanged }) {
   const [state, setState] = useState(null)
   const [sent, setSent] = useState(null)
   const [error, setError] = useState("")
+  const [tries, setTries] = useState(0)
   const refresh = async () => {
     const data = await call("GET", "/api/me/imports")
     setState(data)
@@ -217,19 +221,22 @@ function Imports({ onProfileChanged }) {
   useEffect(() => { refresh().catch((e) => setError(e.message)) }, [])
   const current = state && state.current
   const working = current && STAGES[current.stage]
-  // While an import works, look again every second; when it is done, the profile it made is shown.
+  // While an import works, look again every second (a failed look is tried again, more slowly); when it
+  // is done, the profile and the style card it made are shown.
   useEffect(() => {
     if (!working) return
     const timer = setTimeout(async () => {
       try {
         const data = await refresh()
+        setError("")
         if (data.current && data.current.stage === "done") onProfileChanged()
       } catch (e) {
         setError(e.message)
+        setTries((n) => n + 1)
       }
-    }, 1000)
+    }, tries ? 3000 : 1000)
     return () => clearTimeout(timer)
-  }, [state])
+  }, [state, tries])
 
   const choose = async (event) => {
     const file = event.target.files && event.target.files[0]
@@ -239,7 +246,8 @@ function Imports({ onProfileChanged }) {
     setSent(0)
     try {
       await send(file, setSent)
-      await refresh()
+      const data = await refresh()
+      if (data.current && data.current.stage === "done") onProfileChanged()  // nothing left to wait for
     } catch (e) {
       setError(e.message)
     } finally {
@@ -258,7 +266,7 @@ function Imports({ onProfileChanged }) {
       setError(e.message)
     }
   }
-  const busy = sent !== null || Boolean(working)
+  const busy = sent !== null || Boolean(current && ADDING.includes(current.stage))
   return (
     <section id="imports" className="flex flex-col gap-2">
       <h3 className="font-semibold">Bring your history</h3>
@@ -282,6 +290,7 @@ function Imports({ onProfileChanged }) {
               See the conversations in your chat list</a>
           )}
           {current.stage === "failed" && <p id="import-failed" className="text-red-500">{current.error}</p>}
+          {current.note && <p id="import-note" className="text-amber-600">{current.note}</p>}
         </div>
       )}
       {state && state.imports.length > 0 && (

@@ -99,12 +99,45 @@ def test_a_broken_file_fails_with_a_sentence_and_keeps_nothing(shared_app, signe
     assert client.get("/api/me/imports").json()["imports"][0]["status"] == "failed"
 
 
+def test_one_import_at_a_time_from_the_first_byte(shared_app, signed_in):
+    """Review: the guard was taken only once a whole file had arrived, so uploads sent together all ran."""
+    import threading
+
+    client, _ = signed_in()
+    receiving, release = threading.Event(), threading.Event()
+
+    def slowly():  # no Content-Length: the server reads it as it comes
+        yield (FIXTURES / "why-i-walk.md").read_bytes()
+        receiving.set()
+        release.wait(20)
+
+    first: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: first.append(
+        client.post("/api/me/imports", params={"name": "why-i-walk.md"}, content=slowly(), headers=BYTES)))
+    sender.start()
+    try:
+        assert receiving.wait(10)
+        time.sleep(0.3)  # the server has read the first part by now
+        with httpx.Client(base_url=client.base_url, cookies=client.cookies, timeout=30) as other_tab:
+            second = upload(other_tab, FIXTURES / "reply.eml")
+        assert second.status_code == 409 and "why-i-walk.md is still being imported" in second.json()["detail"]
+    finally:
+        release.set()
+        sender.join(30)
+    assert first[0].status_code == 202
+    assert finished(client)["stage"] == "done"
+    assert upload(client, FIXTURES / "reply.eml").status_code == 202  # once it is done, the next one goes
+    finished(client)
+    assert [b["file_name"] for b in client.get("/api/me/imports").json()["imports"]] == ["reply.eml", "why-i-walk.md"]
+
+
 @pytest.mark.parametrize("name, body, headers, status, says", [
     (None, b"hello", BYTES, 400, "Say which file this is"),
     ("holiday.jpg", b"\xff\xd8", BYTES, 400, "expected a ChatGPT or Claude export"),
     ("notes.txt", b"", BYTES, 400, "That file is empty"),
     ("notes.txt", b"some words", {"Content-Type": "text/plain"}, 415, "application/octet-stream"),
     ("notes.txt", b"some words", {**BYTES, "Origin": "https://evil.example"}, 403, "another site"),
+    ("..", b"some words", BYTES, 400, "Say which file this is"),
 ])
 def test_bad_uploads_are_refused_with_what_was_expected(shared_app, signed_in, name, body, headers, status, says):
     client, _ = signed_in()
@@ -112,6 +145,16 @@ def test_bad_uploads_are_refused_with_what_was_expected(shared_app, signed_in, n
     response = client.post("/api/me/imports", params=params, content=body, headers=headers)
     assert response.status_code == status and says in response.json()["detail"]
     assert client.get("/api/me/imports").json()["imports"] == []
+
+
+def test_a_long_name_in_any_script_is_shortened_not_refused(shared_app, signed_in):
+    """Review: a name cut to 120 characters could still be 300 bytes, which no file system takes (a 500)."""
+    client, _ = signed_in()
+    response = client.post("/api/me/imports", params={"name": "中" * 100 + ".md"}, content=b"My own words, written here.",
+                           headers=BYTES)
+    assert response.status_code == 202, response.text
+    done = finished(client)
+    assert done["stage"] == "done" and done["file_name"].endswith(".md") and len(done["file_name"].encode()) <= 200
 
 
 def test_without_a_sign_in_nothing_is_taken(shared_app):

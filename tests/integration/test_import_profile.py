@@ -110,3 +110,65 @@ async def test_no_job_without_a_model_or_without_anything_substantive(engine, fa
     import_file(engine, user_id=ada.id, path=short, max_bytes=LIMIT)
     assert await HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6).after_import(ada.id) is None
     assert fake_llm.requests_for("hypotheses") == []
+
+
+def claude_export(path, conversations: dict[str, list[str]]):
+    """A Claude export: conversation name -> the person's texts (each answered by the assistant)."""
+    items = []
+    for n, (name, texts) in enumerate(conversations.items()):
+        said = []
+        for k, text in enumerate(texts):
+            said += [{"uuid": f"{n}-{k}-h", "sender": "human", "text": text, "created_at": "2025-03-01T10:00:00Z"},
+                     {"uuid": f"{n}-{k}-a", "sender": "assistant", "text": f"{REPLY_MARK} noted.",
+                      "created_at": "2025-03-01T10:00:01Z"}]
+        items.append({"uuid": f"conv-{n}", "name": name, "created_at": "2025-03-01T10:00:00Z", "chat_messages": said})
+    path.write_text(json.dumps(items))
+    return path
+
+
+async def test_one_wordy_conversation_does_not_crowd_out_the_rest_and_chat_comes_first(engine, fake_llm, gateway,
+                                                                                      embedder, tmp_path):
+    """Review: the pool kept the 400 wordiest texts with no limit per conversation, so one long wordy
+    conversation filled it and the sample shrank to that conversation's two texts."""
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    wordy = [f"Entry {k}: " + "the long and winding account of every single thing that happened " * 6
+             for k in range(450)]
+    others = {f"Topic {n}": [f"I think topic {n} matters because the hedges need a careful trim this year"]
+              for n in range(30)}
+    export = claude_export(tmp_path / "conversations.json", {"Diary": wordy, **others})
+    write(engine, lambda s: (store.upsert_thread(s, thread_id="here", user_id=ada.id),
+                             store.save_message(s, step_id="here-1", thread_id="here", user_id=ada.id,
+                                                author=Author.USER, content="Written here before the import: I "
+                                                "always plan my trips by train and never by plane.")))
+    import_file(engine, user_id=ada.id, path=export, max_bytes=LIMIT)
+    fake_llm.script("hypotheses", answer_citing(1))
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    job_id = await jobs.after_import(ada.id)
+    await jobs.settle()
+    prompt = json.dumps(fake_llm.requests_for("hypotheses")[0].body["messages"])
+    assert "I always plan my trips by train" in prompt  # what was written here is never passed over
+    assert sum(prompt.count(f"Entry {k}:") for k in range(450)) == PER_CONVERSATION
+    assert prompt.count("matters because the hedges") > 2
+    assert read(engine, lambda s: s.get(HypothesisJob, job_id)).samples > PER_CONVERSATION + 1
+
+
+async def test_an_import_undone_while_its_profile_is_learned_leaves_no_entry_on_texts_that_are_gone(
+        engine, fake_llm, gateway, embedder, tmp_path):
+    """Review: an undo during the model's call left an active entry whose evidence no longer existed."""
+    import asyncio
+
+    from tests.fakellm import Reply
+
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    done = import_file(engine, user_id=ada.id, path=chatgpt_export(tmp_path / "conversations.json", 3),
+                       max_bytes=LIMIT)
+    fake_llm.script("hypotheses", Reply(text=answer_citing(1), delay=1.5))
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    job_id = await jobs.after_import(ada.id)
+    await asyncio.sleep(0.5)  # the job is waiting for the model
+    undone = await asyncio.to_thread(undo_import, engine, None, user_id=ada.id, batch_id=done.batch_id)
+    assert undone["messages"] > 0
+    await jobs.settle()
+    assert read(engine, lambda s: s.get(HypothesisJob, job_id)).status is JobStatus.DONE
+    entries = read(engine, lambda s: s.exec(select(ProfileEntry).where(ProfileEntry.user_id == ada.id)).all())
+    assert entries == []

@@ -314,3 +314,55 @@ def test_a_2_gb_file_is_refused_before_a_byte_of_it_is_read(engine, ada, tmp_pat
     with pytest.raises(UnreadableImport, match="larger than the limit of 1024 MB"):
         import_file(engine, user_id=ada.id, path=huge, max_bytes=1024 * 2**20)
     assert read(engine, lambda s: s.exec(select(ImportBatch)).all()) == []  # not even a failed batch
+
+
+def _many_conversations(path, count: int):
+    """A Claude export of `count` short conversations: more than one chunk of WRITE_EVERY."""
+    path.write_text(json.dumps([
+        {"uuid": f"c-{n}", "name": f"Chat {n}", "created_at": "2025-01-01T10:00:00Z", "chat_messages": [
+            {"uuid": f"m-{n}", "sender": "human", "text": f"My question number {n} is about the hedges.",
+             "created_at": "2025-01-01T10:00:00Z"}]}
+        for n in range(count)]))
+    return path
+
+
+def test_an_import_the_sweep_takes_for_dead_stops_at_its_next_write_and_leaves_nothing(engine, ada, tmp_path):
+    """Review: the sweep could fail a live import, which then went on and finished as "done" with part
+    of its file. Now the sweep's verdict stands: the import stops and removes what it had added."""
+    from datetime import timedelta
+
+    from assistant.imports import abandon_stale_imports
+    from memory.importing import INTERRUPTED, WRITE_EVERY
+    from memory.models import ImportStatus
+
+    swept = []
+
+    def sweep_after_the_first_chunk(counts):
+        if not swept:
+            swept.append(abandon_stale_imports(engine, None, stale=timedelta(0)))
+
+    export = _many_conversations(tmp_path / "conversations.json", WRITE_EVERY * 2 + 50)
+    with pytest.raises(UnreadableImport, match="stopped"):
+        import_file(engine, user_id=ada.id, path=export, max_bytes=LIMIT, progress=sweep_after_the_first_chunk)
+    assert swept == [1]
+    (batch,) = read(engine, lambda s: s.exec(select(ImportBatch)).all())
+    assert (batch.status, batch.reason) == (ImportStatus.FAILED, INTERRUPTED)
+    assert threads_of(engine, ada) == []
+
+
+def test_a_batch_still_being_imported_cannot_be_undone(engine, ada):
+    from assistant.imports import undo_import
+    from memory.importing import StillImporting
+    from memory.models import ImportStatus
+
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+
+    def as_if_running(session):
+        batch = session.get(ImportBatch, done.batch_id)
+        batch.status = ImportStatus.RUNNING
+        session.add(batch)
+
+    write(engine, as_if_running)
+    with pytest.raises(StillImporting):
+        undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)
+    assert len(threads_of(engine, ada)) == 1
