@@ -388,6 +388,7 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
             count = 0
             holders = OtherHolders(session, besides=batch_id)
             for thread_id in threads:
+                going = []
                 for message in session.exec(select(Message).where(Message.thread_id == thread_id,
                                                                   Message.import_batch_id == batch_id)).all():
                     other = holders.of(message)
@@ -395,8 +396,10 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
                         message.import_batch_id = other
                         session.add(message)
                     else:
-                        store.delete_message(session, message=message)
-                        count += 1
+                        going.append(stored_id(message.id))
+                session.flush()
+                store.delete_messages(session, thread_id=thread_id, message_ids=going)
+                count += len(going)
                 session.exec(delete(ImportHeld).where(col(ImportHeld.batch_id) == batch_id,
                                                       col(ImportHeld.thread_id) == thread_id))
                 session.flush()

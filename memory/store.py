@@ -398,6 +398,21 @@ def delete_message(session: Session, *, message: Message) -> None:
         session.execute(sql_update(Message).where(col(Message.id) == following.id).values(content=following.content))
 
 
+def delete_messages(session: Session, *, thread_id: str, message_ids: list[int]) -> None:
+    """Many messages of one thread at once (an import undone): a few statements, not several each."""
+    if not message_ids:
+        return
+    for chunk in (message_ids[i:i + 500] for i in range(0, len(message_ids), 500)):
+        session.exec(delete(Feedback).where(col(Feedback.message_id).in_(chunk)))
+        session.exec(delete(Embedding).where(col(Embedding.message_id).in_(chunk)))
+        session.exec(delete(Message).where(col(Message.thread_id) == thread_id, col(Message.id).in_(chunk)))
+    # The lexical entry of a message quotes the one before it (memory/db.py): those that stay after the
+    # first deleted one are written again, so none quotes a message that is gone.
+    session.execute(sql_update(Message).where(col(Message.thread_id) == thread_id, col(Message.id) > min(message_ids))
+                    .values(content=Message.content))
+    session.expire_all()
+
+
 # --- display steps, feedback and elements ----------------------------------------------------
 
 def save_step(session: Session, *, step: Step, replace: bool = True) -> Step:

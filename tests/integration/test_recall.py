@@ -179,6 +179,19 @@ def test_a_reply_is_found_by_the_words_of_the_question_it_answers(engine, indexe
     assert read(engine, lambda s: recall(s, indexes, query)) == []
 
 
+def test_messages_deleted_together_leave_no_trace_in_the_lexical_context_of_those_that_stay(engine, indexes, embedder):
+    """As one at a time (above), for the bulk delete an undone import uses."""
+    ada = user(engine, "ada")
+    first = say(engine, ada, "q", "Which city should I visit for the azulejo tiles?", step="b1")
+    second = say(engine, ada, "q", "Porto has some, too: the station.", step="b2")
+    say(engine, ada, "q", "Lisbon, without a doubt.", author=Author.ASSISTANT, step="b3")
+    query = RecallQuery(user_id=ada.id, text="Porto station", vector=None, authors=frozenset({Author.ASSISTANT}))
+    assert [f.content for f in read(engine, lambda s: recall(s, indexes, query))] == ["Lisbon, without a doubt."]
+    write(engine, lambda s: store.delete_messages(s, thread_id="q", message_ids=[first.id, second.id]))
+    assert read(engine, lambda s: recall(s, indexes, query)) == []
+    assert [m.step_id for m in read(engine, lambda s: store.thread_messages(s, thread_id="q"))] == ["b3"]
+
+
 def test_index_files_are_reused_when_current_and_rebuilt_when_damaged(engine, embedder, history, tmp_path):
     folder = tmp_path / "files"
     first = UserIndexes(engine, model=embedder.model_name, dimension=lambda: embedder.dimension, folder=folder)
