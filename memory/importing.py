@@ -344,10 +344,12 @@ def _finish(session: Session, result: Imported) -> None:
 # --- undoing -----------------------------------------------------------------------------------
 
 def batch_message_ids(session: Session, *, batch_id: int) -> list[int]:
-    """The messages that would go if the batch were undone: those it brought that no other file still holds."""
+    """The messages that would go if the batch were undone: those it brought that no other file still holds.
+    Ids only: a history of 100,000 messages is not loaded to list them."""
     holders = OtherHolders(session, besides=batch_id)
-    return [stored_id(m.id) for m in session.exec(select(Message).where(Message.import_batch_id == batch_id)).all()
-            if holders.of(m) is None]
+    rows = session.exec(select(Message.id, Message.thread_id, Message.step_id)
+                        .where(Message.import_batch_id == batch_id)).all()
+    return [stored_id(mid) for mid, thread_id, step_id in rows if holders.of(thread_id, step_id) is None]
 
 
 class OtherHolders:
@@ -358,14 +360,14 @@ class OtherHolders:
         self._session, self._besides = session, besides
         self._threads: dict[str, list[tuple[int, set[str]]]] = {}
 
-    def of(self, message: Message) -> int | None:
-        copies = self._threads.get(message.thread_id)
+    def of(self, thread_id: str, step_id: str) -> int | None:
+        copies = self._threads.get(thread_id)
         if copies is None:
-            copies = self._threads[message.thread_id] = [
-                (held.batch_id, {derived_id(self._session, f"{message.thread_id}/{i}") for i in range(held.messages)})
-                for held in self._session.exec(select(ImportHeld).where(ImportHeld.thread_id == message.thread_id,
+            copies = self._threads[thread_id] = [
+                (held.batch_id, {derived_id(self._session, f"{thread_id}/{i}") for i in range(held.messages)})
+                for held in self._session.exec(select(ImportHeld).where(ImportHeld.thread_id == thread_id,
                                                                         ImportHeld.batch_id != self._besides)).all()]
-        return next((batch for batch, step_ids in copies if message.step_id in step_ids), None)
+        return next((batch for batch, step_ids in copies if step_id in step_ids), None)
 
 
 def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportStatus | None = ImportStatus.UNDONE,
@@ -389,15 +391,19 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
             holders = OtherHolders(session, besides=batch_id)
             for thread_id in threads:
                 going = []
-                for message in session.exec(select(Message).where(Message.thread_id == thread_id,
-                                                                  Message.import_batch_id == batch_id)).all():
-                    other = holders.of(message)
+                # By thread (its index), the batch filtered here: asked for both, SQLite may take the batch's
+                # index and read all of the batch for every thread (minutes for a large history).
+                for message_id, step_id, batch in session.exec(
+                        select(Message.id, Message.step_id, Message.import_batch_id)
+                        .where(Message.thread_id == thread_id)).all():
+                    if batch != batch_id:
+                        continue
+                    other = holders.of(thread_id, step_id)
                     if other is not None:
-                        message.import_batch_id = other
-                        session.add(message)
+                        session.execute(sql_update(Message).where(col(Message.id) == message_id)
+                                        .values(import_batch_id=other))
                     else:
-                        going.append(stored_id(message.id))
-                session.flush()
+                        going.append(stored_id(message_id))
                 store.delete_messages(session, thread_id=thread_id, message_ids=going)
                 count += len(going)
                 session.exec(delete(ImportHeld).where(col(ImportHeld.batch_id) == batch_id,

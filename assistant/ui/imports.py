@@ -9,7 +9,8 @@ does the same from a shell).
   runs in the background, since a large export takes longer than a proxy waits for an answer.
 - `GET /api/me/imports`: the person's imports (newest first) and, while one runs in this process, its
   stage and counts: reading the file, embedding it for recall, learning the first profile from it.
-- `DELETE /api/me/imports/{id}`: undo one import entirely (assistant.imports.undo_import).
+- `DELETE /api/me/imports/{id}`: undo one import entirely (assistant.imports.undo_import): 202, then in
+  the background, followed as an import is.
 
 One import at a time per person (409 while one runs here). Every answer is about the signed-in person
 only: the user comes from the sign-in token, and another's import id answers 404 like a missing one.
@@ -41,9 +42,9 @@ from memory.db import read
 from memory.embed import Embedder
 from memory.files import private_dir
 from memory.history import UnreadableImport, kind_of
-from memory.importing import Imported, StillImporting, batches, counted, import_file
+from memory.importing import Imported, StillImporting, batch_of, batches, counted, import_file
 from memory.index import UserIndexes
-from memory.models import HypothesisJob, ImportBatch, JobStatus, stored_id
+from memory.models import HypothesisJob, ImportBatch, ImportStatus, JobStatus, stored_id
 from memory.vectors import embed_pending
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class Progress:
     """An import this process runs for one person, as the panel shows it."""
 
     file_name: str
-    stage: str = "uploading"  # uploading -> reading -> embedding -> learning -> done | failed
+    # uploading -> reading -> embedding -> learning -> done | failed; or undoing -> undone | failed
+    stage: str = "uploading"
     conversations: int = 0
     messages: int = 0
     texts: int = 0
@@ -93,7 +95,7 @@ class Progress:
     def busy(self) -> bool:
         """Still adding rows: a second import, or an undo, waits. Learning (a model call) does not count:
         the job drops evidence undone meanwhile (hypotheses.job._still_there)."""
-        return self.stage in ("uploading", "reading", "embedding")
+        return self.stage in ("uploading", "reading", "embedding", "undoing")
 
     def heard(self, counts: Imported) -> None:
         self.conversations, self.messages, self.texts = counts.conversations, counts.messages, counts.texts
@@ -240,21 +242,37 @@ class ImportsApi:
         return JSONResponse(await asyncio.to_thread(read, self._engine, gather))
 
     async def undo(self, request: Request, batch_id: ImportId) -> JSONResponse:
+        """Checked here (404, 409), then run in the background: a large history takes minutes to take back,
+        longer than a proxy waits. The panel follows it as it follows an import."""
         user_id = await self._user_id(request)
         running = self._now.get(user_id)
         if running is not None and running.busy:
-            raise HTTPException(status_code=409, detail="Wait for the import that is running to finish, then undo.")
+            raise HTTPException(status_code=409, detail=f"Wait for {running.file_name} to finish, then undo.")
+        batch = await asyncio.to_thread(read, self._engine, lambda s: batch_of(s, user_id=user_id, batch_id=batch_id))
+        if batch is None:
+            raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).")
+        if batch.status is ImportStatus.RUNNING:  # being imported by another process (a replica, the CLI)
+            raise HTTPException(status_code=409, detail="That import is still running: undo it once it is done.")
+        progress = self._now[user_id] = Progress(file_name=batch.file_name, stage="undoing", batch_id=batch_id)
+        self._tasks.spawn(self._take_back(user_id, batch_id, progress))
+        return JSONResponse(asdict(progress), status_code=202)
+
+    async def _take_back(self, user_id: int, batch_id: int, progress: Progress) -> None:
         try:
             undone = await asyncio.to_thread(undo_import, self._engine, self._indexes, user_id=user_id,
                                              batch_id=batch_id)
-        except LookupError:
-            raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).") from None
-        except StillImporting as exc:  # being imported by another process (a replica, the command line)
-            raise HTTPException(status_code=409, detail=str(exc)) from None
-        shown = self._now.get(user_id)
-        if shown is not None and shown is running and shown.batch_id == batch_id:
-            del self._now[user_id]  # only the progress of the import undone, never a newer one's
-        return JSONResponse(undone)
+        except (LookupError, StillImporting) as exc:  # undone meanwhile, or taken up again elsewhere
+            progress.stage, progress.error = "failed", str(exc)
+            return
+        except Exception:  # the undo's boundary; run again, it goes on where it stopped
+            logger.exception("undoing import %s of user %s failed", batch_id, user_id)
+            progress.stage = "failed"
+            progress.error = f"Undoing {progress.file_name} stopped on our side; undo it again to finish."
+            return
+        progress.stage = "undone"
+        progress.summary = (f"Import of {progress.file_name} undone: {counted(undone['messages'], 'message')} removed, "
+                            f"{counted(undone['entries_withdrawn'], 'profile entry', 'profile entries')} withdrawn, "
+                            f"{undone['entries_weakened']} weakened.")
 
     async def settle(self) -> None:
         await self._tasks.settle()

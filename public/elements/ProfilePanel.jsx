@@ -179,7 +179,9 @@ const STAGES = {
                   `${count(c.texts, "text")} so far…`,
   embedding: (c) => `${c.summary}. Making it recallable…`,
   learning: (c) => `${c.summary}. Learning your profile from a sample of your own words…`,
+  undoing: (c) => `Undoing the import of ${c.file_name}…`,
 }
+const FINISHED = ["done", "undone"]  // the profile may have changed: it is loaded again
 
 function held(batch) {
   const what = batch.conversations || batch.source === "chatgpt" || batch.source === "claude"
@@ -206,7 +208,7 @@ function send(file, onProgress) {
   })
 }
 
-const ADDING = ["uploading", "reading", "embedding"]  // rows are still being added: no second import, no undo
+const ADDING = ["uploading", "reading", "embedding", "undoing"]  // rows still change: no second import, no undo
 
 function Imports({ onProfileChanged }) {
   const [state, setState] = useState(null)
@@ -229,7 +231,7 @@ function Imports({ onProfileChanged }) {
       try {
         const data = await refresh()
         setError("")
-        if (data.current && data.current.stage === "done") onProfileChanged()
+        if (data.current && FINISHED.includes(data.current.stage)) onProfileChanged(data.current.stage === "undone" && data.current.summary)
       } catch (e) {
         setError(e.message)
         setTries((n) => n + 1)
@@ -256,12 +258,9 @@ function Imports({ onProfileChanged }) {
   }
   const undo = async (batch) => {
     try {
-      const done = await call("DELETE", `/api/me/imports/${batch.id}`)
+      await call("DELETE", `/api/me/imports/${batch.id}`)
       setError("")
       await refresh()
-      onProfileChanged(`Import of ${batch.file_name} undone: ${count(done.messages, "message")} removed, ` +
-                       `${count(done.entries_withdrawn, "profile entry", "profile entries")} withdrawn, ` +
-                       `${done.entries_weakened} weakened.`)
     } catch (e) {
       setError(e.message)
     }
@@ -289,6 +288,7 @@ function Imports({ onProfileChanged }) {
             <a id="import-open-list" href="/" className="underline" style={{ textDecoration: "underline" }}>
               See the conversations in your chat list</a>
           )}
+          {current.stage === "undone" && <p id="import-undone">{current.summary}</p>}
           {current.stage === "failed" && <p id="import-failed" className="text-red-500">{current.error}</p>}
           {current.note && <p id="import-note" className="text-amber-600">{current.note}</p>}
         </div>
