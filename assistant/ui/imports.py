@@ -253,7 +253,8 @@ class ImportsApi:
             raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).")
         if batch.status is ImportStatus.RUNNING:  # being imported by another process (a replica, the CLI)
             raise HTTPException(status_code=409, detail="That import is still running: undo it once it is done.")
-        progress = self._now[user_id] = Progress(file_name=batch.file_name, stage="undoing", batch_id=batch_id)
+        progress = self._now[user_id] = Progress(file_name=batch.file_name, stage="undoing", batch_id=batch_id,
+                                                 conversations=batch.conversations, texts=batch.texts)
         self._tasks.spawn(self._take_back(user_id, batch_id, progress))
         return JSONResponse(asdict(progress), status_code=202)
 

@@ -231,7 +231,7 @@ function Imports({ onProfileChanged }) {
       try {
         const data = await refresh()
         setError("")
-        if (data.current && FINISHED.includes(data.current.stage)) onProfileChanged(data.current.stage === "undone" && data.current.summary)
+        if (data.current && FINISHED.includes(data.current.stage)) onProfileChanged()
       } catch (e) {
         setError(e.message)
         setTries((n) => n + 1)
@@ -283,10 +283,10 @@ function Imports({ onProfileChanged }) {
           {working ? working(current) : null}
           {current.stage === "done" && <p id="import-summary">{current.summary}</p>}
           {current.stage === "done" && current.profile && <p id="import-profile">{current.profile}</p>}
-          {current.stage === "done" && current.conversations > 0 && (
-            // Chainlit's chat list loads once per page: a plain link reloads it with the new conversations.
+          {FINISHED.includes(current.stage) && current.conversations > 0 && (
+            // Chainlit's chat list loads once per page: a plain link reloads it as it now is.
             <a id="import-open-list" href="/" className="underline" style={{ textDecoration: "underline" }}>
-              See the conversations in your chat list</a>
+              {current.stage === "done" ? "See the conversations in your chat list" : "Reload your chat list"}</a>
           )}
           {current.stage === "undone" && <p id="import-undone">{current.summary}</p>}
           {current.stage === "failed" && <p id="import-failed" className="text-red-500">{current.error}</p>}

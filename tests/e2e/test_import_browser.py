@@ -68,13 +68,18 @@ def test_a_history_brought_in_the_panel_becomes_a_profile_and_goes_away_on_undo(
         expect(panel.locator("#import-list li")).to_have_count(1, timeout=15_000)
 
         panel.locator("[id^=import-undo-]").click()
-        expect(panel.locator("#profile-notice")).to_contain_text("3 messages removed, 1 profile entry withdrawn",
-                                                                 timeout=15_000)
+        expect(panel.locator("#import-undone")).to_contain_text("3 messages removed, 1 profile entry withdrawn",
+                                                                timeout=15_000)
         expect(panel.locator("#facet-communication")).to_have_count(0)
         expect(panel.locator("#import-list li")).to_contain_text("· undone")
         expect(panel.locator("[id^=import-undo-]")).to_have_count(0)
         panel.locator("#imports").scroll_into_view_if_needed()
         ivy.shot("import-04-undone")
+        # The conversation on screen was the import's: the link reloads the chat list without it.
+        panel.locator("#import-open-list").click()
+        expect(ivy.page.locator("#chat-input")).to_be_visible(timeout=15_000)
+        expect(ivy.page.locator("#thread-history a").filter(has_text="Sourdough starter help")).to_have_count(0)
+        ivy.send("/profile")
 
         # A file of another kind is refused at once, with what was expected.
         holiday = Path(app.workdir) / "holiday.jpg"
