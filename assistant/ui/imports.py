@@ -8,7 +8,8 @@ does the same from a shell).
   private folder under the data directory and is deleted once read. Answers 202 at once: the import
   runs in the background, since a large export takes longer than a proxy waits for an answer.
 - `GET /api/me/imports`: the person's imports (newest first) and, while one runs in this process, its
-  stage and counts: reading the file, embedding it for recall, learning the first profile from it.
+  stage and counts: receiving the file, reading it, learning the first profile from it (then it is
+  embedded for recall in the background).
 - `DELETE /api/me/imports/{id}`: undo one import entirely (assistant.imports.undo_import): 202, then in
   the background, followed as an import is.
 
@@ -78,7 +79,7 @@ class Progress:
     """An import this process runs for one person, as the panel shows it."""
 
     file_name: str
-    # uploading -> reading -> embedding -> learning -> done | failed; or undoing -> undone | failed
+    # uploading -> reading -> learning -> done | failed; or undoing -> undone | failed
     stage: str = "uploading"
     conversations: int = 0
     messages: int = 0
@@ -95,7 +96,7 @@ class Progress:
     def busy(self) -> bool:
         """Still adding rows: a second import, or an undo, waits. Learning (a model call) does not count:
         the job drops evidence undone meanwhile (hypotheses.job._still_there)."""
-        return self.stage in ("uploading", "reading", "embedding", "undoing")
+        return self.stage in ("uploading", "reading", "undoing")
 
     def heard(self, counts: Imported) -> None:
         self.conversations, self.messages, self.texts = counts.conversations, counts.messages, counts.texts
@@ -192,17 +193,17 @@ class ImportsApi:
         progress.heard(done)
         progress.summary, progress.batch_id, progress.skipped = done.line(), done.batch_id, done.skipped
         if done.conversations or done.texts or done.extended:
-            progress.stage = "embedding"
+            progress.stage = "learning"
             await self._learn(user_id, progress)
         progress.stage = "learning" if progress.job_id is not None else "done"
         logger.info("import for user %s: %s, batch %s", user_id, progress.stage, progress.batch_id)
 
     async def _learn(self, user_id: int, progress: Progress) -> None:
         """The first profile first (its one model call runs while the rest is done: the person sees it as
-        soon as it is there), then the style card, then the vectors (minutes for a large history)."""
+        soon as it is there), then the style card; the vectors last, on their own: a large history takes
+        hours to embed (README, "Bring your history"), and until then recall finds it by its words."""
         steps = [("learning your profile", self._first_profile),
-                 ("measuring your style", lambda u, _: asyncio.to_thread(recount_style, self._engine, user_id=u)),
-                 ("making it recallable", self._embed)]
+                 ("measuring your style", lambda u, _: asyncio.to_thread(recount_style, self._engine, user_id=u))]
         for what, step in steps:
             try:
                 await step(user_id, progress)
@@ -210,13 +211,11 @@ class ImportsApi:
                 logger.exception("import for user %s: %s failed", user_id, what)
                 progress.note = (f"Your history is stored, but {what} failed on our side; "
                                  "it is done again as you chat.")
+        if self._embed_here and self._embedder.ready:  # else `hyperalign worker` (or the next start) catches up
+            self._tasks.spawn(asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id))
 
     async def _first_profile(self, user_id: int, progress: Progress) -> None:
         progress.job_id = await self._jobs.after_import(user_id)
-
-    async def _embed(self, user_id: int, progress: Progress) -> None:
-        if self._embed_here and self._embedder.ready:
-            await asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id)
 
     def _current(self, session, user_id: int) -> dict | None:
         progress = self._now.get(user_id)

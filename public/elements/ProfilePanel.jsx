@@ -177,7 +177,6 @@ const STAGES = {
   uploading: (c) => `Receiving ${c.file_name}…`,
   reading: (c) => `Reading ${c.file_name}: ${count(c.conversations, "conversation")}, ${count(c.messages, "message")}, ` +
                   `${count(c.texts, "text")} so far…`,
-  embedding: (c) => `${c.summary}. Making it recallable…`,
   learning: (c) => `${c.summary}. Learning your profile from a sample of your own words…`,
   undoing: (c) => `Undoing the import of ${c.file_name}…`,
 }
@@ -208,7 +207,7 @@ function send(file, onProgress) {
   })
 }
 
-const ADDING = ["uploading", "reading", "embedding", "undoing"]  // rows still change: no second import, no undo
+const ADDING = ["uploading", "reading", "undoing"]  // rows still change: no second import, no undo
 
 function Imports({ onProfileChanged }) {
   const [state, setState] = useState(null)

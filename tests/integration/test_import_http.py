@@ -42,7 +42,7 @@ def upload(client, path: Path, name: str | None = None) -> httpx.Response:
 
 
 def finished(client, timeout: float = 30) -> dict:
-    """The import's state once it has stopped reading, embedding and learning."""
+    """The import's state once it has stopped receiving, reading and learning (or undoing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = client.get("/api/me/imports").json()["current"]
