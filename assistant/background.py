@@ -25,6 +25,7 @@ from hypotheses.job import (
     count_new_substantive,
     enqueue,
     run_job,
+    unlearned_imports,
     waiting,
 )
 from hypotheses.schedule import FIRST_AFTER, due
@@ -81,12 +82,16 @@ class HypothesisJobs:
 
         def maybe_enqueue(session) -> int | None:
             new, has_run = count_new_substantive(session, user_id=user_id)
-            if not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every, first_after=FIRST_AFTER):
+            # An import no job has learned from (no model then, or its job failed) comes first: its job
+            # reads the new chat texts too.
+            imported = unlearned_imports(session, user_id=user_id)
+            if not imported and not due(new, has_run=has_run, chat_ended=chat_ended, every=self._every,
+                                        first_after=FIRST_AFTER):
                 return None
             if self._over_limit(session, user_id):
                 return None
-            job = enqueue(session, user_id=user_id, trigger="chat_end" if chat_ended else "messages",
-                          lease=self._lease)
+            trigger = IMPORT_TRIGGER if imported else "chat_end" if chat_ended else "messages"
+            job = enqueue(session, user_id=user_id, trigger=trigger, lease=self._lease)
             if job is not None:
                 session.flush()
                 return job.id
@@ -107,7 +112,7 @@ class HypothesisJobs:
             return None
 
         def queue(session) -> int | None:
-            if not count_new_substantive(session, user_id=user_id)[0] or self._over_limit(session, user_id):
+            if not unlearned_imports(session, user_id=user_id) or self._over_limit(session, user_id):
                 return None
             job = enqueue(session, user_id=user_id, trigger=IMPORT_TRIGGER, lease=self._lease)
             if job is None:

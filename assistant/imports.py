@@ -45,9 +45,14 @@ def _take_back(engine: Engine, indexes: UserIndexes | None, *, user_id: int, bat
     message_ids = read(engine, lambda s: importing.batch_message_ids(s, batch_id=batch_id))
     # The profile first: were the texts removed first and this interrupted, nothing would say which
     # entries they had supported.
-    withdrawn, weakened = write(engine, lambda s: withdraw_evidence(
-        s, user_id=user_id, message_ids=message_ids, reason=f"import {batch_id} undone"))
+    def withdraw(session: Session) -> tuple[int, int]:
+        return withdraw_evidence(session, user_id=user_id, message_ids=message_ids, reason=f"import {batch_id} undone")
+
+    withdrawn, weakened = write(engine, withdraw)
     removed = importing.undo_batch(engine, user_id=user_id, batch_id=batch_id, status=status)
+    # And once more: a hypothesis job that committed while the texts were being removed may have cited them.
+    late = write(engine, withdraw)
+    withdrawn, weakened = withdrawn + late[0], weakened + late[1]
     recount_style(engine, user_id=user_id)
     if indexes is not None:
         indexes.drop(user_id)  # rebuilt from what is left at the next recall
@@ -64,9 +69,13 @@ def abandon_stale_imports(engine: Engine, indexes: UserIndexes | None, *, stale:
         def give_up(session: Session, batch: int = batch_id) -> bool:
             return importing.give_up_stale(session, batch_id=batch, stale=stale)
 
-        if not write(engine, give_up):
-            continue  # another process took it first, or it was heard from after all
-        _take_back(engine, indexes, user_id=user_id, batch_id=batch_id, status=None)
+        try:
+            if not write(engine, give_up):
+                continue  # another process took it first, or it was heard from after all
+            _take_back(engine, indexes, user_id=user_id, batch_id=batch_id, status=None)
+        except Exception:  # one batch's failure must not keep the others; it is taken up again later
+            logger.exception("taking back interrupted import %s of user %s failed", batch_id, user_id)
+            continue
         logger.warning("import %s of user %s was interrupted halfway and has been undone", batch_id, user_id)
         undone += 1
     return undone

@@ -50,6 +50,8 @@ from memory.models import (
     EntrySource,
     EntryStatus,
     HypothesisJob,
+    ImportBatch,
+    ImportStatus,
     JobStatus,
     Message,
     MessageStatus,
@@ -228,10 +230,12 @@ def last_seen_message(session: Session, *, user_id: int) -> int:
 
 def user_texts(session: Session, *, user_id: int, after: int | None = None, before: int | None = None,
                limit: int = 200) -> list[Text]:
-    """The user's own complete messages in remembered threads, oldest first."""
+    """The user's own complete messages written here, in remembered threads, oldest first. Imported ones
+    are read by import jobs only (`unseen_texts`), from finished imports: a job running beside an import
+    never cites a text that import may yet take back."""
     query = (select(Message.id, Message.content).join(Thread, col(Thread.id) == Message.thread_id)
              .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
-                    Thread.remember == True))  # noqa: E712
+                    Thread.remember == True, col(Message.import_batch_id).is_(None)))  # noqa: E712
     if after is not None:
         query = query.where(col(Message.id) > after)
     if before is not None:
@@ -256,28 +260,49 @@ class Unseen:
     newest: int
 
 
-def unseen_texts(session: Session, *, user_id: int, after: int) -> Unseen:
-    """The person's complete texts in remembered chats newer than `after`, read in chunks: of the imported
-    ones only the most substantive POOL that could be chosen (short enough, PER_CONVERSATION a thread),
-    of the ones written here the newest 200 (as `user_texts`)."""
-    longest = IMPORT_BUDGET_TOKENS * CHARS_PER_TOKEN // LONGEST_SHARE
-    pool: list[Written] = []
-    chatted: list[Text] = []
-    newest = after
-    while True:
-        rows = session.exec(
-            select(Message.id, Message.thread_id, Message.import_batch_id, Message.content)
+def last_imported_seen(session: Session, *, user_id: int) -> int:
+    """The newest imported message a successful import job has considered (imports have their own mark:
+    a chat job that ran while an import was storing may have moved the common one past its texts)."""
+    return session.exec(select(func.coalesce(func.max(HypothesisJob.up_to_message_id), 0)).where(
+        HypothesisJob.user_id == user_id, HypothesisJob.status == JobStatus.DONE,
+        HypothesisJob.trigger == IMPORT_TRIGGER)).one()
+
+
+def _finished_imports(user_id: int, after: int):
+    """SQL: the person's own complete texts from finished imports, in remembered threads, newer than `after`."""
+    return (select(Message.id, Message.thread_id, Message.content)
             .join(Thread, col(Thread.id) == Message.thread_id)
+            .join(ImportBatch, col(ImportBatch.id) == Message.import_batch_id)
             .where(Message.user_id == user_id, Message.author == Author.USER, Message.status == MessageStatus.COMPLETE,
-                   Thread.remember == True, col(Message.id) > newest,  # noqa: E712
-                   func.length(Message.content) <= longest)  # a text too long to be chosen is never loaded
-            .order_by(col(Message.id)).limit(READ_EVERY)).all()
+                   Thread.remember == True, ImportBatch.status == ImportStatus.DONE,  # noqa: E712
+                   col(Message.id) > after))
+
+
+def unlearned_imports(session: Session, *, user_id: int, look_at: int = 500) -> bool:
+    """Whether a finished import holds a substantive text of the person that no import job has read (a
+    model was connected only later, or the job failed): the next job is then an import job. It looks at
+    the first `look_at` such texts only: it is asked after every turn."""
+    after = last_imported_seen(session, user_id=user_id)
+    rows = session.exec(_finished_imports(user_id, after).order_by(col(Message.id)).limit(look_at)).all()
+    return any(is_substantive(content) for _, _, content in rows)
+
+
+def unseen_texts(session: Session, *, user_id: int, after: int) -> Unseen:
+    """What an import job reads: the texts written here newer than `after` (the newest 200, as any job
+    reads them), and of the finished imports' texts no import job has read, the most substantive POOL
+    that could be chosen (short enough, PER_CONVERSATION a thread), read in chunks."""
+    longest = IMPORT_BUDGET_TOKENS * CHARS_PER_TOKEN // LONGEST_SHARE
+    chatted = user_texts(session, user_id=user_id, after=after)
+    pool: list[Written] = []
+    newest = last_imported_seen(session, user_id=user_id)
+    while True:
+        rows = session.exec(_finished_imports(user_id, newest)
+                            .where(func.length(Message.content) <= longest)  # too long to be chosen: not loaded
+                            .order_by(col(Message.id)).limit(READ_EVERY)).all()
         if not rows:
-            return Unseen(pool, chatted, newest)
-        fresh = [Written(Text(stored_id(mid), content), thread_id) for mid, thread_id, batch, content in rows
-                 if batch is not None]
-        chatted = [*chatted, *(Text(stored_id(mid), content) for mid, _, batch, content in rows if batch is None)][-200:]
-        pool = _best(pool, fresh)
+            considered = max([after, newest, *(t.message_id for t in chatted)])
+            return Unseen(pool, chatted, considered)
+        pool = _best(pool, [Written(Text(stored_id(mid), content), thread_id) for mid, thread_id, content in rows])
         newest = stored_id(rows[-1][0])
 
 
@@ -405,14 +430,18 @@ async def _work(engine: Engine, *, job_id: int, token: str, complete: Complete,
 
 
 def _still_there(session: Session, *, user_id: int, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """The candidates with the evidence that is still stored and remembered: during the model's call the
-    person may have undone an import, deleted a chat or asked not to remember it. One left with no
+    """The candidates with the evidence that is still stored, remembered, and not part of an import being
+    taken back: during the model's call the person may have undone an import, deleted a chat or asked
+    not to remember it. One left with no
     evidence is dropped; an entry must never rest on texts that are gone."""
     cited = {m for c in candidates for m in c.evidence}
     if not cited:
         return list(candidates)
-    kept = set(session.exec(select(Message.id).join(Thread, col(Thread.id) == Message.thread_id).where(
-        col(Message.id).in_(cited), Message.user_id == user_id, Thread.remember == True)).all())  # noqa: E712
+    kept = set(session.exec(
+        select(Message.id).join(Thread, col(Thread.id) == Message.thread_id)
+        .outerjoin(ImportBatch, col(ImportBatch.id) == Message.import_batch_id)
+        .where(col(Message.id).in_(cited), Message.user_id == user_id, Thread.remember == True,  # noqa: E712
+               or_(col(Message.import_batch_id).is_(None), col(ImportBatch.status) == ImportStatus.DONE))).all())
     alive = []
     for candidate in candidates:
         left = tuple(m for m in candidate.evidence if m in kept)

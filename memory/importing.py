@@ -15,11 +15,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, insert
+from sqlalchemy import Engine, and_, delete, func, insert, or_
 from sqlalchemy import update as sql_update
 from sqlmodel import Session, col, select
 
@@ -131,8 +131,9 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
     if not dry_run:
         result.batch_id = write(engine, lambda s: _new_batch(s, user_id=user_id, source=kind, name=result.file_name,
                                                              digest=digest))
-    try:
-        with _heartbeat(engine, result.batch_id):
+    # The heartbeat goes on through a failure's clean-up too: a long one is not taken for a dead import.
+    with _heartbeat(engine, result.batch_id):
+        try:
             for chunk in _chunks(_items(path, kind, skipped, max_bytes), WRITE_EVERY):
                 if dry_run:
                     _count(result, chunk)
@@ -145,14 +146,14 @@ def import_file(engine: Engine, *, user_id: int, path: Path, max_bytes: int, dry
                 result.source = _chat_source(engine, result.batch_id) if result.batch_id else "chats"
             if result.batch_id is not None:
                 write(engine, lambda s: _finish(s, result))
-    except BaseException as exc:  # whatever stopped it, nothing of the file stays half-imported
-        if result.batch_id is not None:  # a stopped batch keeps the status and reason the sweep gave it
-            stopped = isinstance(exc, ImportStopped)
-            undo_batch(engine, user_id=user_id, batch_id=result.batch_id,
-                       status=None if stopped else ImportStatus.FAILED, reason=(str(exc) or type(exc).__name__)[:255])
-        if isinstance(exc, UnreadableImport | OSError | ImportStopped):
-            raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
-        raise
+        except BaseException as exc:  # whatever stopped it, nothing of the file stays half-imported
+            if result.batch_id is not None:  # a stopped batch keeps the status and reason the sweep gave it
+                stopped = isinstance(exc, ImportStopped)
+                undo_batch(engine, user_id=user_id, batch_id=result.batch_id, status=None if stopped
+                           else ImportStatus.FAILED, reason=(str(exc) or type(exc).__name__)[:255])
+            if isinstance(exc, UnreadableImport | OSError | ImportStopped):
+                raise UnreadableImport(f"{exc}. Nothing of {path.name} was kept.") from None
+            raise
     logger.info("import user=%s batch=%s: %d conversations, %d messages, %d texts, %d already here",
                 user_id, result.batch_id, result.conversations, result.messages, result.texts, result.already)
     return result
@@ -168,6 +169,12 @@ def _items(path: Path, kind: str, skipped: Skipped, max_bytes: int) -> Iterator[
         yield from read_text_file(path, skipped, max_bytes=max_bytes)
 
 
+# The batches this process is importing or cleaning up: the sweep passes them over, whatever their clock
+# says (a machine that slept keeps its threads' timers but not the wall clock the sweep compares with).
+HERE: set[int] = set()
+_HERE_LOCK = threading.Lock()
+
+
 @contextmanager
 def _heartbeat(engine: Engine, batch_id: int | None) -> Iterator[None]:
     """While the block runs, the batch says every HEARTBEAT_S that its process is alive: a file read for
@@ -181,12 +188,12 @@ def _heartbeat(engine: Engine, batch_id: int | None) -> Iterator[None]:
         while not stop.wait(HEARTBEAT_S):
             try:
                 write(engine, lambda s: s.execute(
-                    sql_update(ImportBatch).where(col(ImportBatch.id) == batch_id,
-                                                  col(ImportBatch.status) == ImportStatus.RUNNING)
-                    .values(heard_at=utcnow())))
+                    sql_update(ImportBatch).where(col(ImportBatch.id) == batch_id).values(heard_at=utcnow())))
             except Exception:  # a missed beat only brings the sweep closer; the import goes on
                 logger.exception("import %s: heartbeat failed", batch_id)
 
+    with _HERE_LOCK:
+        HERE.add(batch_id)
     beating = threading.Thread(target=beat, name=f"import-{batch_id}-heartbeat", daemon=True)
     beating.start()
     try:
@@ -194,26 +201,36 @@ def _heartbeat(engine: Engine, batch_id: int | None) -> Iterator[None]:
     finally:
         stop.set()
         beating.join()
+        with _HERE_LOCK:
+            HERE.discard(batch_id)
 
 
-def _running(session: Session, batch_id: int | None) -> ImportBatch:
-    """The batch, locked, if it is still running; else ImportStopped (undone or failed meanwhile)."""
-    batch = session.exec(select(ImportBatch).where(ImportBatch.id == batch_id).with_for_update()).first()
-    if batch is None or batch.status is not ImportStatus.RUNNING:
+def _claim(session: Session, batch_id: int | None, **values) -> None:
+    """Begin a write of the import by marking its batch, only while it is running; else ImportStopped.
+    An UPDATE, not a read: it takes SQLite's write lock (which ignores FOR UPDATE) and PostgreSQL's row
+    lock at once, so a sweep cannot fail the batch between this check and the write it guards."""
+    claimed = session.connection().execute(
+        sql_update(ImportBatch).where(col(ImportBatch.id) == batch_id, col(ImportBatch.status) == ImportStatus.RUNNING)
+        .values(heard_at=utcnow(), **values))
+    if claimed.rowcount != 1:
         raise ImportStopped("the import was stopped: it was taken for interrupted")
-    return batch
 
 
 def _store_chunk(engine: Engine, *, user_id: int, items: list, result: Imported) -> None:
-    def store_them(session: Session) -> None:
-        batch = _running(session, result.batch_id)
-        _store(session, user_id=user_id, batch_id=result.batch_id, items=items, result=result)
-        # The counts so far, for any process to show, and a sign of life.
-        batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
-        batch.heard_at = utcnow()
-        session.add(batch)
+    """One chunk in one transaction. Its counts reach `result` only once it is committed: a write that
+    is retried (memory.db.write) starts again from the counts before it."""
+    def store_them(session: Session) -> Imported:
+        _claim(session, result.batch_id)
+        counts = replace(result)
+        _store(session, user_id=user_id, batch_id=result.batch_id, items=items, result=counts)
+        # The counts so far, for any process to show.
+        session.connection().execute(sql_update(ImportBatch).where(col(ImportBatch.id) == result.batch_id).values(
+            conversations=counts.conversations, messages=counts.messages, texts=counts.texts))
+        return counts
 
-    write(engine, store_them)
+    stored = write(engine, store_them)
+    result.conversations, result.messages, result.texts = stored.conversations, stored.messages, stored.texts
+    result.already, result.extended = stored.already, stored.extended
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -334,7 +351,9 @@ def _chat_source(engine: Engine, batch_id: int) -> str:
 
 
 def _finish(session: Session, result: Imported) -> None:
-    batch = _running(session, result.batch_id)
+    _claim(session, result.batch_id)
+    batch = session.get(ImportBatch, result.batch_id)
+    assert batch is not None, "claimed a moment ago"
     batch.status, batch.finished_at, batch.source = ImportStatus.DONE, utcnow(), result.source
     batch.conversations, batch.messages, batch.texts = result.conversations, result.messages, result.texts
     batch.skipped_json = json.dumps(result.skipped)
@@ -434,23 +453,32 @@ def undo_batch(engine: Engine, *, user_id: int, batch_id: int, status: ImportSta
 
 
 def give_up_stale(session: Session, *, batch_id: int, stale: timedelta = STALE) -> bool:
-    """Mark a batch failed if it is still running and not heard from for `stale`: atomically, so that
-    only one sweeper takes it, and its import, should it be alive after all, stops at its next write."""
+    """Take a stale batch for clean-up (see stale_batches): atomically, so that only one sweeper takes it,
+    and its import, should it be alive after all, stops at its next write. The batch is marked failed
+    and heard from now: a sweeper that dies while cleaning up leaves it to the next one, 10 minutes on."""
     cutoff = utcnow() - stale
     result = session.connection().execute(sql_update(ImportBatch).where(
-        col(ImportBatch.id) == batch_id, col(ImportBatch.status) == ImportStatus.RUNNING,
+        col(ImportBatch.id) == batch_id,
+        col(ImportBatch.status).in_([ImportStatus.RUNNING, ImportStatus.FAILED]),
         func.coalesce(col(ImportBatch.heard_at), col(ImportBatch.created_at)) < cutoff)
-        .values(status=ImportStatus.FAILED, finished_at=utcnow(), reason=INTERRUPTED))
+        .values(status=ImportStatus.FAILED, finished_at=utcnow(), heard_at=utcnow(),
+                reason=func.coalesce(col(ImportBatch.reason), INTERRUPTED)))
     return result.rowcount == 1
 
 
 
 def stale_batches(session: Session, *, stale: timedelta = STALE) -> list[tuple[int, int]]:
-    """(batch id, user id) of the imports whose process died halfway (see STALE)."""
+    """(batch id, user id) of the imports whose process died halfway (see STALE): running ones not heard
+    from, and failed ones whose clean-up stopped (they still hold threads), none of this process's own."""
     cutoff = utcnow() - stale
-    return [(stored_id(b), stored_id(u)) for b, u in session.exec(select(ImportBatch.id, ImportBatch.user_id).where(
-        ImportBatch.status == ImportStatus.RUNNING,
-        func.coalesce(ImportBatch.heard_at, ImportBatch.created_at) < cutoff)).all()]
+    rows = session.exec(select(ImportBatch.id, ImportBatch.user_id).where(
+        or_(col(ImportBatch.status) == ImportStatus.RUNNING,
+            and_(col(ImportBatch.status) == ImportStatus.FAILED,
+                 col(ImportBatch.id).in_(select(ImportHeld.batch_id).distinct()))),
+        func.coalesce(ImportBatch.heard_at, ImportBatch.created_at) < cutoff)).all()
+    with _HERE_LOCK:
+        mine = set(HERE)
+    return [(stored_id(b), stored_id(u)) for b, u in rows if b not in mine]
 
 
 def batch_of(session: Session, *, user_id: int, batch_id: int) -> ImportBatch | None:

@@ -26,7 +26,12 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 
 def save_vectors(session: Session, *, model: str, messages: Sequence[Message], vectors: np.ndarray) -> None:
+    """Each message's vector, except for messages deleted since they were read (a chat deleted, an import
+    undone while it was embedded): their vector would point at nothing."""
+    alive = set(session.exec(select(Message.id).where(col(Message.id).in_([m.id for m in messages]))).all())
     for message, vector in zip(messages, vectors, strict=True):
+        if message.id not in alive:
+            continue
         digest, blob = content_hash(message.content), np.asarray(vector, dtype="<f4").tobytes()
         row = session.get(Embedding, (stored_id(message.id), model))
         if row is None:

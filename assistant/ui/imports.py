@@ -89,7 +89,8 @@ class Progress:
     batch_id: int | None = None
     job_id: int | None = None
     profile: str | None = None  # what the first profile job did
-    note: str | None = None  # a step after storing that failed: what was stored stays
+    note: str | None = None  # the steps after storing that failed: what was stored stays
+    steps_done: bool = False  # the steps after storing have all run (the profile's job may still be running)
     skipped: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -146,8 +147,7 @@ class ImportsApi:
             await asyncio.to_thread(private_dir, folder)
             await self._receive(request, folder / name)
         except BaseException:
-            if self._now.get(user_id) is progress:
-                del self._now[user_id]
+            self._put_back(user_id, taken=progress, before=running)
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
         progress.stage = "reading"
@@ -196,6 +196,7 @@ class ImportsApi:
             progress.stage = "learning"
             await self._learn(user_id, progress)
         progress.stage = "learning" if progress.job_id is not None else "done"
+        progress.steps_done = True  # from here on `_current` says when the job is over
         logger.info("import for user %s: %s, batch %s", user_id, progress.stage, progress.batch_id)
 
     async def _learn(self, user_id: int, progress: Progress) -> None:
@@ -209,8 +210,8 @@ class ImportsApi:
                 await step(user_id, progress)
             except Exception:  # a boundary per step: what was stored stays, and the next chats catch up
                 logger.exception("import for user %s: %s failed", user_id, what)
-                progress.note = (f"Your history is stored, but {what} failed on our side; "
-                                 "it is done again as you chat.")
+                failed = f"Your history is stored, but {what} failed on our side; it is done again as you chat."
+                progress.note = f"{progress.note} {failed}" if progress.note else failed
         if self._embed_here and self._embedder.ready:  # else `hyperalign worker` (or the next start) catches up
             self._tasks.spawn(asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id))
 
@@ -221,7 +222,7 @@ class ImportsApi:
         progress = self._now.get(user_id)
         if progress is None:
             return None
-        if progress.stage == "learning" and progress.job_id is not None:
+        if progress.stage == "learning" and progress.steps_done and progress.job_id is not None:
             job = session.get(HypothesisJob, progress.job_id)
             if job is not None and job.status in (JobStatus.DONE, JobStatus.FAILED):
                 progress.stage = "done"
@@ -244,18 +245,28 @@ class ImportsApi:
         """Checked here (404, 409), then run in the background: a large history takes minutes to take back,
         longer than a proxy waits. The panel follows it as it follows an import."""
         user_id = await self._user_id(request)
-        running = self._now.get(user_id)
-        if running is not None and running.busy:
-            raise HTTPException(status_code=409, detail=f"Wait for {running.file_name} to finish, then undo.")
+        before = self._now.get(user_id)
+        if before is not None and before.busy:
+            raise HTTPException(status_code=409, detail=f"Wait for {before.file_name} to finish, then undo.")
+        # Taken before the next await, as an upload takes it: no upload or second undo slips in meanwhile.
+        progress = self._now[user_id] = Progress(file_name="", stage="undoing", batch_id=batch_id)
         batch = await asyncio.to_thread(read, self._engine, lambda s: batch_of(s, user_id=user_id, batch_id=batch_id))
-        if batch is None:
-            raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).")
-        if batch.status is ImportStatus.RUNNING:  # being imported by another process (a replica, the CLI)
+        if batch is None or batch.status is ImportStatus.RUNNING:  # running: in another process (a replica, the CLI)
+            self._put_back(user_id, taken=progress, before=before)
+            if batch is None:
+                raise HTTPException(status_code=404, detail="That import does not exist (it may have been undone).")
             raise HTTPException(status_code=409, detail="That import is still running: undo it once it is done.")
-        progress = self._now[user_id] = Progress(file_name=batch.file_name, stage="undoing", batch_id=batch_id,
-                                                 conversations=batch.conversations, texts=batch.texts)
+        progress.file_name, progress.conversations, progress.texts = batch.file_name, batch.conversations, batch.texts
         self._tasks.spawn(self._take_back(user_id, batch_id, progress))
         return JSONResponse(asdict(progress), status_code=202)
+
+    def _put_back(self, user_id: int, *, taken: Progress, before: Progress | None) -> None:
+        """What the panel showed before a refused request, unless something newer took its place."""
+        if self._now.get(user_id) is taken:
+            if before is None:
+                del self._now[user_id]
+            else:
+                self._now[user_id] = before
 
     async def _take_back(self, user_id: int, batch_id: int, progress: Progress) -> None:
         try:

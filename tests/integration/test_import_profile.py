@@ -15,7 +15,7 @@ from hypotheses.job import count_new_substantive, last_seen_message
 from memory import store
 from memory.db import read, write
 from memory.importing import import_file
-from memory.models import Author, EntryStatus, HypothesisJob, JobStatus, Message, ProfileEntry
+from memory.models import Author, EntryStatus, HypothesisJob, ImportBatch, JobStatus, Message, ProfileEntry
 from tests.fakellm import WINDOWS
 
 pytestmark = pytest.mark.anyio
@@ -172,3 +172,57 @@ async def test_an_import_undone_while_its_profile_is_learned_leaves_no_entry_on_
     assert read(engine, lambda s: s.get(HypothesisJob, job_id)).status is JobStatus.DONE
     entries = read(engine, lambda s: s.exec(select(ProfileEntry).where(ProfileEntry.user_id == ada.id)).all())
     assert entries == []
+
+
+async def test_a_chat_job_during_an_import_neither_cites_it_nor_hides_it_from_the_import_job(
+        engine, fake_llm, gateway, embedder, tmp_path):
+    """Second review: a chat job could sample texts of an import still storing (which may yet be taken
+    back), and move the common mark past them, so the import's own job skipped most of the history."""
+    from memory.models import ImportStatus
+
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    done = import_file(engine, user_id=ada.id, path=chatgpt_export(tmp_path / "conversations.json", 5), max_bytes=LIMIT)
+
+    def running(session):
+        batch = session.get(ImportBatch, done.batch_id)
+        batch.status = ImportStatus.RUNNING
+        session.add(batch)
+
+    write(engine, running)
+    texts = ["I keep a notebook of every walk I take along the coast path.",
+             "Honestly I prefer the long way round, through the woods and fields.",
+             "My sister thinks I overplan, but a good map never hurt anybody."]
+    write(engine, lambda s: [store.upsert_thread(s, thread_id="here", user_id=ada.id)] + [
+        store.save_message(s, step_id=f"here-{i}", thread_id="here", user_id=ada.id, author=Author.USER, content=t)
+        for i, t in enumerate(texts)])
+    fake_llm.script("hypotheses", answer_citing(1))
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    await jobs.after_turn(ada.id)  # a chat job while the import is still storing
+    await jobs.settle()
+    assert "matters because" not in json.dumps(fake_llm.requests_for("hypotheses")[0].body["messages"])
+
+    def finished(session):
+        batch = session.get(ImportBatch, done.batch_id)
+        batch.status = ImportStatus.DONE
+        session.add(batch)
+
+    write(engine, finished)
+    fake_llm.script("hypotheses", answer_citing(1))
+    assert await jobs.after_import(ada.id) is not None
+    await jobs.settle()
+    assert "matters because" in json.dumps(fake_llm.requests_for("hypotheses")[1].body["messages"])
+
+
+async def test_an_import_brought_without_a_model_is_learned_from_at_the_next_chat(engine, fake_llm, gateway,
+                                                                                   embedder, tmp_path):
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    import_file(engine, user_id=ada.id, path=chatgpt_export(tmp_path / "conversations.json", 3), max_bytes=LIMIT)
+    assert await HypothesisJobs(engine=engine, gateway=OfflineModel(), embedder=embedder,
+                                every=6).after_import(ada.id) is None
+    fake_llm.script("hypotheses", answer_citing(1))
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    await jobs.after_turn(ada.id)  # a model is connected now; the person chats
+    await jobs.settle()
+    (job,) = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
+    assert (job.trigger, job.status) == ("import", JobStatus.DONE)
+    assert "matters because" in json.dumps(fake_llm.requests_for("hypotheses")[0].body["messages"])

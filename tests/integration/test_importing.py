@@ -335,10 +335,14 @@ def test_an_import_the_sweep_takes_for_dead_stops_at_its_next_write_and_leaves_n
     from memory.importing import INTERRUPTED, WRITE_EVERY
     from memory.models import ImportStatus
 
+    from memory import importing
+
     swept = []
 
     def sweep_after_the_first_chunk(counts):
         if not swept:
+            assert abandon_stale_imports(engine, None, stale=timedelta(0)) == 0  # never this process's own
+            importing.HERE.discard(counts.batch_id)  # as seen from another process, after a long silence
             swept.append(abandon_stale_imports(engine, None, stale=timedelta(0)))
 
     export = _many_conversations(tmp_path / "conversations.json", WRITE_EVERY * 2 + 50)
@@ -366,3 +370,57 @@ def test_a_batch_still_being_imported_cannot_be_undone(engine, ada):
     with pytest.raises(StillImporting):
         undo_import(engine, None, user_id=ada.id, batch_id=done.batch_id)
     assert len(threads_of(engine, ada)) == 1
+
+
+def test_an_import_failed_just_before_its_finish_is_not_marked_done(engine, ada):
+    """Second review: the finish read the status, then wrote "done" over a sweep's "failed"."""
+    from datetime import timedelta
+
+    from assistant.imports import abandon_stale_imports
+    from memory import importing
+    from memory.models import ImportStatus
+
+    def sweep(counts):  # after the last chunk, before the finish
+        importing.HERE.discard(counts.batch_id)
+        abandon_stale_imports(engine, None, stale=timedelta(0))
+
+    with pytest.raises(UnreadableImport, match="stopped"):
+        import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT,
+                    progress=sweep)
+    (batch,) = read(engine, lambda s: s.exec(select(ImportBatch)).all())
+    assert batch.status is ImportStatus.FAILED and threads_of(engine, ada) == []
+
+
+def test_a_failed_import_whose_clean_up_stopped_is_taken_back_by_the_sweep(engine, ada):
+    """Second review: a batch marked failed with its rows still there was never looked at again."""
+    from datetime import timedelta
+
+    from assistant.imports import abandon_stale_imports
+    from memory.models import ImportStatus, utcnow
+
+    done = import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+
+    def as_if_its_clean_up_died(session):
+        batch = session.get(ImportBatch, done.batch_id)
+        batch.status, batch.reason, batch.heard_at = ImportStatus.FAILED, "JSON broken", utcnow() - timedelta(minutes=11)
+        session.add(batch)
+
+    write(engine, as_if_its_clean_up_died)
+    assert abandon_stale_imports(engine, None) == 1
+    assert threads_of(engine, ada) == []
+    batch = read(engine, lambda s: s.get(ImportBatch, done.batch_id))
+    assert (batch.status, batch.reason) == (ImportStatus.FAILED, "JSON broken")  # its own reason kept
+    assert abandon_stale_imports(engine, None) == 0  # nothing held any more: not taken again
+
+
+def test_a_vector_for_a_message_deleted_meanwhile_is_not_saved(engine, ada, embedder):
+    from memory.models import Embedding, Message
+    from memory.vectors import save_vectors
+
+    import_file(engine, user_id=ada.id, path=FIXTURES / "claude-conversations.json", max_bytes=LIMIT)
+    messages = read(engine, lambda s: s.exec(select(Message).where(Message.user_id == ada.id)).all())
+    vectors = embedder.encode([m.content for m in messages])
+    write(engine, lambda s: store.delete_messages(s, thread_id=messages[0].thread_id, message_ids=[messages[0].id]))
+    write(engine, lambda s: save_vectors(s, model=embedder.model_name, messages=messages, vectors=vectors))
+    saved = read(engine, lambda s: {e.message_id for e in s.exec(select(Embedding)).all()})
+    assert saved == {m.id for m in messages[1:]}
