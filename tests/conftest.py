@@ -184,6 +184,18 @@ def fake_llm() -> Iterator[FakeLLM]:
         fake.close()
 
 
+@pytest.fixture
+async def gateway(fake_llm):
+    """The real gateway onto the loopback model, every purpose on "fake"; no retries of its own."""
+    from assistant.llm import OpenAIGateway, Purpose
+    from tests.fakellm import WINDOWS
+
+    built = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
+                          windows=WINDOWS, timeout=5, max_retries=0)
+    yield built
+    await built.close()
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The real bundled model, loaded once for the whole session (about 8 s)."""

@@ -9,26 +9,19 @@ from sqlmodel import select
 
 from assistant.background import HypothesisJobs
 from assistant.imports import undo_import
-from assistant.llm import OfflineModel, OpenAIGateway, Purpose
+from assistant.llm import OfflineModel
 from hypotheses.infer import CHARS_PER_TOKEN, IMPORT_BUDGET_TOKENS, PER_CONVERSATION
 from hypotheses.job import count_new_substantive, last_seen_message
 from memory import store
 from memory.db import read, write
 from memory.importing import import_file
 from memory.models import Author, EntryStatus, HypothesisJob, ImportBatch, JobStatus, Message, ProfileEntry
-from tests.fakellm import WINDOWS
 
 pytestmark = pytest.mark.anyio
 LIMIT = 50 * 2**20
 REPLY_MARK = "ASSISTANT-REPLY-NEVER-EVIDENCE"
 
 
-@pytest.fixture
-async def gateway(fake_llm):
-    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                       windows=WINDOWS, timeout=5, max_retries=0)
-    yield gw
-    await gw.close()
 
 
 def chatgpt_export(path, conversations: int, *, asks_per_conversation: int = 4):

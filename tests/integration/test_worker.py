@@ -11,13 +11,12 @@ from sqlalchemy import update as sql_update
 from sqlmodel import select
 
 from assistant.background import HypothesisJobs
-from assistant.llm import OpenAIGateway, Purpose
 from assistant.worker import Worker
 from hypotheses.job import claim, enqueue
 from memory import store
 from memory.db import read, write
 from memory.models import Author, Embedding, HypothesisJob, JobStatus, utcnow
-from tests.fakellm import WINDOWS, Reply
+from tests.fakellm import Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -28,12 +27,6 @@ ANSWER = json.dumps({"hypotheses": [{"action": "add", "facet": "preference", "te
                                      "evidence": [2], "confidence": 0.7, "entry": None, "stated": False}]})
 
 
-@pytest.fixture
-async def gateway(fake_llm):
-    gw = OpenAIGateway(api_key=None, base_url=fake_llm.base_url, models=dict.fromkeys(Purpose, "fake"),
-                       windows=WINDOWS, timeout=5, max_retries=0)
-    yield gw
-    await gw.close()
 
 
 def people(engine, count: int, *, written=timedelta(minutes=10)) -> list[int]:
