@@ -248,7 +248,7 @@ function Imports({ onProfileChanged }) {
     try {
       await send(file, setSent)
       const data = await refresh()
-      if (data.current && data.current.stage === "done") onProfileChanged()  // nothing left to wait for
+      if (data.current && FINISHED.includes(data.current.stage)) onProfileChanged()  // nothing left to wait for
     } catch (e) {
       setError(e.message)
     } finally {
@@ -259,7 +259,8 @@ function Imports({ onProfileChanged }) {
     try {
       await call("DELETE", `/api/me/imports/${batch.id}`)
       setError("")
-      await refresh()
+      const data = await refresh()
+      if (data.current && FINISHED.includes(data.current.stage)) onProfileChanged()  // done before the first look
     } catch (e) {
       setError(e.message)
     }

@@ -70,6 +70,22 @@ class Person:
             return
         raise AssertionError(f"{self.name}: the composer lost the typed message three times")
 
+    def new_chat(self) -> None:
+        """Start a new chat (the button, then the dialog's confirm).
+
+        Like the composer (`send`), the dialog is lost when Chainlit moves a new chat's page from "/" to
+        "/thread/<id>" while it is open (seen in CI under load): the button is pressed again then."""
+        from playwright.sync_api import TimeoutError as Timeout
+
+        for _ in range(3):
+            self.page.locator("#new-chat-button").click()
+            try:
+                self.page.locator("#confirm").click(timeout=5_000)
+                return
+            except Timeout:
+                continue
+        raise AssertionError(f"{self.name}: the new-chat dialog never stayed open")
+
     def shot(self, name: str) -> None:
         # Chainlit's fade-ins are CSS animations: Playwright finishes them for the picture instead of
         # the test waiting them out.

@@ -45,8 +45,7 @@ def test_sign_up_chat_resume_tomorrow_and_nobody_else_sees_it(browser, app, fake
     thread_link = ada.page.locator("#thread-history a").filter(has_text=first)
     expect(thread_link).to_be_visible(timeout=15_000)
     thread_url = thread_link.get_attribute("href")
-    ada.page.locator("#new-chat-button").click()
-    ada.page.locator("#confirm").click()
+    ada.new_chat()
     ada.page.reload()
     ada.page.locator("#thread-history a").filter(has_text=first).click()
     expect(ada.page.locator('.step[data-step-type="user_message"]').filter(has_text=first)).to_be_visible(timeout=15_000)
@@ -119,8 +118,7 @@ def test_recalled_step_brings_back_my_fact_from_an_earlier_thread_and_not_anothe
     lee.send("My favourite colour is crimson and I keep bees too")
     expect(lee.page.locator(LAST_REPLY).last).to_contain_text("Noted.")
 
-    kim.page.locator("#new-chat-button").click()
-    kim.page.locator("#confirm").click()
+    kim.new_chat()
     fake.script("chat", "You told me: teal.")
     kim.send("Which colour did I say was my favourite?")
     expect(kim.page.locator(LAST_REPLY).last).to_contain_text("You told me: teal.", timeout=15_000)
@@ -184,8 +182,7 @@ def test_a_reopened_thread_keeps_every_deliberation_and_recalled_panel_with_its_
     fake.script("chat", "Noted.")
     uma.send("My allotment grows purple carrots and I cycle there every Saturday morning")
     expect(uma.page.locator(LAST_REPLY).last).to_contain_text("Noted.", timeout=15_000)
-    uma.page.locator("#new-chat-button").click()
-    uma.page.locator("#confirm").click()
+    uma.new_chat()
     questions = ["What colour are the carrots on my allotment?", "When do I cycle to my allotment?",
                  "How do I get to the allotment, remind me?"]
     for number, question in enumerate(questions, start=1):
@@ -194,8 +191,7 @@ def test_a_reopened_thread_keeps_every_deliberation_and_recalled_panel_with_its_
         uma.send(question)
         expect(uma.page.locator(LAST_REPLY).last).to_contain_text(f"Answer number {number}.", timeout=15_000)
 
-    uma.page.locator("#new-chat-button").click()
-    uma.page.locator("#confirm").click()
+    uma.new_chat()
     uma.page.reload()
     uma.page.locator("#thread-history a").filter(has_text=questions[0]).click()
     expect(uma.page.locator(LAST_REPLY).filter(has_text="Answer number 3.")).to_be_visible(timeout=15_000)

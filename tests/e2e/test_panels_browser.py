@@ -59,8 +59,7 @@ def label(viewport: dict) -> str:
 def new_chat(person: Person) -> None:
     from playwright.sync_api import expect
 
-    person.page.locator("#new-chat-button").click()
-    person.page.locator("#confirm").click()
+    person.new_chat()
     expect(person.page.locator('.step[data-step-type="user_message"]')).to_have_count(0)
 
 
