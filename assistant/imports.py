@@ -5,9 +5,12 @@ counted again from what is left, and the person's recall index forgets the vecto
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -18,6 +21,9 @@ from memory import importing, profile
 from memory.db import read, write
 from memory.index import UserIndexes
 from memory.models import Author, ImportStatus, Message, stored_id
+
+if TYPE_CHECKING:
+    from assistant.background import HypothesisJobs
 
 CHUNK = 1000  # texts per read while the card counts: a large history never sits in memory at once
 
@@ -79,6 +85,32 @@ def abandon_stale_imports(engine: Engine, indexes: UserIndexes | None, *, stale:
         logger.warning("import %s of user %s was interrupted halfway and has been undone", batch_id, user_id)
         undone += 1
     return undone
+
+
+@dataclass(frozen=True)
+class Learned:
+    job_id: int | None  # the first profile's job, queued (and started here unless workers run jobs)
+    failed: tuple[str, ...] = ()  # what went wrong, in the person's words; what was stored stays
+
+
+async def learn_from_import(engine: Engine, jobs: HypothesisJobs, *, user_id: int) -> Learned:
+    """What follows an import that stored something, for the panel and the CLI alike. The first profile
+    first: its one model call runs while the rest is done, so the person sees it as soon as it is
+    there. Then the style card. Each step has its own boundary: what was stored stays, and the next
+    chats catch up. The vectors are the caller's, last and on their own: a large history takes hours
+    to embed (README, "Bring your history"), and until then recall finds it by its words."""
+    job_id, failed = None, []
+    try:
+        job_id = await jobs.after_import(user_id)
+    except Exception:
+        logger.exception("import for user %s: queuing the first profile failed", user_id)
+        failed.append("learning your profile")
+    try:
+        await asyncio.to_thread(recount_style, engine, user_id=user_id)
+    except Exception:
+        logger.exception("import for user %s: counting the style card failed", user_id)
+        failed.append("measuring your style")
+    return Learned(job_id, tuple(failed))
 
 
 def recount_style(engine: Engine, *, user_id: int) -> int:

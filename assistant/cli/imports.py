@@ -59,17 +59,15 @@ def import_files(settings: Settings, args: argparse.Namespace) -> int:
             print(("would import " if args.dry_run else "") + done.line(), flush=True)
             added += done.conversations + done.texts
         if added and not args.dry_run:
-            from assistant.imports import recount_style
-
-            recount_style(engine, user_id=user_id)  # the card learns the imported words that are the person's
             asyncio.run(_learn(settings, user_id))
     return 1 if refused else 0
 
 
 async def _learn(settings: Settings, user_id: int) -> None:
-    """Vectors for what was imported, here and now (off any chat's path, batched); then the first profile
-    from it: one bounded inference (hypotheses.infer, IMPORT_BUDGET_TOKENS), run here unless workers
-    run jobs (HYPERALIGN_WEB_RUNS_JOBS=false), and none without a model."""
+    """What the panel does after an import (assistant.imports.learn_from_import: the first profile, run
+    here unless workers run jobs, and the style card), then the vectors, here and now with a progress
+    bar rather than in the background, and the first profile's outcome once its job is over."""
+    from assistant.imports import learn_from_import
     from assistant.wiring import build_app
     from memory.db import read
     from memory.importing import counted
@@ -78,23 +76,25 @@ async def _learn(settings: Settings, user_id: int) -> None:
 
     app = build_app(settings)
     try:
+        await asyncio.to_thread(app.embedder.load)  # the job's merge compares entries by their vectors
+        learned = await learn_from_import(app.engine, app.jobs, user_id=user_id)
+        for what in learned.failed:
+            print(f"{what} failed (the log says why); it is done again as they chat", file=sys.stderr, flush=True)
         print("embedding the imported texts for recall ...", file=sys.stderr, flush=True)
-        await asyncio.to_thread(app.embedder.load)
         done = await asyncio.to_thread(embed_pending, app.engine, app.embedder, user_id=user_id, progress=progress_bar)
         print(f"\nembedded {done} messages", file=sys.stderr, flush=True)
         if settings.offline:
             print("profile: no language model is configured, so none is inferred yet", flush=True)
             return
-        job_id = await app.jobs.after_import(user_id)
-        if job_id is None:
+        if learned.job_id is None:
             print("profile: nothing new to learn from (or a job of theirs is already running)", flush=True)
             return
         if not settings.web_runs_jobs:
-            print(f"profile: job {job_id} queued for the workers", flush=True)
+            print(f"profile: job {learned.job_id} queued for the workers", flush=True)
             return
         print("inferring the first profile from a sample of the imported texts ...", file=sys.stderr, flush=True)
         await app.jobs.settle()
-        job = await asyncio.to_thread(read, app.engine, lambda s: s.get(HypothesisJob, job_id))
+        job = await asyncio.to_thread(read, app.engine, lambda s: s.get(HypothesisJob, learned.job_id))
         if job is not None and job.status is JobStatus.DONE:
             print(f"profile: {counted(job.changes, 'entry', 'entries')} from {job.samples} of the texts", flush=True)
         else:

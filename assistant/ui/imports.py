@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 from starlette.requests import ClientDisconnect
 
 from assistant.background import HypothesisJobs, TaskSet
-from assistant.imports import recount_style, undo_import
+from assistant.imports import learn_from_import, undo_import
 from assistant.ui.inputs import path_id
 from assistant.ui.routes import install_first, signed_in_account
 from memory.db import read
@@ -200,23 +200,13 @@ class ImportsApi:
         logger.info("import for user %s: %s, batch %s", user_id, progress.stage, progress.batch_id)
 
     async def _learn(self, user_id: int, progress: Progress) -> None:
-        """The first profile first (its one model call runs while the rest is done: the person sees it as
-        soon as it is there), then the style card; the vectors last, on their own: a large history takes
-        hours to embed (README, "Bring your history"), and until then recall finds it by its words."""
-        steps = [("learning your profile", self._first_profile),
-                 ("measuring your style", lambda u, _: asyncio.to_thread(recount_style, self._engine, user_id=u))]
-        for what, step in steps:
-            try:
-                await step(user_id, progress)
-            except Exception:  # a boundary per step: what was stored stays, and the next chats catch up
-                logger.exception("import for user %s: %s failed", user_id, what)
-                failed = f"Your history is stored, but {what} failed on our side; it is done again as you chat."
-                progress.note = f"{progress.note} {failed}" if progress.note else failed
+        learned = await learn_from_import(self._engine, self._jobs, user_id=user_id)
+        progress.job_id = learned.job_id
+        for what in learned.failed:
+            failed = f"Your history is stored, but {what} failed on our side; it is done again as you chat."
+            progress.note = f"{progress.note} {failed}" if progress.note else failed
         if self._embed_here and self._embedder.ready:  # else `hyperalign worker` (or the next start) catches up
             self._tasks.spawn(asyncio.to_thread(embed_pending, self._engine, self._embedder, user_id=user_id))
-
-    async def _first_profile(self, user_id: int, progress: Progress) -> None:
-        progress.job_id = await self._jobs.after_import(user_id)
 
     def _current(self, session, user_id: int) -> dict | None:
         progress = self._now.get(user_id)

@@ -219,3 +219,23 @@ async def test_an_import_brought_without_a_model_is_learned_from_at_the_next_cha
     (job,) = read(engine, lambda s: s.exec(select(HypothesisJob)).all())
     assert (job.trigger, job.status) == ("import", JobStatus.DONE)
     assert "matters because" in json.dumps(fake_llm.requests_for("hypotheses")[0].body["messages"])
+
+
+async def test_learning_after_an_import_says_which_step_failed_and_raises_nothing(engine, fake_llm, gateway, embedder,
+                                                                               tmp_path):
+    """The person erased themselves while their import was learning: both steps fail on our side, and the
+    panel and the CLI are told which (assistant.imports.learn_from_import), never an exception."""
+    from assistant.imports import learn_from_import
+    from assistant.privacy import forget
+
+    ada = write(engine, lambda s: store.create_user(s, identifier="ada", password="password1"))
+    import_file(engine, user_id=ada.id, path=chatgpt_export(tmp_path / "conversations.json", 3), max_bytes=LIMIT)
+    jobs = HypothesisJobs(engine=engine, gateway=gateway, embedder=embedder, every=6)
+    fake_llm.script("hypotheses", answer_citing(1))
+    learned = await learn_from_import(engine, jobs, user_id=ada.id)
+    await jobs.settle()
+    assert learned.job_id is not None and learned.failed == ()
+
+    forget(engine, None, user_id=ada.id, token_lifetime_s=60)
+    gone = await learn_from_import(engine, jobs, user_id=ada.id)
+    assert gone.job_id is None and "measuring your style" in gone.failed
