@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 MAX_TYPES = 5_000  # distinct words remembered for vocabulary richness (bounds the stored card)
 MIN_MESSAGES = 3  # fewer than this: no statements, a style is not three words
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…]+(?:\s|$)|\n+")
 _CONTRACTION = re.compile(r"\b\w+['’](?:s|t|re|ve|ll|d|m)\b", re.IGNORECASE)
 _CODE = re.compile(r"```|^\s{4}\S", re.MULTILINE)
@@ -74,7 +74,7 @@ def observe(stats: StyleStats, text: str) -> StyleStats:
     text = text.strip()
     if not text or is_pasted(text):
         return stats
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     lowered = [w.lower() for w in words]
     opening = text.lower().lstrip("*_ ")
     closing = re.sub(r"[\W_]+$", "", text.lower()).rsplit("\n", 1)[-1]

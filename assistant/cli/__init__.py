@@ -20,6 +20,7 @@ Commands (each is documented in README; a test checks):
   hyperalign bench context [--json]
   hyperalign bench inference [--messages N] [--json]
   hyperalign bench load [--users N,N,...] [--messages N] [--latency-ms MS] [--url URL] [--workers N] [--replicas N] ...
+  hyperalign bench voice --dataset ccat50|cmcc PATH [--ks N,N,...] [--seeds N] [--methods M,M] [--json]
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
   hyperalign audit list|show|label|export [filters]

@@ -1,4 +1,4 @@
-"""`hyperalign bench recall|turn|context|load|import|inference`: benchmarks that print figures (JSON with `--json`)."""
+"""`hyperalign bench recall|turn|context|load|import|voice|inference`: benchmarks that print figures (JSON with `--json`)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,16 @@ def add_commands(commands) -> None:
     bench_import.add_argument("--database-url", help="a PostgreSQL database to import into (default: fresh SQLite)")
     bench_import.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_import.set_defaults(run=bench_import_command)
+    bench_voice = bench_cmd.add_parser("voice", help="how well the authorship verifier tells a person's writing from "
+                                       "others', with k of their texts (CCAT50 or CMCC, as DITTO packages them)")
+    bench_voice.add_argument("--dataset", required=True, choices=["ccat50", "cmcc"], help="which set PATH holds")
+    bench_voice.add_argument("path", type=Path, metavar="PATH", help="its folder (e.g. ../shared/data/cmcc)")
+    bench_voice.add_argument("--ks", default="1,2,3,4,5,6,7", help="texts learned from per author, comma-separated")
+    bench_voice.add_argument("--seeds", type=int, default=5, help="draws of demonstrations averaged (default 5)")
+    bench_voice.add_argument("--methods", default="verifier,verifier-plain,tfidf-char,tfidf-word,tfidf-char-log,"
+                             "tfidf-word-log", help="which of these to measure (default all)")
+    bench_voice.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    bench_voice.set_defaults(run=bench_voice_command)
     bench_inference = bench_cmd.add_parser("inference", help="model calls and tokens per user message, by purpose")
     bench_inference.add_argument("--messages", type=int, default=200, help="simulated user messages (default 200)")
     bench_inference.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -173,6 +183,31 @@ def bench_import_command(settings: Settings, args: argparse.Namespace) -> int:
     result = run_import_bench(sizes=sizes, latency_ms=args.latency_ms, embed=args.embed,
                               database_url=args.database_url, say=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+def bench_voice_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.measure.voice import METHODS, as_json, render, run, splits
+    from assistant.measure.voice_data import DatasetError, load
+
+    try:
+        ks = sorted({int(n) for n in args.ks.split(",") if n.strip()})
+    except ValueError:
+        raise CommandError("--ks takes whole numbers separated by commas, e.g. 1,3,7") from None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not ks or ks[0] < 1 or args.seeds < 1 or not methods or set(methods) - set(METHODS):
+        raise CommandError(f"--ks and --seeds must be positive, and --methods some of {', '.join(METHODS)}")
+    try:
+        authors = load(args.dataset, args.path)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"{args.dataset}: {len(authors)} authors, {sum(len(a.held_out) for a in authors)} held-out texts")
+    measured = splits(args.dataset, authors)
+    rows = [row for split in measured for row in run(split, ks=ks, seeds=args.seeds, methods=methods, progress=say)]
+    print(json.dumps(as_json(rows), indent=2) if args.json else render(rows, {s.name: s.pools for s in measured}))
     return 0
 
 
