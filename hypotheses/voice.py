@@ -62,7 +62,8 @@ WORD_KEPT = frozenset(COMMON_WORDS[:300])
 BITS = 17  # per view: 131,072 buckets; a person's masked n-grams are a few thousand, so few collide
 DIM = 2 << BITS  # both views side by side
 ALPHA = 1.0  # ridge penalty (on unit-length views; the measured sweet spot was flat around 1)
-PRIOR_SIGMAS, PRIOR_SLOPE, PRIOR_TEXTS = 2.0, 1.5, 5.0  # the calibration's prior, and how much it weighs
+PRIOR_SLOPE, PRIOR_TEXTS = 6.0, 5.0  # the calibration's prior, on the others-to-person scale, and its weight
+PRIOR_SIGMAS = 2.0  # with one text of the person's, the midpoint this many of the others' spreads above them
 MIN_TEXTS = 3  # fewer of a person's texts: no verdict (one text is a topic, not a voice)
 MIN_WORDS = 30  # a text shorter than this says too little to be scored
 
@@ -183,6 +184,11 @@ class Voice:
     own: tuple[float, float]  # the range the person's own texts score, each scored without it (10th-90th pct)
     texts: int  # how many of their texts it learned from
     view: str = MASKED
+    own_scores: tuple[float, ...] = ()  # each of those texts' score without it, in the order given
+
+    def representative(self, n: int) -> list[int]:
+        """The n texts (their positions) that sound most like the person: exemplars chosen for style."""
+        return sorted(range(len(self.own_scores)), key=lambda i: -self.own_scores[i])[:n]
 
     def raw(self, texts: Sequence[str]) -> np.ndarray:
         return weighted(count_matrix(texts, self.view), self.idf) @ self.weights + self.bias
@@ -196,9 +202,14 @@ class TooLittle(ValueError):
     """Not enough of a person's own writing to say how they write; the message says how much more."""
 
 
+def usable(texts: Sequence[str]) -> list[str]:
+    """The texts long enough to say how someone writes (`learn` reads only these, in this order)."""
+    return [t for t in texts if words_in(t) >= MIN_WORDS]
+
+
 def learn(own: Sequence[str], others: Sequence[str], *, alpha: float = ALPHA) -> Voice:
-    """A person's voice from their texts against other people's. Raises TooLittle under MIN_TEXTS."""
-    own = [t for t in own if words_in(t) >= MIN_WORDS]
+    """A person's voice from their usable texts against other people's. Raises TooLittle under MIN_TEXTS."""
+    own = usable(own)
     if len(own) < MIN_TEXTS:
         raise TooLittle(f"{len(own)} of your texts have {MIN_WORDS} words or more; {MIN_TEXTS} are needed")
     if not others:
@@ -225,7 +236,8 @@ def learn_many(groups: Sequence[Sequence[str]], background: Sequence[str] = (), 
         calibration = fit_calibration(loo[mine, g], loo[~mine, g])
         own = calibration(loo[mine, g])
         voices.append(Voice(weights[:, g].astype(np.float32), float(dual[:, g].sum()), idf, calibration,
-                            (float(np.percentile(own, 10)), float(np.percentile(own, 90))), int(mine.sum()), view))
+                            (float(np.percentile(own, 10)), float(np.percentile(own, 90))), int(mine.sum()), view,
+                            tuple(float(v) for v in own)))
     return voices
 
 
@@ -239,15 +251,20 @@ def ridge_dual(kernel: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[n
 
 
 def fit_calibration(positive: np.ndarray, negative: np.ndarray, *, steps: int = 50) -> Calibration:
-    """Raw scores as a probability of "the same person wrote it". The others' leave-one-out scores set
-    the scale (their mean and spread); a logistic fit on both classes' leave-one-out scores, equally
-    weighted, then sets slope and midpoint, pulled towards a prior (the midpoint PRIOR_SIGMAS above the
-    others' mean) as strongly as PRIOR_TEXTS texts of the person's would pull: with a few texts the
-    leave-one-out scores are too few and too pessimistic to trust alone (each was scored by a model
-    that had one text fewer of the person's)."""
-    centre, spread = float(np.mean(negative)), float(np.std(negative)) or 1.0
-    prior = np.array([PRIOR_SLOPE, -PRIOR_SLOPE * PRIOR_SIGMAS])
-    z = (np.concatenate([positive, negative]).astype(np.float64) - centre) / spread
+    """Raw scores as a probability of "the same person wrote it", from leave-one-out raw scores of the
+    person's texts and of the others'. The scale runs from the others' mean (0) to the person's (1): a
+    text unlike anything the voice learned from lands near the ridge's bias, between the two, and must
+    not look like the person only because the others' scores are tightly packed. A logistic fit on that
+    scale, both classes weighted equally, is pulled towards a prior (the midpoint halfway, PRIOR_SLOPE
+    steep) as strongly as PRIOR_TEXTS texts of the person's would pull: with a few texts the leave-one-out
+    scores are too few and too pessimistic to trust alone (each was scored by a model that had one text
+    fewer of the person's). With a single text there is no such score of theirs, and the others' spread
+    stands in for the scale, the midpoint PRIOR_SIGMAS of it above their mean."""
+    centre = float(np.mean(negative))
+    gap = float(np.mean(positive)) - centre if len(positive) >= 2 else 0.0
+    scale = max(gap, PRIOR_SIGMAS * 2 * (float(np.std(negative)) or 1.0))
+    prior = np.array([PRIOR_SLOPE, -PRIOR_SLOPE / 2])
+    z = (np.concatenate([positive, negative]).astype(np.float64) - centre) / scale
     label = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
     # Each class weighs as much as the person's texts do, so the evidence grows with them, not with the install.
     weight = np.where(label == 1, 1.0, len(positive) / max(len(negative), 1))
@@ -261,7 +278,7 @@ def fit_calibration(positive: np.ndarray, negative: np.ndarray, *, steps: int = 
         beta -= step
         if np.abs(step).max() < 1e-8:
             break
-    slope = beta[0] / spread
+    slope = beta[0] / scale
     return Calibration(float(slope), float(beta[1] - slope * centre))
 
 

@@ -23,6 +23,7 @@ Commands (each is documented in README; a test checks):
   hyperalign bench voice --dataset ccat50|cmcc PATH [--ks N,N,...] [--seeds N] [--methods M,M] [--json]
   hyperalign spec check [PATH]
   hyperalign eval safety --dataset PATH --format FORMAT [--profile FILE] [--out DIR] [--concurrency N] [--limit N]
+  hyperalign eval style --dataset ccat50|cmcc PATH [--k N] [--authors N] [--per-author N] [--judge] [--out DIR]
   hyperalign audit list|show|label|export [filters]
 
 One module per command group; each adds its commands to the parser and sets `run(settings, args)`.

@@ -57,7 +57,8 @@ def test_a_voice_knows_its_writer_whatever_the_topic():
 
     # One topic for the held-out text, another for everything Ada wrote: still hers, and Bo's on her topic is not.
     rng = random.Random(5)
-    ada_voice = voice.learn([ADA.text(rng, TOPICS[0]) for _ in range(6)], [t for w in (BO, CY, DI) for t in texts_of(w, 6, seed=3)])
+    others = [t for w in (BO, CY, DI) for t in texts_of(w, 6, seed=3)]
+    ada_voice = voice.learn([ADA.text(rng, TOPICS[0]) for _ in range(6)], others)
     assert ada_voice.score(ADA.text(rng, TOPICS[1])) > 0.5 > ada_voice.score(BO.text(rng, TOPICS[0]))
 
 
@@ -88,3 +89,13 @@ def test_calibration_rises_with_the_score_and_stays_finite_on_a_perfect_split():
     assert low < 0.2 < mid < high and high > 0.8 and np.isfinite(calibration.slope)
     one = voice.fit_calibration(np.array([0.4]), np.array([-1.0, -0.8, -1.2, -0.9]))  # a single text: the prior
     assert one.slope > 0 and one(0.4) > one(-1.0)
+
+
+def test_a_text_unlike_anyone_it_learned_from_is_nobodys():
+    """A bland paragraph in no one's manner (what a model writes unprompted) lands near the ridge's bias,
+    between the others' scores and the person's. However tightly the others' scores are packed, that
+    must not read as the person's (the scale runs from the others' mean to the person's)."""
+    bland = ("The question of the fence is one that deserves a careful answer. There are arguments on both sides, "
+             "and the council has a duty to weigh them. In the end a fair compromise is usually the best outcome.")
+    voices = voice.learn_many([texts_of(w, 5, seed=1) for w in WRITERS])
+    assert voice.scores(voices, [bland]).max() < 0.5
