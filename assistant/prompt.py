@@ -22,6 +22,12 @@ SYSTEM_PROMPT = """\
 You are hyperalign, a helpful assistant that remembers each user's conversations. Answer the \
 user's latest message directly and clearly. Use Markdown where it helps readability."""
 
+DRAFT_PROMPT = """\
+The user asked you to write something for them to send as their own: write it in their voice, as they \
+would write it themselves, in the first person. Follow their own texts quoted below for wording, sentence \
+length, punctuation, capitals, greetings and sign-offs, and their habits, not your usual style. Answer \
+with the draft alone: no preamble, no comments, no options."""
+
 OMITTED = "[an earlier message too long to include]"
 MIN_MESSAGE_TOKENS = 64  # the least of the user's message a reply is written from
 
@@ -171,12 +177,15 @@ def build_reply_messages(
     profile: Sequence[str] = (),
     exemplars: Sequence[str] = (),
     safety: str | None = None,
+    draft: bool = False,
 ) -> list[dict[str, str]]:
-    """System prompt (safety decision, then the user data block: profile, exemplars, style card, recalled
-    memories), the recent window, the new message."""
+    """System prompt (safety decision, what a draft asks for, then the user data block: profile, exemplars,
+    style card, recalled memories), the recent window, the new message."""
     sections = [SYSTEM_PROMPT]
     if safety:
         sections.append(safety)
+    if draft:  # after the decision, which binds a draft as any reply
+        sections.append(DRAFT_PROMPT)
     data = []
     if profile:
         data.append(render_profile(profile))
@@ -210,11 +219,12 @@ class ReplyParts:
     profile: Sequence[str] = ()
     exemplars: Sequence[str] = ()
     safety: str | None = None
+    draft: bool = False  # "write as me": the reply is the user's own text, in their voice
 
     def messages(self) -> list[dict[str, str]]:
         return build_reply_messages(
             self.window, self.user_text, max_chars=self.max_chars, memories=self.memories, style=self.style,
-            profile=self.profile, exemplars=self.exemplars, safety=self.safety,
+            profile=self.profile, exemplars=self.exemplars, safety=self.safety, draft=self.draft,
         )
 
 

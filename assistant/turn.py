@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from assistant import drafts
 from assistant.background import TaskSet
 from assistant.config import Settings
 from assistant.llm import Gateway, LLMError, OnReasoning, Purpose, ReasoningOnly
@@ -47,12 +48,14 @@ from assistant.safety.audit import add_record, needs_record
 from assistant.safety.deliberate import Deliberation
 from assistant.safety.gate import SafetyGate, answer_instructions, verdict_json
 from assistant.usage import UsageLog, until_tomorrow
+from hypotheses import voice
 from hypotheses.style import StyleStats, describe, observe
+from hypotheses.voice import TooLittle
 from memory import profile, store
 from memory.db import read, write
 from memory.embed import Embedder
 from memory.index import UserIndexes
-from memory.models import Author, EntryStatus, Message, MessageStatus, stored_id, utcnow
+from memory.models import Author, Decision, EntryStatus, Message, MessageStatus, stored_id, utcnow
 from memory.retrieve import (
     Recalled,
     RecallQuery,
@@ -78,6 +81,7 @@ class TurnRequest:
     message_id: str  # Chainlit's step id of the user's message
     reply_id: str  # Chainlit's step id of the reply being written
     text: str
+    draft: bool = False  # "write as me": the reply is a draft in the user's own voice (assistant.drafts)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class TurnResult:
     notice: str | None = None  # what went wrong, in words for the user
     recalled: tuple[Recalled, ...] = ()
     deliberation: Deliberation | None = None  # None only when no model decides (offline, message too long)
+    voice: str | None = None  # a draft's verdict: "sounds like you: 0.81; your own texts score 0.74–0.92"
 
 
 def _setting(name: str):
@@ -175,6 +180,13 @@ class Turns:
             # Kept whole, embedding included, so it is recalled like any other once replies resume.
             await self._record(request, stored.message, await embedding, "", None, reason="daily limit")
             return TurnResult("", False, _limit_notice(self._limits.daily_token_limit))
+        learned = None
+        if request.draft:
+            try:  # before any model call: without enough of their writing there is no voice to write in
+                learned = await asyncio.to_thread(drafts.voice_of, self._engine, user_id=request.user_id)
+            except TooLittle as exc:
+                await self._record(request, stored.message, await embedding, "", None, reason="too little writing")
+                return TurnResult("", False, str(exc))
         deciding = None
         if self._safety is not None:
             window = [(item.author, item.content) for item in stored.window]
@@ -192,13 +204,16 @@ class Turns:
         # The user's own recalled texts double as style exemplars (they resemble the request by
         # construction); the rest, and the assistant's replies, stay memories.
         exemplars = [r for r in recalled if r.author == Author.USER][:MAX_EXEMPLARS]
+        examples = [r.content for r in exemplars]
+        if learned is not None:  # a draft follows how they write first, then how they write about this
+            examples = drafts.exemplars(learned[0], learned[1], examples, n=MAX_EXEMPLARS)
         memories = fit_memories(
             [Memory(str(r.author), r.content, r.created_at, r.thread_name) for r in recalled if r not in exemplars],
             self._limits.recall_tokens,
         )
         parts = ReplyParts(
             stored.window, text, max_chars=self._limits.max_message_chars, memories=memories, style=stored.style,
-            profile=stored.profile, exemplars=[r.content for r in exemplars],
+            profile=stored.profile, exemplars=examples, draft=request.draft,
             safety=(answer_instructions(deliberation, self._safety.spec)
                     if deliberation is not None and self._safety is not None else None),
         )
@@ -231,12 +246,18 @@ class Turns:
             raise
         reply = "".join(received)
         await self._record(request, stored.message, vector, reply, deliberation, reason=None)
+        verdict = None
+        if learned is not None and _drafted(request, deliberation) and voice.words_in(reply) >= voice.MIN_WORDS // 3:
+            score = await asyncio.to_thread(learned[0].score, reply)
+            verdict = voice.describe(score, learned[0])
+            logger.info("draft thread=%s user=%s voice=%.2f own=%.2f-%.2f", request.thread_id, request.user_id,
+                        score, *learned[0].own)
         logger.info(
             "turn thread=%s user=%s chars_in=%d chars_out=%d recalled=%d decision=%s ms=%.0f",
             request.thread_id, request.user_id, len(text), len(reply), len(recalled),
             deliberation.decision if deliberation else "none", (time.perf_counter() - started) * 1000,
         )
-        return TurnResult(reply, True, recalled=tuple(recalled), deliberation=deliberation)
+        return TurnResult(reply, True, recalled=tuple(recalled), deliberation=deliberation, voice=verdict)
 
     def _store_user_message(self, session: Session, request: TurnRequest, text: str) -> _Stored:
         thread = store.upsert_thread(session, thread_id=request.thread_id, user_id=request.user_id)
@@ -309,7 +330,7 @@ class Turns:
                 saved = store.save_message(
                     session, step_id=request.reply_id, thread_id=request.thread_id, user_id=request.user_id,
                     author=Author.ASSISTANT, content=reply, status=status, status_reason=reason,
-                    model=self._gateway.label,
+                    model=self._gateway.label, draft=_drafted(request, deliberation),
                     safety_json=verdict_json(deliberation) if deliberation is not None else None,
                 )
             if needs_record(deliberation):
@@ -336,6 +357,11 @@ class Turns:
     async def settle(self) -> None:
         """Wait for background memory work (tests, benchmarks, shutdown)."""
         await self._background.settle()
+
+
+def _drafted(request: TurnRequest, deliberation: Deliberation | None) -> bool:
+    """A draft was asked for and the decision let it be written (a refusal is no draft of theirs)."""
+    return request.draft and (deliberation is None or deliberation.decision != Decision.REFUSE)
 
 
 def _limit_notice(limit: int, now: datetime | None = None) -> str:

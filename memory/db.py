@@ -275,6 +275,14 @@ def m013_import_heartbeat(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE import_batch ADD COLUMN heard_at {kind}"))
 
 
+def m014_draft_replies(conn: Connection) -> None:
+    """Replies drafted in the person's own voice are marked, so the verifier never learns them as an
+    assistant's (assistant.drafts)."""
+    if "draft" not in {c["name"] for c in inspect(conn).get_columns("message")}:
+        default = "FALSE" if conn.dialect.name == "postgresql" else "0"
+        conn.execute(text(f"ALTER TABLE message ADD COLUMN draft BOOLEAN NOT NULL DEFAULT {default}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_recall", m002_recall),
@@ -289,6 +297,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m011_usage", m011_usage),
     ("m012_imports", m012_imports),
     ("m013_import_heartbeat", m013_import_heartbeat),
+    ("m014_draft_replies", m014_draft_replies),
 ]
 
 

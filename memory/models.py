@@ -244,6 +244,8 @@ class Message(SQLModel, table=True):
     safety_json: str | None = Field(default=None, sa_column=Column(Text))
     name: str | None = Field(default=None, max_length=64)  # the author name the UI shows
     parent_step_id: str | None = Field(default=None, max_length=64)
+    # A reply written in the person's own voice ("write as me"): never an assistant's voice to tell theirs from.
+    draft: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     # The import that brought it (None: written here); no foreign key, as for thread.import_batch_id.
     import_batch_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())

@@ -333,6 +333,7 @@ def save_message(
     parent_step_id: str | None = None,
     created_at: datetime | None = None,
     safety_json: str | None = None,
+    draft: bool | None = None,
 ) -> Message:
     """Insert the message or update its text, and each other field given. Idempotent on step_id."""
     thread = session.get(Thread, thread_id)
@@ -353,7 +354,7 @@ def save_message(
     if status is not None:
         message.status, message.status_reason = status, status_reason
     for field, value in (("model", model), ("name", name), ("parent_step_id", parent_step_id),
-                         ("safety_json", safety_json)):
+                         ("safety_json", safety_json), ("draft", draft)):
         if value is not None:
             setattr(message, field, value)
     thread.updated_at = utcnow()

@@ -19,6 +19,7 @@ from chainlit.user import PersistedUser
 from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
+from assistant import drafts
 from assistant.accounts import SignInLimits, sign_in
 from assistant.imports import abandon_stale_imports
 from assistant.llm import OFFLINE_STARTER
@@ -144,6 +145,11 @@ PROFILE_COMMAND = {
     "id": "Profile", "icon": "user-round-cog", "button": True, "persistent": False,
     "description": "Your profile: see, correct, export or erase what I hold about you",
 }
+# "Write as me": picked, the next message is what to draft; typed, "/write <what>" (assistant.drafts).
+WRITE_COMMAND = {
+    "id": drafts.COMMAND, "icon": "pen-line", "button": True, "persistent": False,
+    "description": "Write as me: a draft of an email, a post or a reply in your own voice",
+}
 # Its button (#command-Console) is a link to /console/ in the same tab: public/hyperalign.js, keyed on this id.
 CONSOLE_COMMAND = {
     "id": "Console", "icon": "shield-check", "button": True, "persistent": False,
@@ -159,6 +165,8 @@ async def _set_commands() -> None:
     # The composer's buttons: Profile for everyone (the same as typing /profile), Console for operators.
     operator = _is_operator(cl.user_session.get("user"))
     commands = [PROFILE_COMMAND, CONSOLE_COMMAND] if operator else [PROFILE_COMMAND]
+    if not runtime.app().gateway.offline:  # a draft needs a model
+        commands.insert(1, WRITE_COMMAND)
     # The ignore: Chainlit's CommandDict makes every key required, while its UI and docs take "selected" as optional.
     await cl.context.emitter.set_commands(commands)  # type: ignore[arg-type]
 
@@ -231,7 +239,9 @@ def _starters(offline: bool) -> list[cl.Starter]:
                 profile]
     recall = cl.Starter(label="What do you remember about me?", icon="/public/starters/recall.svg",
                         message="What do you remember about me from our earlier conversations?")
-    return [recall, profile]
+    write = cl.Starter(label="Write something as me", command=drafts.COMMAND, icon="/public/starters/write.svg",
+                       message="A short note to a friend saying I can't make it on Friday, but could do Sunday.")
+    return [recall, write, profile]
 
 
 @cl.set_starters
@@ -304,10 +314,17 @@ async def on_message(message: cl.Message) -> None:
     app = runtime.app()
     # The author name picks the avatar (public/avatars/hyperalign_offline.svg in offline mode).
     author = "hyperalign offline" if app.gateway.offline else "hyperalign"
+    asked = drafts.draft_request(message.content, message.command)
+    if asked == "" or (asked is not None and app.gateway.offline):
+        await _a_command_starts_no_conversation()
+        text = drafts.HOW_TO if asked == "" else "“Write as me” needs a model; this is offline mode."
+        await cl.Message(content=text, author=author, metadata={DISPLAY_ONLY: True}).send()
+        return
     reply = cl.Message(content="", author=author)
     request = TurnRequest(
         user_id=int(user.id), thread_id=cl.context.session.thread_id,
-        message_id=message.id, reply_id=reply.id, text=message.content,
+        message_id=message.id, reply_id=reply.id, text=asked if asked is not None else message.content,
+        draft=asked is not None,
     )
     thinking = _ReasoningStep() if app.settings.show_reasoning else None
     streamed = Coalesced(reply.stream_token)  # a burst every 50 ms, not an emit per token
@@ -331,6 +348,8 @@ async def on_message(message: cl.Message) -> None:
         await reply.send()
     elif reply.content:  # all that was streamed turned out to be thinking: it leaves the screen
         await reply.remove()
+    if result.voice:  # beside the draft, not in it: the draft stays what they would send
+        await cl.Message(content=f"*{result.voice}*", author=author, metadata={DISPLAY_ONLY: True}).send()
     if result.notice:
         await cl.ErrorMessage(content=result.notice, author="hyperalign").send()
     await app.jobs.after_turn(request.user_id)  # enqueues a hypothesis job when one is due; never waits for it
