@@ -150,6 +150,9 @@ WRITE_COMMAND = {
     "id": drafts.COMMAND, "icon": "pen-line", "button": True, "persistent": False,
     "description": "Write as me: a draft of an email, a post or a reply in your own voice",
 }
+VOICE_ELEMENT = "Does it sound like you?"
+VOICE_HOW = ("Measured on how it is written, not what it says (your words, punctuation and rhythm), against your own "
+             "texts and an assistant's.")
 # Its button (#command-Console) is a link to /console/ in the same tab: public/hyperalign.js, keyed on this id.
 CONSOLE_COMMAND = {
     "id": "Console", "icon": "shield-check", "button": True, "persistent": False,
@@ -345,11 +348,11 @@ async def on_message(message: cl.Message) -> None:
             await thinking.close()
     if result.reply:
         reply.content = result.reply  # what was streamed, less any thinking known only at its end
+        if result.voice:  # under the draft, not in it: it stays what they would send, and its copy button copies it
+            reply.elements = [cl.Text(name=VOICE_ELEMENT, content=f"{result.voice}. {VOICE_HOW}", display="inline")]
         await reply.send()
     elif reply.content:  # all that was streamed turned out to be thinking: it leaves the screen
         await reply.remove()
-    if result.voice:  # beside the draft, not in it: the draft stays what they would send
-        await cl.Message(content=f"*{result.voice}*", author=author, metadata={DISPLAY_ONLY: True}).send()
     if result.notice:
         await cl.ErrorMessage(content=result.notice, author="hyperalign").send()
     await app.jobs.after_turn(request.user_id)  # enqueues a hypothesis job when one is due; never waits for it
