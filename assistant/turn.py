@@ -247,11 +247,14 @@ class Turns:
         reply = "".join(received)
         await self._record(request, stored.message, vector, reply, deliberation, reason=None)
         verdict = None
-        if learned is not None and _drafted(request, deliberation) and voice.words_in(reply) >= voice.MIN_WORDS // 3:
-            score = await asyncio.to_thread(learned[0].score, reply)
-            verdict = voice.describe(score, learned[0])
-            logger.info("draft thread=%s user=%s voice=%.2f own=%.2f-%.2f", request.thread_id, request.user_id,
-                        score, *learned[0].own)
+        if learned is not None and _drafted(request, deliberation):
+            if voice.words_in(reply) < voice.MIN_WORDS:  # a few words say too little about how anyone writes
+                verdict = f"too short to tell whether it sounds like you (under {voice.MIN_WORDS} words)"
+            else:
+                score = await asyncio.to_thread(learned[0].score, reply)
+                verdict = voice.describe(score, learned[0])
+                logger.info("draft thread=%s user=%s voice=%.2f own=%.2f-%.2f", request.thread_id, request.user_id,
+                            score, *learned[0].own)
         logger.info(
             "turn thread=%s user=%s chars_in=%d chars_out=%d recalled=%d decision=%s ms=%.0f",
             request.thread_id, request.user_id, len(text), len(reply), len(recalled),

@@ -56,11 +56,14 @@ indeed actually probably certainly simply mostly usually really truly also inste
 everyone everything someone anyone anything nothing nobody none another others each both much more
 less least best better worse worst first next then later soon now today yesterday tomorrow here
 there away out again further anyhow somehow about after before into onto from till shall must
-ought cannot""".split())
+ought cannot besides beneath despite except inside outside near past whatever whenever wherever
+whoever either""".split())
+COMMON_WORDS = tuple(dict.fromkeys(COMMON_WORDS))  # in order, once each
 CHAR_KEPT = frozenset(COMMON_WORDS[:100])
 WORD_KEPT = frozenset(COMMON_WORDS[:300])
 BITS = 17  # per view: 131,072 buckets; a person's masked n-grams are a few thousand, so few collide
 DIM = 2 << BITS  # both views side by side
+BIAS_FEATURE = 10.0  # the constant feature's size: large, so the ridge hardly shrinks the bias (see at_most_even)
 ALPHA = 1.0  # ridge penalty (on unit-length views; the measured sweet spot was flat around 1)
 PRIOR_SLOPE, PRIOR_TEXTS = 6.0, 5.0  # the calibration's prior, on the others-to-person scale, and its weight
 PRIOR_SIGMAS = 2.0  # with one text of the person's, the midpoint this many of the others' spreads above them
@@ -69,7 +72,7 @@ MIN_WORDS = 30  # a text shorter than this says too little to be scored
 
 _DIGIT = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
-_TOKEN = re.compile(r"\b\w\w+\b|\b\w+['’]\w+\b")
+_TOKEN = re.compile(r"\w+(?:['’]\w+)*")  # "don't" stays whole; "I" and "a" count
 _PRIME = np.uint64(1_000_003)
 _MASK64 = np.uint64((1 << 64) - 1)
 
@@ -87,13 +90,18 @@ def masked(text: str, kept: frozenset[str]) -> str:
     return _DIGIT.sub("#", WORD.sub(hide, normal_spacing(text)))
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
 def words_in(text: str) -> int:
-    return len(WORD.findall(text))
+    """Words, with each Chinese or Japanese character and Korean syllable as one (they are not spaced)."""
+    cjk = len(_CJK.findall(text))
+    return len(WORD.findall(_CJK.sub(" ", text))) + cjk if cjk else len(WORD.findall(text))
 
 
 def char_grams(text: str) -> np.ndarray:
     """Hashed character 3-5-grams, vectorised: a polynomial hash over the code points."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     parts = []
     for n in (3, 4, 5):
         if len(codes) < n:
@@ -203,8 +211,16 @@ class TooLittle(ValueError):
 
 
 def usable(texts: Sequence[str]) -> list[str]:
-    """The texts long enough to say how someone writes (`learn` reads only these, in this order)."""
-    return [t for t in texts if words_in(t) >= MIN_WORDS]
+    """The texts long enough to say how someone writes, each once (a text kept twice would pass for two
+    that agree, and narrow the range their own texts are shown); `learn` reads only these, in this order."""
+    seen: set[str] = set()
+    kept = []
+    for text in texts:
+        key = normal_spacing(text).casefold()
+        if key not in seen and words_in(text) >= MIN_WORDS:
+            seen.add(key)
+            kept.append(text)
+    return kept
 
 
 def learn(own: Sequence[str], others: Sequence[str], *, alpha: float = ALPHA) -> Voice:
@@ -221,24 +237,46 @@ def learn_many(groups: Sequence[Sequence[str]], background: Sequence[str] = (), 
                alpha: float = ALPHA, view: str = MASKED) -> list[Voice]:
     """One voice per group of texts (a person's), each against all other groups and `background`: the
     people on one install, or the authors of a benchmark. One kernel, one solve for all of them."""
+    return learn_scored(groups, background, alpha=alpha, view=view)[0]
+
+
+def learn_scored(groups: Sequence[Sequence[str]], background: Sequence[str] = (), *,
+                 alpha: float = ALPHA, view: str = MASKED) -> tuple[list[Voice], np.ndarray]:
+    """`learn_many`, and every group text's calibrated score under every voice, each text scored by
+    voices that learned without it (exact leave-one-out): texts x voices, in the groups' order."""
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("every voice needs at least one text of its person's")
+    if len(groups) == 1 and not background:
+        raise ValueError("a voice is learned against other people's texts; none were given")
     texts = [t for g in groups for t in g] + list(background)
     owner = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)] + [np.full(len(background), -1)])
     counted = count_matrix(texts, view)
     idf = idf_of(counted)
     x = weighted(counted, idf)
-    kernel = (x @ x.T).toarray().astype(np.float64) + 1.0  # + 1: the bias, as a constant feature
+    kernel = (x @ x.T).toarray().astype(np.float64) + BIAS_FEATURE**2  # the bias, as a constant feature
     targets = np.where(owner[:, None] == np.arange(len(groups))[None, :], 1.0, -1.0)
     dual, loo = ridge_dual(kernel, targets, alpha)
     weights = np.asarray(x.T @ dual)  # DIM x groups
-    voices = []
+    voices, scored = [], np.zeros((int((owner >= 0).sum()), len(groups)))
     for g in range(len(groups)):
         mine = owner == g
-        calibration = fit_calibration(loo[mine, g], loo[~mine, g])
+        bias = BIAS_FEATURE**2 * float(dual[:, g].sum())
+        calibration = at_most_even(fit_calibration(loo[mine, g], loo[~mine, g]), bias)
         own = calibration(loo[mine, g])
-        voices.append(Voice(weights[:, g].astype(np.float32), float(dual[:, g].sum()), idf, calibration,
+        scored[:, g] = calibration(loo[owner >= 0, g])
+        voices.append(Voice(weights[:, g].astype(np.float32), bias, idf, calibration,
                             (float(np.percentile(own, 10)), float(np.percentile(own, 90))), int(mine.sum()), view,
                             tuple(float(v) for v in own)))
-    return voices
+    return voices, scored
+
+
+def at_most_even(calibration: Calibration, bias: float) -> Calibration:
+    """A text that shares nothing with what the voice learned (blank, a few words, emoji, another script)
+    scores the ridge's bias. That must never read as the person's: it says nothing about them. Where the
+    fit put the bias above the midpoint, the midpoint moves up to it (the slope is kept)."""
+    if calibration.slope * bias + calibration.offset <= 0:
+        return calibration
+    return Calibration(calibration.slope, -calibration.slope * bias)
 
 
 def ridge_dual(kernel: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -286,13 +324,12 @@ def scores(voices: Sequence[Voice], texts: Sequence[str]) -> np.ndarray:
     """texts x voices: each text's calibrated score under each voice (voices learned together share IDF)."""
     if not voices:
         return np.zeros((len(texts), 0))
-    counted = count_matrix(texts, voices[0].view)
+    counted = {view: count_matrix(texts, view) for view in {v.view for v in voices}}
     columns = []
-    shared = all(v.idf is voices[0].idf and v.view == voices[0].view for v in voices)
-    x = weighted(counted, voices[0].idf) if shared else None
+    shared = weighted(counted[voices[0].view], voices[0].idf)  # voices learned together share their IDF
     for v in voices:
-        mine = x if x is not None else weighted(count_matrix(texts, v.view), v.idf)
-        columns.append(v.calibration(mine @ v.weights + v.bias))
+        x = shared if v.idf is voices[0].idf and v.view == voices[0].view else weighted(counted[v.view], v.idf)
+        columns.append(v.calibration(x @ v.weights + v.bias))
     return np.column_stack(columns)
 
 

@@ -28,6 +28,8 @@ _CCAT_PROMPT = "Write an article that starts with the following: "
 _HEADER = re.compile(r"^\s*(?:Subject\b[^\n]{0,30}?)?(?:\d\.\s*)?[A-Z]{3}[A-Z .]{3,}:\s*")
 _ASKED = re.compile(r"^(?:[^.?!]*\?|\([^)]*\))\s*")  # a question, or an "(ex. …)", left of the study's header
 _DUPLICATE_PREFIX = 300
+_SIGNED = re.compile(r"(?<=[.!?,])\s*-?\s*(?:ID\s*#?\s*:?\s*|#\s*)?\d{1,3}\s*$")  # "…time, ID # 20", "… 29"
+_QUOTE_GAP = 160  # a quoted e-mail has a ">" at least this often
 
 
 class DatasetError(Exception):
@@ -99,12 +101,14 @@ def load_ccat50(path: Path) -> list[Author]:
         for item in test[key]:
             text, opening = _without_opening(item["output"], str(item.get("prompt", "")))
             author.held_out.append(Sample(text, NEWS, opening, opening))
-        held = {s.opening[:_DUPLICATE_PREFIX] for s in author.held_out} | {
-            normalised(i["output"])[:_DUPLICATE_PREFIX] for i in test[key]}
+        held = {normalised(i["output"])[:_DUPLICATE_PREFIX] for i in test[key]}
         validation = {normalised(i["output"]) for i in val.get(key, [])}
         if raw is not None:
-            pool = [normalised(a) for a in raw.get(author.name, [])]
-            pool = [a for a in pool if a not in validation and a[:_DUPLICATE_PREFIX] not in held]
+            # A validation item and a re-filed copy of a held-out story are no demonstrations; nor is a
+            # second copy of one (re-filed stories share their first 300 characters).
+            left_out = held | {v[:_DUPLICATE_PREFIX] for v in validation}
+            pool = list({a[:_DUPLICATE_PREFIX]: a for a in reversed([normalised(r) for r in raw.get(author.name, [])])
+                         if a[:_DUPLICATE_PREFIX] not in left_out}.values())[::-1]
         else:
             pool = sorted(validation)
         for article in pool:
@@ -172,11 +176,23 @@ def load_cmcc(path: Path) -> list[Author]:
     return authors
 
 
+def _unquoted(text: str) -> str:
+    """An e-mail that opens by quoting the study's invitation ("> Dear CMC Participant, > > Hello. …"):
+    the quoted block is not the author's writing."""
+    if not text.startswith(">"):
+        return text
+    end = 0
+    while (following := text.find(">", end + 1)) != -1 and following - end <= _QUOTE_GAP:
+        end = following
+    return text[end + 1:].strip()
+
+
 def _cmcc_sample(item: dict) -> Sample:
     prompt = str(item.get("prompt", ""))
     genre = EMAIL if "email" in prompt[:40].lower() else ESSAY
     question = prompt.split(": ", 1)[1] if ": " in prompt else prompt
-    text = item["output"].strip()
+    text = _unquoted(item["output"].strip())
+    text = _SIGNED.sub("", text)  # a participant number signed at the end would name the author
     if header := _HEADER.match(text):
         # The header repeats the study's whole question, of which the prompt holds only the start.
         text = text[header.end():].removeprefix(question).lstrip()

@@ -60,7 +60,7 @@ def test_the_style_evaluation_scores_each_condition_judges_both_orders_and_resum
     assert real["verifier_mean"] > floor["verifier_mean"] and real["n"] == 8
     assert report["hypotheses"] == {"authors": 4, "mean_per_author": 1.0, "failed": 0}
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert re.search(r"app: 0\.\d{3} · 100% · 100% · 100%", first.stdout)
+    assert re.search(r"app \(n=8\): 0\.\d{3} · 100% · 100% · 100%", first.stdout)
     # The app's condition was conditioned on the hypotheses and the style card, as the app's replies are.
     app_prompts = [r.body["messages"][0]["content"] for r in fake_llm.requests_for("chat")
                    if "Writes in short bursts." in r.body["messages"][0]["content"]]
@@ -81,3 +81,26 @@ def test_the_style_evaluation_needs_a_model_and_a_set(tmp_path, fake_llm):
     missing = hyperalign("eval", "style", "--dataset", "cmcc", str(tmp_path), "--out", str(tmp_path / "o"),
                          env={"OPENAI_BASE_URL": fake_llm.base_url})
     assert missing.returncode == 2 and "cmcc_train.json is missing" in missing.stderr
+
+
+def test_a_resumed_run_asks_again_what_failed_and_survives_a_half_written_line(fake_llm, tmp_path):
+    fake_llm.respond("chat", model)
+    fake_llm.respond("hypotheses", analyst)
+    (tmp_path / "cmcc").mkdir()
+    folder, out = cmcc_folder(tmp_path / "cmcc"), tmp_path / "style"
+    env = {"OPENAI_BASE_URL": fake_llm.base_url}
+    args = ("eval", "style", "--dataset", "cmcc", str(folder), "--k", "5", "--per-author", "1", "--out", str(out))
+    assert hyperalign(*args, env=env).returncode == 0
+    journal = out / "texts.jsonl"
+    rows = [json.loads(line) for line in journal.read_text().splitlines()]
+    failed = rows[0] | {"text": "", "failure": "ModelTimeout"}  # as a run that timed out on it wrote
+    journal.write_text("".join(json.dumps(r) + "\n" for r in rows[1:]) + json.dumps(failed) + "\n" + '{"key": "3:0:no')
+    calls = len(fake_llm.requests_for("chat"))
+
+    again = hyperalign(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(fake_llm.requests_for("chat")) == calls + 1  # the failed text, asked again; nothing else
+    kept = [json.loads(line) for line in journal.read_text().splitlines()]  # every line whole again
+    assert [r for r in kept if r["key"] == failed["key"] and not r["failure"]]
+    report = json.loads((out / "report.json").read_text())
+    assert all(row["n"] == 4 and row["failed"] == 0 for row in report["conditions"].values())

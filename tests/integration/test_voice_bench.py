@@ -31,6 +31,9 @@ def cmcc_folder(root):
                 text = writer.text(rng)
                 if essay and key == 0:
                     text = f"Subject Number 15: 2. FENCE AND COUNCIL: {QUESTION} {text}"
+                if not essay and key == 1:  # signed with a participant number, and quoting the invitation
+                    text = ("> Dear CMC Participant, > > Please reply to the topic below. > > Thank you! > -Dr. S > > "
+                            f"{text} Thanks for your time, ID # 7")
                 items.append({"prompt": (ESSAY_PROMPT if essay else EMAIL_PROMPT) + QUESTION.split("?")[0] + "?",
                               "output": text})
             splits[split][str(key)] = items
@@ -83,6 +86,9 @@ def test_the_readers_handle_each_sets_gotchas(tmp_path):
     assert [len(a.demonstrations) for a in cmcc] == [7] * 4 and [len(a.held_out) for a in cmcc] == [4] * 4
     first = [s for s in cmcc[0].demonstrations + cmcc[0].held_out if s.genre == ESSAY]
     assert first and not any("Subject" in s.text or "council should fix" in s.text for s in first)
+    second = cmcc[1].demonstrations + cmcc[1].held_out
+    assert not any(s.text.startswith(">") or "Participant" in s.text or "ID #" in s.text for s in second)
+    assert all(s.text.endswith("Thanks for your time,") for s in second if s.genre != ESSAY)
 
 
 def test_bench_voice_prints_attribution_and_auc_by_k_for_each_method_and_split(tmp_path):

@@ -99,3 +99,36 @@ def test_a_text_unlike_anyone_it_learned_from_is_nobodys():
              "and the council has a duty to weigh them. In the end a fair compromise is usually the best outcome.")
     voices = voice.learn_many([texts_of(w, 5, seed=1) for w in WRITERS])
     assert voice.scores(voices, [bland]).max() < 0.5
+
+
+def test_texts_that_say_nothing_about_anyone_are_nobodys():
+    """Blank, punctuation, emoji, another script: they land on the ridge's bias, which is never the person's
+    (the review's finding: they scored 0.61-1.00 under every voice)."""
+    voices = voice.learn_many([texts_of(w, 6, seed=2) for w in WRITERS])
+    nothing = ["", "!!!", "🙂🙂🙂", "привет как дела", "```\nprint(1)\n```", "ok"]
+    assert voice.scores(voices, nothing).max() < 0.5
+
+
+def test_a_text_kept_twice_counts_once_and_short_texts_not_at_all():
+    text = texts_of(ADA, 1, seed=3)[0]
+    assert voice.usable([text, text.upper().lower(), "  " + text + " ", "too short to count"]) == [text]
+
+
+def test_the_word_view_keeps_contractions_and_one_letter_words():
+    whole = voice.word_grams("i don't")
+    assert len(whole) == 3  # "i", "don't", and the pair: not "don" alone
+    assert not set(voice.word_grams("don")) & set(whole)
+
+
+def test_words_are_counted_in_scripts_without_spaces():
+    assert voice.words_in("这是一个很长的句子，我们用它来测试。") >= 15
+    assert voice.words_in("two words") == 2
+
+
+def test_learning_without_others_or_with_an_empty_person_is_refused_and_odd_text_is_read():
+    with pytest.raises(ValueError, match="other people's texts"):
+        voice.learn_many([texts_of(ADA, 4, seed=1)])
+    with pytest.raises(ValueError, match="at least one text"):
+        voice.learn_many([texts_of(ADA, 4, seed=1), []])
+    voices = voice.learn_many([texts_of(ADA, 4, seed=1), texts_of(BO, 4, seed=1)])
+    assert np.isfinite(voice.scores(voices, ["a lone surrogate \ud800 in a text"])).all()
