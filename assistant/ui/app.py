@@ -349,7 +349,8 @@ async def on_message(message: cl.Message) -> None:
     if result.reply:
         reply.content = result.reply  # what was streamed, less any thinking known only at its end
         if result.voice:  # under the draft, not in it: it stays what they would send, and its copy button copies it
-            reply.elements = [cl.Text(name=VOICE_ELEMENT, content=f"{result.voice}. {VOICE_HOW}", display="inline")]
+            card = cl.Text(name=VOICE_ELEMENT, content=f"{result.voice}. {VOICE_HOW}", display="inline")
+            reply.elements = [card]  # type: ignore[list-item]  # Chainlit annotates it with a TypeVar of Element
         await reply.send()
     elif reply.content:  # all that was streamed turned out to be thinking: it leaves the screen
         await reply.remove()
