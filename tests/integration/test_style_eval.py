@@ -34,14 +34,18 @@ def analyst(body):
                                        "evidence": [1], "confidence": 0.6, "entry": None, "stated": False}]})
 
 
-def test_the_style_evaluation_scores_each_condition_judges_both_orders_and_resumes(fake_llm, tmp_path):
+def evaluation(fake_llm, tmp_path, *options):
+    """The fake model answering as a model and as an analyst; a made-up CMCC set; the command's arguments."""
     fake_llm.respond("chat", model)
     fake_llm.respond("hypotheses", analyst)
     (tmp_path / "cmcc").mkdir()
     folder, out = cmcc_folder(tmp_path / "cmcc"), tmp_path / "style"
     env = {"OPENAI_BASE_URL": fake_llm.base_url}
-    args = ("eval", "style", "--dataset", "cmcc", str(folder), "--k", "5", "--per-author", "2", "--judge",
-            "--out", str(out), "--concurrency", "3")
+    return folder, out, env, ("eval", "style", "--dataset", "cmcc", str(folder), "--k", "5", *options, "--out", str(out))
+
+
+def test_the_style_evaluation_scores_each_condition_judges_both_orders_and_resumes(fake_llm, tmp_path):
+    folder, out, env, args = evaluation(fake_llm, tmp_path, "--per-author", "2", "--judge", "--concurrency", "3")
     first = hyperalign(*args, env=env)
     assert first.returncode == 0, first.stderr
     # 4 writers' hypotheses, 8 items x 4 conditions, 8 items x 3 personalised conditions x 2 orders
@@ -84,12 +88,7 @@ def test_the_style_evaluation_needs_a_model_and_a_set(tmp_path, fake_llm):
 
 
 def test_a_resumed_run_asks_again_what_failed_and_survives_a_half_written_line(fake_llm, tmp_path):
-    fake_llm.respond("chat", model)
-    fake_llm.respond("hypotheses", analyst)
-    (tmp_path / "cmcc").mkdir()
-    folder, out = cmcc_folder(tmp_path / "cmcc"), tmp_path / "style"
-    env = {"OPENAI_BASE_URL": fake_llm.base_url}
-    args = ("eval", "style", "--dataset", "cmcc", str(folder), "--k", "5", "--per-author", "1", "--out", str(out))
+    _, out, env, args = evaluation(fake_llm, tmp_path, "--per-author", "1")
     assert hyperalign(*args, env=env).returncode == 0
     journal = out / "texts.jsonl"
     rows = [json.loads(line) for line in journal.read_text().splitlines()]
