@@ -101,7 +101,7 @@ def verifier(view: str) -> Scorer:
 def tfidf_centroid(grams: Callable[[str], np.ndarray], *, log_tf: bool = False) -> Scorer:
     """The issue's baseline: term counts (or 1 + their log) times IDF (from the demonstrations), rows to
     unit length, an author's centroid the mean of their rows, the score a cosine. With this protocol raw
-    counts give the issue's CCAT50 figures and log counts its CMCC figures (README, "Does it write like you?")."""
+    counts give the issue's CCAT50 figures and log counts its CMCC figures (README, "Write as me: does it sound like you?")."""
     def matrix(texts: Sequence[str]) -> sparse.csr_matrix:
         rows = [np.unique(grams(t), return_counts=True) for t in texts]
         indptr = np.cumsum([0] + [len(i) for i, _ in rows])

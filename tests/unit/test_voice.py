@@ -105,8 +105,10 @@ def test_texts_that_say_nothing_about_anyone_are_nobodys():
     """Blank, punctuation, emoji, another script: they land on the ridge's bias, which is never the person's
     (the review's finding: they scored 0.61-1.00 under every voice)."""
     voices = voice.learn_many([texts_of(w, 6, seed=2) for w in WRITERS])
-    nothing = ["", "!!!", "🙂🙂🙂", "привет как дела", "```\nprint(1)\n```", "ok"]
-    assert voice.scores(voices, nothing).max() < 0.5
+    nothing = ["", "!!!", "🙂🙂🙂", "привет как дела"]
+    assert voice.scores(voices, nothing).max() <= voice.NOTHING + 1e-9
+    with pytest.raises(voice.TooLittle, match="too short to tell"):
+        voices[0].score("ok thanks")  # a few words weigh as much as a page: not scored at all
 
 
 def test_a_text_kept_twice_counts_once_and_short_texts_not_at_all():
