@@ -5,7 +5,7 @@ remembered threads, without pasted material) against the assistants' replies in 
 "does this sound like you, rather than like an assistant?", which is the question a draft raises,
 and one that needs nobody else's data. A history with few replies is filled up with the shipped
 impostor texts (hypotheses.voice_background). It is learned when a draft is asked for, in a thread:
-a few hundred texts take a fraction of a second.
+300 texts and 300 replies take about 0.7 s on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def voice_of(engine: Engine, *, user_id: int) -> tuple[voice.Voice, list[str]]:
     """The person's voice and the texts it learned from (newest first); raises voice.TooLittle with what
     to tell them."""
     mine, others = read(engine, lambda s: (own_texts(s, user_id=user_id), other_texts(s, user_id=user_id)))
+    mine = voice.usable(mine)  # once more over all of them: the voice's own scores follow this list
     if len(mine) < voice.MIN_TEXTS:
         raise voice.TooLittle(too_little(len(mine)))
     return voice.learn(mine, others), mine
