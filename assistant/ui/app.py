@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import chainlit as cl
+import chainlit.config as chainlit_config_module
 from chainlit.config import config as chainlit_config
 from chainlit.server import SOCKET_IO_PATH, sio
 from chainlit.server import app as fastapi_app
@@ -43,6 +47,7 @@ from assistant.ui.views import deliberation_markdown, recalled_markdown
 from assistant.usage import parse_prices
 from memory import store
 from memory.db import read, write
+from memory.files import private_dir
 from memory.models import Role
 from memory.retrieve import Recalled
 from memory.store import NotOwner
@@ -73,9 +78,20 @@ fastapi_app.add_exception_handler(RequestValidationError, invalid_request)  # ty
 _background: set[asyncio.Task] = set()
 
 
+def _own_files_folder(data_dir: Path) -> Path:
+    """Chainlit keeps each session's elements (the draft's verdict card) as files under APP_ROOT/.files,
+    and removes that whole folder when its server stops. Processes that share an app root (replicas, a
+    restart beside a live one) then delete each other's files, and a card fails to send. Each process
+    gets a folder of its own, private, under the data directory; Chainlit reads the setting per call."""
+    folder = private_dir(data_dir / "chainlit-files" / f"{socket.gethostname()}-{os.getpid()}")
+    chainlit_config_module.FILES_DIRECTORY = folder
+    return folder
+
+
 @cl.on_app_startup
 async def startup() -> None:
     app = runtime.app()
+    _own_files_folder(app.settings.data_dir)
     guard = Guard(app.engine)
     install_guard(fastapi_app, guard, window_message=asks_for_the_panel)
     install_routes(fastapi_app, app.engine, _sign_in, app.settings.registration, lambda: app.embedder.ready,
