@@ -8,6 +8,7 @@ subclasses whose `user_message` is safe to show in the chat.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -253,6 +254,7 @@ class OpenAIGateway:
         started, received, finish = time.perf_counter(), [], None
         splitter, thought = ThinkSplitter(opened=self._thinking_opened), 0
         usage, sent, outcome = None, False, "stopped"  # stopped: the reader closed the stream early or was cancelled
+        response = None
 
         async def think(text: str) -> None:
             nonlocal thought
@@ -303,6 +305,11 @@ class OpenAIGateway:
             outcome = type(exc).__name__
             raise
         finally:
+            if response is not None:
+                # A reader that stopped early leaves the HTTP stream open; closed here, not by the garbage
+                # collector at some later await (which raised "async generator already executing" there).
+                with contextlib.suppress(Exception):
+                    await response.close()
             ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "llm purpose=%s model=%s prompt_chars=%d chunks=%d chars=%d reasoning_chars=%d outcome=%s ms=%.0f",
